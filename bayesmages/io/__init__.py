@@ -1,0 +1,39 @@
+"""Readers and writers with validation (DESIGN §5-6).
+
+Every reader raises :class:`bayesmages.errors.InputError` naming the file and the column,
+row or property at fault; every writer is atomic.
+"""
+
+from bayesmages.io.genes import read_genes, validate_genes
+from bayesmages.io.genotypes import Genotypes, read_genotypes
+from bayesmages.io.gwas import GWAS_ALIASES, read_gwas, validate_gwas
+from bayesmages.io.ld import LDBlock, read_ld, validate_ld
+from bayesmages.io.tables import (
+    atomic_dir,
+    atomic_path,
+    read_table,
+    write_json,
+    write_npz,
+    write_table,
+    write_text,
+)
+
+__all__ = [
+    "GWAS_ALIASES",
+    "Genotypes",
+    "LDBlock",
+    "atomic_dir",
+    "atomic_path",
+    "read_genes",
+    "read_genotypes",
+    "read_gwas",
+    "read_ld",
+    "read_table",
+    "validate_genes",
+    "validate_gwas",
+    "validate_ld",
+    "write_json",
+    "write_npz",
+    "write_table",
+    "write_text",
+]

@@ -1,0 +1,109 @@
+"""Individual-level genotypes: CSV (n x p of 0/1/2, NA missing) or PLINK 1 .bed/.bim/.fam."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayesmages.errors import InputError
+from bayesmages.io.tables import read_table
+
+__all__ = ["Genotypes", "read_genotypes"]
+
+
+@dataclass(frozen=True)
+class Genotypes:
+    """A genotype matrix with its identifiers.
+
+    Attributes
+    ----------
+    G : numpy.ndarray
+        (n, p) float64 minor/alt-allele counts in {0, 1, 2}; ``nan`` = missing.
+    samples : numpy.ndarray
+        n sample ids.
+    variants : numpy.ndarray
+        p variant ids.
+    source : str
+        The file read.
+    """
+
+    G: np.ndarray
+    samples: np.ndarray
+    variants: np.ndarray
+    source: str = ""
+
+
+def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = None) -> Genotypes:
+    """Read genotypes from a PLINK 1 ``.bed`` (with ``.bim``/``.fam``) or a CSV.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``prefix.bed`` (or the prefix) for PLINK; otherwise a delimited table with one column
+        per variant (header = variant ids), values 0/1/2, ``NA`` or ``9`` for missing.
+    sample_column : str, optional
+        CSV column holding sample ids (default: ``IID`` or ``sample`` when present, else row numbers).
+
+    Returns
+    -------
+    Genotypes
+
+    Raises
+    ------
+    InputError
+        Missing files, values outside {0, 1, 2, NA}, duplicate variant ids.
+    """
+    p = Path(path)
+    bed = p if p.suffix == ".bed" else p.with_name(p.name + ".bed")
+    if p.suffix == ".bed" or (not p.exists() and bed.exists()):
+        return _read_bed(bed)
+    df = read_table(p, what="genotype")
+    cols = list(df.columns)
+    id_col = sample_column or next((c for c in cols if c.upper() in ("IID", "SAMPLE", "SAMPLE_ID", "ID")), None)
+    if sample_column is not None and sample_column not in cols:
+        raise InputError(f"{p}: sample column {sample_column!r} not found")
+    samples = df[id_col].astype(str).to_numpy() if id_col else np.arange(len(df)).astype(str)
+    geno = df.drop(columns=[id_col]) if id_col else df
+    variants = np.asarray(geno.columns, dtype=str)
+    if len(set(variants)) != len(variants):
+        raise InputError(f"{p}: duplicate variant ids in the header")
+    numeric = geno.apply(pd.to_numeric, errors="coerce")
+    nonnum = (numeric.isna() & geno.notna()).to_numpy()
+    if nonnum.any():
+        i, j = np.argwhere(nonnum)[0]
+        raise InputError(f"{p}: non-numeric genotype {geno.iat[i, j]!r} at row {i + 1}, column {variants[j]}")
+    G = numeric.to_numpy(dtype=np.float64)
+    G[G == 9] = np.nan
+    bad = ~np.isnan(G) & ~np.isin(G, (0.0, 1.0, 2.0))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(
+            f"{p}: genotype {G[i, j]:g} at row {i + 1}, column {variants[j]} is not 0, 1, 2 or missing (NA/9)"
+        )
+    return Genotypes(G=G, samples=samples, variants=variants, source=str(p))
+
+
+def _read_bed(bed: Path) -> Genotypes:
+    for ext in (".bim", ".fam"):
+        if not bed.with_suffix(ext).exists():
+            raise InputError(f"{bed}: PLINK fileset incomplete, {bed.with_suffix(ext)} is missing")
+    try:
+        from bed_reader import open_bed
+    except ImportError:
+        raise InputError(
+            f"{bed}: reading PLINK .bed files needs bed-reader (pip install 'bayesmages[plink]')"
+        ) from None
+    try:
+        with open_bed(bed) as b:
+            # count_A1=False counts the A2 allele, matching PLINK's --recode A convention of the
+            # minor allele being A1 only after QC; SKAT flips alleles with MAF > 0.5 anyway.
+            G = b.read(dtype="float64")
+            samples = np.asarray(b.iid, dtype=str)
+            variants = np.asarray(b.sid, dtype=str)
+    except Exception as exc:
+        raise InputError(f"{bed}: cannot read the PLINK .bed fileset ({exc})") from None
+    return Genotypes(G=G, samples=samples, variants=variants, source=str(bed))
