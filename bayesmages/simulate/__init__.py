@@ -1,5 +1,7 @@
-"""Simulation with known truth: msprime genotypes and LD, effect architectures, RSS summary
-statistics and multi-trait gene-level data (METHODS §A and §C).
+"""Simulation with known truth (METHODS §A and §C).
+
+msprime genotypes and LD, effect architectures, RSS summary statistics and multi-trait
+gene-level data.
 
 Examples
 --------

@@ -145,7 +145,7 @@ def simulate_effects(
         if ld_scores is None:
             ld_scores = ld_scores_from_R(R)
     var = effect_variances(f, ld_scores, s=s, w=w)
-    k = max(1, int(round(p_causal * m)))
+    k = max(1, round(p_causal * m))
     causal = np.sort(rng.choice(m, size=k, replace=False))
     beta = np.zeros(m)
     beta[causal] = rng.normal(size=k) * np.sqrt(var[causal])

@@ -10,6 +10,7 @@ tests cannot vary.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,6 @@ import numpy as np
 
 from bayesmages.errors import InputError
 from bayesmages.simulate._checks import (
-    check_fraction,
     check_positive,
     check_positive_int,
     check_seed,
@@ -317,7 +317,7 @@ def partition_blocks(R: np.ndarray, *, min_size: int, max_size: int) -> list[sli
     while cuts[-1] > 0:
         cuts.append(int(prev[cuts[-1]]))
     cuts.reverse()
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts)]
 
 
 def simulate_ld_blocks(
