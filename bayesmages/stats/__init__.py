@@ -1,0 +1,24 @@
+"""Numerical statistics shared by the gene-level and SKAT tests (no models imported here).
+
+* :mod:`bayesmages.stats.quadform`: P(sum_k lambda_k chi2_1 > q) by an exact contour method
+  (default), Davies, Imhof, Liu, modified Liu and saddlepoint;
+* :mod:`bayesmages.stats.multitest`: Benjamini-Hochberg q-values.
+"""
+
+from bayesmages.stats import multitest, quadform
+from bayesmages.stats.multitest import bh
+from bayesmages.stats.quadform import davies, imhof, liu, liu_mod, liu_params, pvalue, pvalue_many, saddlepoint
+
+__all__ = [
+    "bh",
+    "davies",
+    "imhof",
+    "liu",
+    "liu_mod",
+    "liu_params",
+    "multitest",
+    "pvalue",
+    "pvalue_many",
+    "quadform",
+    "saddlepoint",
+]

@@ -1,0 +1,495 @@
+"""Tail probabilities of positive quadratic forms: P(sum_k lambda_k chi2_1 > q).
+
+The shared engine of the gene-level tests (``genes.enrichment``) and the SKAT family. Methods:
+
+``"auto"`` (default)
+    Exact and fast: one weight -> the scaled chi2_1 survival function; otherwise the
+    saddlepoint-contour inversion of :mod:`bayesmages.stats._contour` (Laplace inversion along a
+    parabola through the saddlepoint, trapezoid rule refined to relative agreement 1e-7). It has
+    no cancellation in the tail, so it is accurate in *relative* terms from p ~ 1 down to the
+    smallest doubles (measured against mpmath: see ``bench/genes.py``). If that integration does
+    not converge (not observed in testing) the Lugannani-Rice saddlepoint value is used. Results
+    are clipped to ``[tiny, 1]`` with ``tiny`` = the smallest normal double (2.2e-308), so a
+    finite input never gives 0, a negative value or NaN.
+``"davies"``
+    Davies (1980), as R's ``CompQuadForm::davies`` / ``SKAT_davies`` (absolute accuracy ``acc``,
+    at most ``lim`` terms). Returns what R returns, including values ``<= 0`` or ``2`` on faults;
+    :func:`davies` also gives the fault codes.
+``"imhof"``
+    Imhof (1961) numerical integration (``scipy.integrate.quad``); absolute accuracy ~1e-12.
+``"liu"``, ``"liu.mod"``
+    Liu, Tang & Zhang (2009) moment matching, and R SKAT's modified version, from the cumulants
+    c_k = sum(lambda^k) exactly as R SKAT computes them (see :func:`liu_params`).
+``"saddlepoint"``
+    Lugannani-Rice / Kuonen (1999); relative error of a few percent or less, good far in the tail.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bayesmages.stats.quadform import pvalue
+>>> round(float(pvalue(3.841458820694124, [1.0])), 6)
+0.05
+>>> p = pvalue(np.array([5.0, 50.0]), [2.0, 1.0, 0.5])
+>>> bool(p[0] > p[1] > 0)
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import integrate, special, stats
+
+from bayesmages.errors import InputError
+from bayesmages.stats._contour import contour_tail
+from bayesmages.stats.davies import davies_one
+
+__all__ = [
+    "METHODS",
+    "davies",
+    "imhof",
+    "liu",
+    "liu_mod",
+    "liu_params",
+    "pvalue",
+    "pvalue_many",
+    "saddlepoint",
+]
+
+METHODS = ("auto", "davies", "imhof", "liu", "liu.mod", "saddlepoint")
+_TINY = float(np.finfo(np.float64).tiny)
+_NEG_TOL = 1e-8  # eigenvalues in [-1e-8 * max, 0) are round-off from eigvalsh and set to 0
+
+
+def _weights(eigenvalues: object, name: str = "eigenvalues") -> np.ndarray:
+    """Validate weights: finite, non-negative up to round-off, at least one positive."""
+    lam = np.asarray(eigenvalues, dtype=np.float64).ravel()
+    if lam.size == 0:
+        raise InputError(f"{name}: expected at least one positive weight, got an empty array")
+    if not np.all(np.isfinite(lam)):
+        raise InputError(f"{name}: all weights must be finite")
+    top = lam.max()
+    if top <= 0:
+        raise InputError(f"{name}: expected at least one positive weight, the largest is {top:g}")
+    if lam.min() < -_NEG_TOL * top:
+        raise InputError(
+            f"{name}: weights must be non-negative (positive semi-definite form); found {lam.min():g} "
+            f"with largest {top:g}"
+        )
+    return lam[lam > 0]
+
+
+def _quantiles(q: object) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(q, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InputError("q: quantiles must be finite numbers")
+    return arr.ravel(), arr.ndim == 0
+
+
+def _shape(p: np.ndarray, scalar: bool) -> float | np.ndarray:
+    return float(p[0]) if scalar else p
+
+
+def davies(
+    q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray, *, acc: float = 1e-6, lim: int = 10_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Davies' algorithm as in R's ``CompQuadForm::davies`` (and R SKAT's ``SKAT_davies``).
+
+    Parameters
+    ----------
+    q : float or array_like
+        Quantile(s).
+    eigenvalues : array_like
+        Non-negative weights lambda_k.
+    acc : float
+        Absolute error bound (R SKAT uses 1e-6).
+    lim : int
+        Maximum number of integration terms (R SKAT uses 10,000).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        p-values ``1 - P(Q < q)`` as R returns them (can be ``<= 0`` far in the tail, and 2 on
+        faults 1 and 4) and the integer fault codes (0 fine, 1 accuracy not reached within
+        ``lim`` terms, 2 round-off may be significant, 4 evaluation counter exceeded ``lim``).
+
+    Examples
+    --------
+    >>> p, fault = davies([3.84], [1.0, 1.0])
+    >>> round(float(p[0]), 4), int(fault[0])
+    (0.1466, 0)
+    """
+    if not (acc > 0) or int(lim) < 1:
+        raise InputError(f"davies: need acc > 0 and lim >= 1, got acc={acc!r}, lim={lim!r}")
+    lam = _weights(eigenvalues)
+    qs, _ = _quantiles(q)
+    out = np.empty(qs.size)
+    fault = np.zeros(qs.size, dtype=np.int64)
+    for i, qi in enumerate(qs):
+        out[i], fault[i] = davies_one(qi, lam, acc, int(lim))
+    return out, fault
+
+
+def imhof(
+    q: float | np.ndarray,
+    eigenvalues: Sequence[float] | np.ndarray,
+    *,
+    epsabs: float = 1e-12,
+    epsrel: float = 1e-10,
+    limit: int = 10_000,
+) -> np.ndarray:
+    """Imhof (1961): P(Q > q) = 1/2 + (1/pi) int_0^inf sin(theta(u)) / (u rho(u)) du.
+
+    theta(u) = sum_k atan(lambda_k u)/2 - q u/2 and rho(u) = prod_k (1 + lambda_k^2 u^2)^(1/4).
+    The integral is computed in double precision by ``scipy.integrate.quad``, so the result has
+    *absolute* accuracy of about ``epsabs``: fine for p above ~1e-10, meaningless below.
+
+    Parameters
+    ----------
+    q : float or array_like
+        Quantile(s).
+    eigenvalues : array_like
+        Non-negative weights.
+    epsabs, epsrel, limit
+        Passed to ``scipy.integrate.quad``.
+
+    Returns
+    -------
+    numpy.ndarray
+        p-values (integration warnings are suppressed; compare with ``"auto"`` when in doubt).
+
+    Examples
+    --------
+    >>> round(float(imhof(2.0, [1.0, 1.0])[0]), 6)  # chi2_2 survival exp(-1)
+    0.367879
+    """
+    lam = _weights(eigenvalues)
+    qs, _ = _quantiles(q)
+    out = np.empty(qs.size)
+    for i, qi in enumerate(qs):
+
+        def f(u: float, qi: float = qi) -> float:
+            if u == 0.0:
+                return 0.5 * (lam.sum() - qi)
+            theta = 0.5 * np.sum(np.arctan(lam * u)) - 0.5 * qi * u
+            rho = np.exp(0.25 * np.sum(np.log1p((lam * u) ** 2)))
+            return float(np.sin(theta) / (u * rho))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", integrate.IntegrationWarning)
+            val, _err = integrate.quad(f, 0.0, np.inf, epsabs=epsabs, epsrel=epsrel, limit=limit)
+        out[i] = 0.5 + val / np.pi
+    return out
+
+
+def liu_params(eigenvalues: Sequence[float] | np.ndarray, modified: bool) -> dict[str, float]:
+    """Moment-matching parameters of Liu, Tang & Zhang (2009), as R SKAT computes them.
+
+    With c_k = sum(lambda^k), s1 = c3 / c2^1.5 and s2 = c4 / c2^2: if s1^2 > s2,
+    a = 1 / (s1 - sqrt(s1^2 - s2)), d = s1 a^3 - a^2, l = a^2 - 2 d; otherwise ``liu``:
+    a = 1/s1, d = 0, l = 1/s1^2 and ``liu.mod`` (R SKAT's modification): l = 1/s2, a = sqrt(l), d = 0.
+    All eigenvalues are used (R uses traces of the full matrix, without truncation).
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        Non-negative weights.
+    modified : bool
+        ``True`` for R SKAT's "liu.mod", ``False`` for the original "liu".
+
+    Returns
+    -------
+    dict
+        ``muQ`` (= c1), ``sigmaQ`` (= sqrt(2 c2)), ``muX`` (= l + d), ``sigmaX`` (= sqrt(2) a),
+        ``df`` (l), ``ncp`` (d).
+
+    Examples
+    --------
+    >>> liu_params([1.0, 1.0], modified=True)["df"]
+    2.0
+    """
+    lam = _weights(eigenvalues)
+    c1, c2, c3, c4 = (float(np.sum(lam**k)) for k in (1, 2, 3, 4))
+    s1 = c3 / c2**1.5
+    s2 = c4 / c2**2
+    if s1 * s1 > s2:
+        a = 1.0 / (s1 - np.sqrt(s1 * s1 - s2))
+        d = s1 * a**3 - a * a
+        df = a * a - 2.0 * d
+    elif modified:
+        df = 1.0 / s2
+        a = float(np.sqrt(df))
+        d = 0.0
+    else:
+        a = 1.0 / s1
+        d = 0.0
+        df = 1.0 / (s1 * s1)
+    return {
+        "muQ": c1,
+        "sigmaQ": float(np.sqrt(2.0 * c2)),
+        "muX": float(df + d),
+        "sigmaX": float(np.sqrt(2.0) * a),
+        "df": float(df),
+        "ncp": float(d),
+    }
+
+
+def _liu(q: object, eigenvalues: object, modified: bool) -> np.ndarray:
+    par = liu_params(eigenvalues, modified)  # type: ignore[arg-type]
+    qs, _ = _quantiles(q)
+    x = (qs - par["muQ"]) / par["sigmaQ"] * par["sigmaX"] + par["muX"]
+    if par["ncp"] == 0.0:
+        return stats.chi2.sf(x, par["df"])
+    return stats.ncx2.sf(x, par["df"], par["ncp"])
+
+
+def liu(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Liu, Tang & Zhang (2009) approximation, as R SKAT's ``method="liu"``.
+
+    Parameters
+    ----------
+    q : float or array_like
+        Quantile(s).
+    eigenvalues : array_like
+        Non-negative weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        Approximate p-values.
+
+    Examples
+    --------
+    >>> round(float(liu(3.84, [1.0])[0]), 4)  # exact for one weight
+    0.05
+    """
+    return _liu(q, eigenvalues, False)
+
+
+def liu_mod(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """R SKAT's modified Liu approximation (``method="liu.mod"``; kurtosis-matched df).
+
+    Parameters
+    ----------
+    q : float or array_like
+        Quantile(s).
+    eigenvalues : array_like
+        Non-negative weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        Approximate p-values.
+
+    Examples
+    --------
+    >>> round(float(liu_mod(3.84, [1.0])[0]), 4)
+    0.05
+    """
+    return _liu(q, eigenvalues, True)
+
+
+def _cgf_root(q: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Solve K'(s) = q on (-inf, 1/(2 max lam)) for each q (K the cumulant generating function)."""
+    cmax = 0.5 / lam.max()
+    lo = np.full(q.shape, -lam.size / np.maximum(q, 1e-300) - 1.0)  # K'(lo) < q there
+    hi = np.full(q.shape, cmax)
+    s = np.clip(cmax - 0.5 / np.maximum(q, 1e-300), lo, 0.5 * cmax)
+    for _ in range(200):
+        d = 1.0 - 2.0 * lam[None, :] * s[:, None]
+        r = lam[None, :] / d
+        k1 = r.sum(axis=1) - q
+        k2 = 2.0 * (r * r).sum(axis=1)
+        hi = np.where(k1 > 0, s, hi)
+        lo = np.where(k1 > 0, lo, s)
+        new = s - k1 / k2
+        bad = (new <= lo) | (new >= hi) | ~np.isfinite(new)
+        new = np.where(bad, 0.5 * (lo + hi), new)
+        if np.all(np.abs(new - s) <= 1e-15 * np.maximum(np.abs(s), 1e-12)):
+            s = new
+            break
+        s = new
+    return s
+
+
+def saddlepoint(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Lugannani-Rice saddlepoint approximation (Kuonen 1999), computed in log space.
+
+    With K(s) = -sum log(1 - 2 lambda s)/2 and K'(s_hat) = q: w = sign(s_hat) sqrt(2 (s_hat q -
+    K(s_hat))), v = s_hat sqrt(K''(s_hat)) and P(Q > q) ~ 1 - Phi(w) + phi(w) (1/v - 1/w). At
+    q = mean (s_hat = 0) the limit 1/2 - kappa3 / (6 sqrt(2 pi) kappa2^1.5) is used.
+
+    Parameters
+    ----------
+    q : float or array_like
+        Quantile(s).
+    eigenvalues : array_like
+        Non-negative weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        Approximate p-values (relative error typically below a few percent, also far in the tail).
+
+    Examples
+    --------
+    >>> p = saddlepoint(60.0, [1.0, 1.0, 1.0])
+    >>> bool(abs(p[0] / 5.878e-13 - 1) < 0.05)  # chi2_3 survival at 60
+    True
+    """
+    lam = _weights(eigenvalues)
+    qs, _ = _quantiles(q)
+    out = np.ones(qs.size)
+    pos = qs > 0
+    if not pos.any():
+        return out
+    qq = qs[pos]
+    s = _cgf_root(qq, lam)
+    d = 1.0 - 2.0 * lam[None, :] * s[:, None]
+    k = -0.5 * np.log(d).sum(axis=1)
+    k2 = 2.0 * ((lam[None, :] / d) ** 2).sum(axis=1)
+    w = np.sign(s) * np.sqrt(np.maximum(2.0 * (s * qq - k), 0.0))
+    v = s * np.sqrt(k2)
+    res = np.empty(qq.size)
+    near = np.abs(w) < 1e-4
+    kap2, kap3 = 2.0 * np.sum(lam**2), 8.0 * np.sum(lam**3)
+    res[near] = 0.5 - kap3 / (6.0 * np.sqrt(2.0 * np.pi) * kap2**1.5)
+    ww, vv = w[~near], v[~near]
+    big = ww > 0
+    # Upper tail in log space: p = phi(w) * (Mills(w) + 1/v - 1/w), no underflow before the end.
+    log_phi = -0.5 * ww**2 - 0.5 * np.log(2.0 * np.pi)
+    mills = np.sqrt(np.pi / 2.0) * special.erfcx(ww / np.sqrt(2.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        upper = np.exp(log_phi + np.log(np.maximum(mills + 1.0 / vv - 1.0 / ww, _TINY)))
+    lower = stats.norm.sf(ww) + np.exp(log_phi) * (1.0 / vv - 1.0 / ww)
+    res[~near] = np.where(big, upper, lower)
+    out[pos] = np.clip(res, _TINY, 1.0)
+    return out
+
+
+def _auto(qs: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The default method (see the module docstring) for one spectrum."""
+    return _auto_rows(qs, np.broadcast_to(lam, (qs.size, lam.size)))
+
+
+def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``auto`` for rows of (q, weights); weights padded with zeros, each row with a positive one."""
+    out = np.ones(qs.size)
+    npos = (lam > 0).sum(axis=1)
+    top = lam.max(axis=1)
+    one = (npos == 1) & (qs > 0)
+    out[one] = stats.chi2.sf(qs[one] / top[one], 1)
+    many = (npos > 1) & (qs > 0)
+    if many.any():
+        idx = np.flatnonzero(many)
+        log_p, ok = contour_tail(qs[idx], np.ascontiguousarray(lam[idx]))
+        out[idx] = np.exp(log_p)
+        for i in idx[~ok]:
+            row = lam[i][lam[i] > 0]
+            out[i] = saddlepoint(qs[i], row)[0]
+    out[~np.isfinite(out)] = _TINY
+    return np.clip(out, _TINY, 1.0)
+
+
+def pvalue(
+    q: float | np.ndarray,
+    eigenvalues: Sequence[float] | np.ndarray,
+    method: str = "auto",
+    *,
+    acc: float = 1e-6,
+    lim: int = 10_000,
+) -> float | np.ndarray:
+    """P(sum_k lambda_k chi2_1 > q), vectorised over ``q``.
+
+    Parameters
+    ----------
+    q : float or array_like
+        Observed statistic(s); a scalar gives a float, an array an array of the same length.
+    eigenvalues : array_like
+        Weights lambda_k >= 0 (e.g. ``eigvalsh`` of the null covariance); zeros are ignored and
+        round-off negatives above ``-1e-8 * max`` are treated as zero.
+    method : {"auto", "davies", "imhof", "liu", "liu.mod", "saddlepoint"}
+        See the module docstring. ``"auto"`` is exact to relative ~1e-7 at any p and never
+        returns 0, a negative value or NaN for finite input.
+    acc, lim
+        Davies' absolute accuracy and term limit (used by ``"davies"`` only).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Tail probabilities.
+
+    Raises
+    ------
+    InputError
+        Unknown method, non-finite ``q``, negative, non-finite or all-zero weights.
+
+    Examples
+    --------
+    >>> float(pvalue(0.0, [1.0, 2.0]))
+    1.0
+    >>> p = pvalue(200.0, [1.0, 0.5, 0.25])  # far tail: relative accuracy is kept
+    >>> bool(1e-45 < p < 1e-40)
+    True
+    """
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    lam = _weights(eigenvalues)
+    qs, scalar = _quantiles(q)
+    if method == "auto":
+        p = _auto(qs, lam)
+    elif method == "davies":
+        p = davies(qs, lam, acc=acc, lim=lim)[0]
+    elif method == "imhof":
+        p = imhof(qs, lam)
+    elif method == "liu":
+        p = liu(qs, lam)
+    elif method == "liu.mod":
+        p = liu_mod(qs, lam)
+    else:
+        p = saddlepoint(qs, lam)
+    return _shape(np.asarray(p, dtype=np.float64), scalar)
+
+
+def pvalue_many(q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.ndarray]) -> np.ndarray:
+    """``pvalue(q[i], eigenvalue_sets[i], method="auto")`` for many independent forms at once.
+
+    The forms are grouped by size and each group is integrated in one vectorised batch, which
+    removes the per-call Python overhead (20,000 gene-sized forms take seconds).
+
+    Parameters
+    ----------
+    q : array_like
+        Shape (n,), one statistic per form.
+    eigenvalue_sets : sequence of array_like
+        n weight vectors (any lengths).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,) p-values.
+
+    Examples
+    --------
+    >>> p = pvalue_many([3.84, 5.99], [[1.0], [1.0, 1.0]])
+    >>> [round(float(x), 3) for x in p]
+    [0.05, 0.05]
+    """
+    qs, _ = _quantiles(q)
+    if len(eigenvalue_sets) != qs.size:
+        raise InputError(f"pvalue_many: {qs.size} statistics but {len(eigenvalue_sets)} eigenvalue sets")
+    sets = [_weights(e, name=f"eigenvalue_sets[{i}]") for i, e in enumerate(eigenvalue_sets)]
+    sizes = np.array([s.size for s in sets])
+    out = np.empty(qs.size)
+    # Buckets of similar size (powers of 1.25) keep the zero padding below ~25%.
+    bucket = np.floor(np.log(sizes) / np.log(1.25)).astype(int)
+    for b in np.unique(bucket):
+        idx = np.flatnonzero(bucket == b)
+        width = int(sizes[idx].max())
+        mat = np.zeros((idx.size, width))
+        for r, i in enumerate(idx):
+            mat[r, : sizes[i]] = sets[i]
+        out[idx] = _auto_rows(qs[idx], mat)
+    return out
