@@ -23,9 +23,11 @@ from bayesmages.simulate.genotypes import (
     simulate_genotypes,
     simulate_ld_blocks,
 )
+from bayesmages.simulate.multitrait import MultiTraitSimulation, simulate_multitrait
 from bayesmages.simulate.rss import RSSSampler, gwas_from_genotypes, se_from_beta_hat, simulate_sumstats
 
 __all__ = [
+    "MultiTraitSimulation",
     "RSSSampler",
     "SimulatedGenotypes",
     "effect_variances",
@@ -38,5 +40,6 @@ __all__ = [
     "simulate_effects",
     "simulate_genotypes",
     "simulate_ld_blocks",
+    "simulate_multitrait",
     "simulate_sumstats",
 ]

@@ -251,28 +251,43 @@ def _logistic_per_variant(Xc: np.ndarray, y: np.ndarray, *, max_iter: int, tol: 
     m = Xc.shape[1]
     a = np.full(m, np.log(ybar / (1 - ybar)))  # intercept-only MLE: a good start
     b = np.zeros(m)
-    for _ in range(max_iter):
-        eta = a + Xc * b
-        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # overflow-free sigmoid
-        wgt = p * (1.0 - p)
-        r = y[:, None] - p
-        g_a, g_b = r.sum(axis=0), np.einsum("ij,ij->j", Xc, r)
-        h_aa, h_ab, h_bb = wgt.sum(axis=0), np.einsum("ij,ij->j", Xc, wgt), np.einsum("ij,ij,ij->j", Xc, Xc, wgt)
-        det = h_aa * h_bb - h_ab**2
-        step_a = (h_bb * g_a - h_ab * g_b) / det
-        step_b = (h_aa * g_b - h_ab * g_a) / det
-        a += step_a
-        b += step_b
-        if np.max(np.abs(np.concatenate([step_a, step_b]))) < tol:
-            break
-    else:
+    step = np.full(m, np.inf)
+    # Under separation the MLE is infinite: Newton steps grow or the information becomes singular;
+    # such variants are reported below instead of warned about.
+    with np.errstate(all="ignore"):
+        for _ in range(max_iter):
+            h_aa, h_ab, h_bb, g_a, g_b = _logistic_terms(Xc, y, a, b)
+            det = h_aa * h_bb - h_ab**2
+            step_a = (h_bb * g_a - h_ab * g_b) / det
+            step_b = (h_aa * g_b - h_ab * g_a) / det
+            a += step_a
+            b += step_b
+            step = np.maximum(np.abs(step_a), np.abs(step_b))
+            if not np.all(np.isfinite(step)) or np.max(step) < tol:
+                break
+        h_aa, h_ab, h_bb, _, _ = _logistic_terms(Xc, y, a, b)
+        se = np.sqrt(h_aa / (h_aa * h_bb - h_ab**2))
+    bad = ~(step < tol) | ~np.isfinite(b) | ~np.isfinite(se)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
         raise InputError(
-            f"logistic regression did not converge in {max_iter} iterations (separation: a variant "
-            "perfectly predicts y?)"
+            f"logistic regression for variant column {j} did not converge in {max_iter} iterations "
+            "(separation: the variant perfectly predicts y?)"
         )
-    eta = a + Xc * b
-    p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+    return b, se
+
+
+def _logistic_terms(
+    Xc: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Information entries (aa, ab, bb) and score (a, b) of per-variant logistic likelihoods."""
+    p = 0.5 * (1.0 + np.tanh(0.5 * (a + Xc * b)))  # overflow-free sigmoid
     wgt = p * (1.0 - p)
-    h_aa, h_ab, h_bb = wgt.sum(axis=0), np.einsum("ij,ij->j", Xc, wgt), np.einsum("ij,ij,ij->j", Xc, Xc, wgt)
-    det = h_aa * h_bb - h_ab**2
-    return b, np.sqrt(h_aa / det)
+    r = y[:, None] - p
+    return (
+        wgt.sum(axis=0),
+        np.einsum("ij,ij->j", Xc, wgt),
+        np.einsum("ij,ij,ij->j", Xc, Xc, wgt),
+        r.sum(axis=0),
+        np.einsum("ij,ij->j", Xc, r),
+    )
