@@ -10,7 +10,8 @@ Generative model (all seeded from one ``seed``):
    causal. A causal gene's *type* is the non-empty set of traits it affects: with probability
    ``frac_specific`` one trait (uniform; type ``"specific:T2"``), otherwise a shared set whose size is
    uniform on 2..p and whose members are uniform (type ``"shared:T1+T3"``). When there are at least as
-   many causal genes as the ``2^p - 1`` possible types, every type is first used once; and every trait
+   many causal genes as possible types (``2^p - 1``, fewer when ``frac_specific`` is 0 or 1), every type
+   is first used once; and every trait
    is guaranteed at least one causal gene (an uncovered trait is added to a random causal gene).
 4. **Effects.** In a causal gene, ``max(1, round(p_causal_in_gene * size))`` variants are causal. A
    causal variant j has scale ``sigma_j = sqrt([2 f_j (1 - f_j)]^s)``. For a specific gene,
@@ -390,7 +391,9 @@ def _tile_genes(
 
 def _draw_types(n_causal: int, p: int, frac_specific: float, rng: np.random.Generator) -> list[list[int]]:
     """Trait sets (sorted lists of trait indices) of the causal genes; see the module docstring."""
-    all_types = [list(c) for k in range(1, p + 1) for c in itertools.combinations(range(p), k)]
+    # Only the types the user allows: none specific when frac_specific == 0, none shared when it is 1.
+    sizes = [k for k in range(1, p + 1) if (k == 1 and frac_specific > 0) or (k > 1 and frac_specific < 1)]
+    all_types = [list(c) for k in sizes for c in itertools.combinations(range(p), k)]
     types: list[list[int]] = []
     if n_causal >= len(all_types):
         types = [all_types[i] for i in rng.permutation(len(all_types))]
