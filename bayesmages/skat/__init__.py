@@ -1,0 +1,36 @@
+"""SKAT family and ecSKAT: GLM null models, SKAT, burden, SKAT-O, ecSKAT and a gene-set runner.
+
+Conventions follow R SKAT 2.2.5 (variant QC, imputation, flipping, Beta weights, Q, eigenvalue
+truncation, Davies with the liu.mod fallback, SKAT-O "optimal.adj"), so that results can be
+compared against R directly. All algebra is p x p (never n x n).
+
+Examples
+--------
+>>> import numpy as np, bayesmages as bm
+>>> rng = np.random.default_rng(0)
+>>> n = 300; X = rng.normal(size=(n, 2)); y = rng.normal(size=n)
+>>> Z = rng.binomial(2, 0.03, size=(n, 8)).astype(float)
+>>> null = bm.skat.fit_null(y, X, trait="continuous")
+>>> res = bm.skat.test(Z, null, test="skat-o")
+>>> len(res.p_each_rho)
+7
+"""
+
+from bayesmages.skat.null import NullModel, fit_null, irls_logistic
+from bayesmages.skat.skato import RHO_OPTIMAL, RHO_OPTIMAL_ADJ
+from bayesmages.skat.tests import SKATResult, test, test_prepared
+from bayesmages.skat.variants import PreparedVariants, beta_weights, prepare_variants
+
+__all__ = [
+    "RHO_OPTIMAL",
+    "RHO_OPTIMAL_ADJ",
+    "NullModel",
+    "PreparedVariants",
+    "SKATResult",
+    "beta_weights",
+    "fit_null",
+    "irls_logistic",
+    "prepare_variants",
+    "test",
+    "test_prepared",
+]
