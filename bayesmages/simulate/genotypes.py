@@ -110,7 +110,10 @@ def simulate_genotypes(
     >>> sim.G.shape[0], bool((sim.maf >= 0.01).all())
     (500, True)
     """
-    import msprime
+    try:
+        import msprime
+    except ImportError:  # pragma: no cover - optional dependency
+        raise ImportError("simulate_genotypes needs msprime: pip install 'bayesmages[sim]'") from None
 
     n_samples = check_positive_int(n_samples, "n_samples")
     sequence_length = check_positive(sequence_length, "sequence_length")

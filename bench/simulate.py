@@ -1,0 +1,148 @@
+"""Benchmark of bayesmages.simulate.
+
+1. RSS summary statistics: 10 blocks x 1,000 variants x 3 traits (target: a few seconds), with
+   :class:`RSSSampler` (one eigen-decomposition per block, shared by traits and replicates) against a
+   baseline measured in the same run: ``numpy.random.Generator.multivariate_normal(R beta, R / n)`` per
+   trait, which factorises R on every call (an SVD). Also 100 replicates per block and trait.
+2. msprime: 5,000 diploid individuals x 2 Mb (target: under a minute), including the LD matrix.
+3. The demo-sized multi-trait simulation (5 blocks x 300 variants, 2 traits).
+
+Usage: ``python bench/simulate.py [--quick] [--threads N]``; writes bench/results/simulate.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bayesmages.simulate import (
+    RSSSampler,
+    ld_from_genotypes,
+    simulate_effects,
+    simulate_genotypes,
+    simulate_ld_blocks,
+    simulate_multitrait,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def bench_rss(n_blocks: int, m: int, n_traits: int, reps: int, seed: int = 0) -> dict:
+    blocks, t_ld = _timed(lambda: simulate_ld_blocks(n_blocks, m, n_samples=2000, seed=seed))
+    betas = [
+        [simulate_effects(np.full(R.shape[0], 0.2), p_causal=0.01, h2=0.005, R=R, seed=seed + 10 * b + t)
+         for t in range(n_traits)]
+        for b, R in enumerate(blocks)
+    ]
+    n = 300_000
+
+    def ours():
+        for b, R in enumerate(blocks):
+            sampler = RSSSampler(R)
+            for t in range(n_traits):
+                sampler.sample(betas[b][t], n, seed=b * n_traits + t)
+
+    def baseline():
+        for b, R in enumerate(blocks):
+            for t in range(n_traits):
+                rng = np.random.default_rng(b * n_traits + t)
+                rng.multivariate_normal(R @ betas[b][t], R / n)
+
+    def ours_reps():
+        for b, R in enumerate(blocks):
+            sampler = RSSSampler(R)
+            for t in range(n_traits):
+                sampler.sample(betas[b][t], n, seed=b * n_traits + t, n_replicates=reps)
+
+    def baseline_reps():
+        for b, R in enumerate(blocks):
+            for t in range(n_traits):
+                rng = np.random.default_rng(b * n_traits + t)
+                rng.multivariate_normal(R @ betas[b][t], R / n, size=reps)
+
+    _, t_ours = _timed(ours)
+    _, t_base = _timed(baseline)
+    _, t_ours_r = _timed(ours_reps)
+    _, t_base_r = _timed(baseline_reps)
+    return {
+        "n_blocks": n_blocks, "variants_per_block": m, "n_traits": n_traits, "replicates": reps,
+        "msprime_ld_blocks_s": t_ld, "rss_one_draw_s": t_ours, "baseline_one_draw_s": t_base,
+        "speedup_one_draw": t_base / t_ours, "rss_replicates_s": t_ours_r, "baseline_replicates_s": t_base_r,
+        "speedup_replicates": t_base_r / t_ours_r,
+    }
+
+
+def bench_msprime(n_samples: int, length: float, seed: int = 1) -> dict:
+    sim, t_sim = _timed(lambda: simulate_genotypes(n_samples, length, seed=seed))
+    _, t_ld = _timed(lambda: ld_from_genotypes(sim.G))
+    return {"n_samples": n_samples, "sequence_length": length, "n_variants": sim.n_variants,
+            "simulate_genotypes_s": t_sim, "ld_from_genotypes_s": t_ld, "total_s": t_sim + t_ld}
+
+
+def bench_demo(seed: int = 1) -> dict:
+    sim, t = _timed(lambda: simulate_multitrait(2, 5, variants_per_block=300, seed=seed))
+    return {"n_traits": 2, "n_blocks": 5, "n_variants": sim.params["n_variants"], "n_genes": sim.params["n_genes"],
+            "simulate_multitrait_s": t}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl)")
+    args = parser.parse_args()
+    limiter = None
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(args.threads)
+    if args.quick:
+        rss = bench_rss(2, 200, 3, 20)
+        msp = bench_msprime(500, 200_000)
+    else:
+        rss = bench_rss(10, 1000, 3, 100)
+        msp = bench_msprime(5000, 2_000_000)
+    demo = bench_demo()
+    if limiter is not None:
+        limiter.unregister()
+    result = {"quick": args.quick, "threads": args.threads, "python": platform.python_version(),
+              "numpy": np.__version__, "rss": rss, "msprime": msp, "demo": demo}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "simulate_quick" if args.quick else "simulate"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = [
+        f"# bench/simulate.py{' --quick' if args.quick else ''}",
+        "",
+        "| task | size | time (s) | baseline (s) | speed-up |",
+        "|---|---|---|---|---|",
+        f"| msprime LD blocks | {rss['n_blocks']} x {rss['variants_per_block']} variants, 2,000 samples "
+        f"| {rss['msprime_ld_blocks_s']:.2f} | | |",
+        f"| RSS, one draw per trait | {rss['n_blocks']} blocks x {rss['variants_per_block']} x {rss['n_traits']} "
+        f"traits | {rss['rss_one_draw_s']:.2f} | {rss['baseline_one_draw_s']:.2f} | {rss['speedup_one_draw']:.1f}x |",
+        f"| RSS, {rss['replicates']} replicates per trait | same | {rss['rss_replicates_s']:.2f} "
+        f"| {rss['baseline_replicates_s']:.2f} | {rss['speedup_replicates']:.1f}x |",
+        f"| msprime genotypes + LD | {msp['n_samples']} individuals x {msp['sequence_length'] / 1e6:g} Mb "
+        f"({msp['n_variants']} variants) | {msp['total_s']:.2f} | | |",
+        f"| simulate_multitrait (demo size) | 5 blocks x 300 variants, 2 traits | "
+        f"{demo['simulate_multitrait_s']:.2f} | | |",
+        "",
+        "Baseline: `numpy.random.Generator.multivariate_normal(R @ beta, R / n)` per trait (an SVD of R per call).",
+        f"BLAS threads: {args.threads or 'default'}; machine shared with other jobs, timings are noisy.",
+        "",
+    ]
+    (RESULTS / f"{name}.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
