@@ -219,8 +219,9 @@ def gwas_from_genotypes(
     >>> rng = np.random.default_rng(0)
     >>> G = rng.binomial(2, 0.3, size=(200, 3)).astype(float)
     >>> y = 0.5 * G[:, 0] + rng.normal(size=200)
-    >>> gwas_from_genotypes(G, y).shape
-    (200, 3)
+    >>> df = gwas_from_genotypes(G, y)
+    >>> list(df.columns), len(df)
+    (['BETA', 'SE', 'N'], 3)
     """
     X = np.asarray(G, dtype=np.float64)
     yy = np.asarray(y, dtype=np.float64)
