@@ -32,14 +32,22 @@ from bayesmages.simulate import (
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _timed(fn):
+CPU: dict[str, float] = {}
+
+
+def _timed(fn, label=None):
+    """Wall-clock seconds of ``fn()``; its process CPU seconds are kept in CPU[label]."""
+    c = time.process_time()
     t = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t
+    wall = time.perf_counter() - t
+    if label:
+        CPU[label] = time.process_time() - c
+    return out, wall
 
 
 def bench_rss(n_blocks: int, m: int, n_traits: int, reps: int, seed: int = 0) -> dict:
-    blocks, t_ld = _timed(lambda: simulate_ld_blocks(n_blocks, m, n_samples=2000, seed=seed))
+    blocks, t_ld = _timed(lambda: simulate_ld_blocks(n_blocks, m, n_samples=2000, seed=seed), "ld")
     betas = [
         [simulate_effects(np.full(R.shape[0], 0.2), p_causal=0.01, h2=0.005, R=R, seed=seed + 10 * b + t)
          for t in range(n_traits)]
@@ -71,10 +79,10 @@ def bench_rss(n_blocks: int, m: int, n_traits: int, reps: int, seed: int = 0) ->
                 rng = np.random.default_rng(b * n_traits + t)
                 rng.multivariate_normal(R @ betas[b][t], R / n, size=reps)
 
-    _, t_ours = _timed(ours)
-    _, t_base = _timed(baseline)
-    _, t_ours_r = _timed(ours_reps)
-    _, t_base_r = _timed(baseline_reps)
+    _, t_ours = _timed(ours, "rss")
+    _, t_base = _timed(baseline, "base")
+    _, t_ours_r = _timed(ours_reps, "rss_r")
+    _, t_base_r = _timed(baseline_reps, "base_r")
     return {
         "n_blocks": n_blocks, "variants_per_block": m, "n_traits": n_traits, "replicates": reps,
         "msprime_ld_blocks_s": t_ld, "rss_one_draw_s": t_ours, "baseline_one_draw_s": t_base,
@@ -84,14 +92,14 @@ def bench_rss(n_blocks: int, m: int, n_traits: int, reps: int, seed: int = 0) ->
 
 
 def bench_msprime(n_samples: int, length: float, seed: int = 1) -> dict:
-    sim, t_sim = _timed(lambda: simulate_genotypes(n_samples, length, seed=seed))
-    _, t_ld = _timed(lambda: ld_from_genotypes(sim.G))
+    sim, t_sim = _timed(lambda: simulate_genotypes(n_samples, length, seed=seed), "msp")
+    _, t_ld = _timed(lambda: ld_from_genotypes(sim.G), "msp_ld")
     return {"n_samples": n_samples, "sequence_length": length, "n_variants": sim.n_variants,
             "simulate_genotypes_s": t_sim, "ld_from_genotypes_s": t_ld, "total_s": t_sim + t_ld}
 
 
 def bench_demo(seed: int = 1) -> dict:
-    sim, t = _timed(lambda: simulate_multitrait(2, 5, variants_per_block=300, seed=seed))
+    sim, t = _timed(lambda: simulate_multitrait(2, 5, variants_per_block=300, seed=seed), "demo")
     return {"n_traits": 2, "n_blocks": 5, "n_variants": sim.params["n_variants"], "n_genes": sim.params["n_genes"],
             "simulate_multitrait_s": t}
 
@@ -116,25 +124,26 @@ def main() -> None:
     if limiter is not None:
         limiter.unregister()
     result = {"quick": args.quick, "threads": args.threads, "python": platform.python_version(),
-              "numpy": np.__version__, "rss": rss, "msprime": msp, "demo": demo}
+              "numpy": np.__version__, "rss": rss, "msprime": msp, "demo": demo, "cpu_s": dict(CPU)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "simulate_quick" if args.quick else "simulate"
+    name = "simulate.quick" if args.quick else "simulate"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
         f"# bench/simulate.py{' --quick' if args.quick else ''}",
         "",
-        "| task | size | time (s) | baseline (s) | speed-up |",
-        "|---|---|---|---|---|",
+        "| task | size | wall (s) | CPU (s) | baseline wall (s) | baseline CPU (s) | speed-up (wall) |",
+        "|---|---|---|---|---|---|---|",
         f"| msprime LD blocks | {rss['n_blocks']} x {rss['variants_per_block']} variants, 2,000 samples "
-        f"| {rss['msprime_ld_blocks_s']:.2f} | | |",
+        f"| {rss['msprime_ld_blocks_s']:.2f} | {CPU['ld']:.2f} | | | |",
         f"| RSS, one draw per trait | {rss['n_blocks']} blocks x {rss['variants_per_block']} x {rss['n_traits']} "
-        f"traits | {rss['rss_one_draw_s']:.2f} | {rss['baseline_one_draw_s']:.2f} | {rss['speedup_one_draw']:.1f}x |",
-        f"| RSS, {rss['replicates']} replicates per trait | same | {rss['rss_replicates_s']:.2f} "
-        f"| {rss['baseline_replicates_s']:.2f} | {rss['speedup_replicates']:.1f}x |",
+        f"traits | {rss['rss_one_draw_s']:.2f} | {CPU['rss']:.2f} | {rss['baseline_one_draw_s']:.2f} "
+        f"| {CPU['base']:.2f} | {rss['speedup_one_draw']:.1f}x |",
+        f"| RSS, {rss['replicates']} replicates per trait | same | {rss['rss_replicates_s']:.2f} | {CPU['rss_r']:.2f} "
+        f"| {rss['baseline_replicates_s']:.2f} | {CPU['base_r']:.2f} | {rss['speedup_replicates']:.1f}x |",
         f"| msprime genotypes + LD | {msp['n_samples']} individuals x {msp['sequence_length'] / 1e6:g} Mb "
-        f"({msp['n_variants']} variants) | {msp['total_s']:.2f} | | |",
+        f"({msp['n_variants']} variants) | {msp['total_s']:.2f} | {CPU['msp'] + CPU['msp_ld']:.2f} | | | |",
         f"| simulate_multitrait (demo size) | 5 blocks x 300 variants, 2 traits | "
-        f"{demo['simulate_multitrait_s']:.2f} | | |",
+        f"{demo['simulate_multitrait_s']:.2f} | {CPU['demo']:.2f} | | | |",
         "",
         "Baseline: `numpy.random.Generator.multivariate_normal(R @ beta, R / n)` per trait (an SVD of R per call).",
         f"BLAS threads: {args.threads or 'default'}; machine shared with other jobs, timings are noisy.",

@@ -249,7 +249,7 @@ def partition_blocks(R: np.ndarray, *, min_size: int, max_size: int) -> list[sli
     ``[min_size, max_size]``, return the one that minimises the total cross-block LD
     ``sum_{i, j in different blocks} R_ij^2``; equivalently (the total is fixed) it maximises the
     within-block sum of ``R_ij^2``. Solved exactly by dynamic programming over block ends in
-    ``O(m * max_size)`` time and ``O(max_size)`` extra memory. Ties go to the earliest cut.
+    ``O(m * max_size)`` time and ``O(m)`` extra memory. On ties the last block is the larger one.
     Since fewer cuts can only lower cross-block LD, the rule prefers large blocks; ``max_size``
     bounds them and ``min_size`` prevents slivers.
 

@@ -276,6 +276,9 @@ def simulate_multitrait(
     explained = np.zeros(p)
     for R, sl in zip(blocks, ranges):
         explained += np.einsum("it,ij,jt->t", beta[sl], R, beta[sl])
+    if not np.all(explained > 0):
+        t = int(np.flatnonzero(~(explained > 0))[0])
+        raise InputError(f"trait {traits[t]}: the drawn effects explain no variance under the LD; use another seed")
     beta *= np.sqrt(h2_vec / explained)
 
     snps = np.array([f"sim{i + 1}" for i in range(m)])
