@@ -16,7 +16,9 @@ Examples
 7
 """
 
+from bayesmages.skat.ecskat import ECSKATResult, cauchy_combine, ecskat
 from bayesmages.skat.null import NullModel, fit_null, irls_logistic
+from bayesmages.skat.sets import read_sets, run_sets
 from bayesmages.skat.skato import RHO_OPTIMAL, RHO_OPTIMAL_ADJ
 from bayesmages.skat.tests import SKATResult, test, test_prepared
 from bayesmages.skat.variants import PreparedVariants, beta_weights, prepare_variants
@@ -24,13 +26,18 @@ from bayesmages.skat.variants import PreparedVariants, beta_weights, prepare_var
 __all__ = [
     "RHO_OPTIMAL",
     "RHO_OPTIMAL_ADJ",
+    "ECSKATResult",
     "NullModel",
     "PreparedVariants",
     "SKATResult",
     "beta_weights",
+    "cauchy_combine",
+    "ecskat",
     "fit_null",
     "irls_logistic",
     "prepare_variants",
+    "read_sets",
+    "run_sets",
     "test",
     "test_prepared",
 ]
