@@ -200,3 +200,22 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
     assert main(["simulate", "--out", str(out), "--ld", str(tmp_path / "missing.ld"), "--quiet"]) == 2
     assert not out.exists()
+
+
+def test_write_read_round_trip(tmp_path, sim3):
+    from bayesmages.simulate import MultiTraitSimulation
+
+    sim3.write(tmp_path / "s")
+    back = MultiTraitSimulation.read(tmp_path / "s")
+    assert back.traits == sim3.traits and back.block_ranges == sim3.block_ranges
+    for t in sim3.traits:
+        # CSV keeps 10 significant digits
+        pd.testing.assert_frame_equal(back.gwas[t], sim3.gwas[t], check_dtype=False, rtol=1e-9)
+    for a, b in zip(back.ld_blocks, sim3.ld_blocks):
+        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(back.genes, sim3.genes, check_dtype=False)
+    pd.testing.assert_frame_equal(back.gene_truth, sim3.gene_truth, check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(back.variant_truth, sim3.variant_truth, check_dtype=False, rtol=1e-9)
+    np.testing.assert_allclose(back.beta, sim3.beta, rtol=1e-9)
+    with pytest.raises(InputError, match=r"params\.json"):
+        MultiTraitSimulation.read(tmp_path)

@@ -67,7 +67,7 @@ class MultiTraitSimulation:
         Gene table: ``GENE, CHR, START, END, N_SNPS, start_idx_chr, end_idx_chr, chr_start_idx_gw,
         BLOCK`` (inclusive 0-based indices; readable by :func:`bayesmages.io.read_genes`).
     gene_truth : pandas.DataFrame
-        Per gene: ``GENE, TYPE`` (``"null"``, ``"specific:T1"``, ``"shared:T1+T2"``), ``TRAITS``,
+        Per gene: ``GENE, TYPE`` (``"null"``, ``"specific:T1"``, ``"shared:T1+T2"``), ``TRAITS``, ``CAUSAL``,
         ``N_CAUSAL_VARIANTS``, ``RHO`` (signed correlation of effects for two-trait shared genes,
         ``|rho|`` otherwise; NaN when not shared), ``SIGNS`` (per trait in TRAITS), and per trait
         ``CAUSAL_<t>`` (bool) and ``H2_<t>`` (the gene's ``beta_g' R_gg beta_g``).
@@ -116,6 +116,51 @@ class MultiTraitSimulation:
 
                 write_json(metadata, tmp / "run.json")
         return target
+
+    @classmethod
+    def read(cls, folder: str | Path) -> MultiTraitSimulation:
+        """Read a folder written by :meth:`write` (or ``bayesmages simulate``).
+
+        Examples
+        --------
+        >>> sim = MultiTraitSimulation.read("sim/")  # doctest: +SKIP
+        """
+        import json
+
+        from bayesmages.io import read_ld
+
+        folder = Path(folder)
+        params_path = folder / "params.json"
+        if not params_path.is_file():
+            raise InputError(f"{folder}: not a simulation folder (no params.json)")
+        params = json.loads(params_path.read_text())
+        traits = [f"T{i + 1}" for i in range(int(params["n_traits"]))]
+
+        def table(name: str) -> pd.DataFrame:
+            path = folder / name
+            if not path.is_file():
+                raise InputError(f"{folder}: missing {name}")
+            # "null" (a gene TYPE) must not become NaN; empty cells are missing numbers or empty text.
+            df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+            for col in ("GENE", "TRAITS", "SIGNS"):  # empty text (intergenic, null genes) is "", not NaN
+                if col in df.columns:
+                    df[col] = df[col].fillna("").astype(str)
+            return df
+
+        gwas = {t: table(f"gwas_{t}.tsv") for t in traits}
+        blocks_df = table("blocks.tsv")
+        variant_truth = table("variant_truth.tsv")
+        snps = variant_truth["SNP"].astype(str).to_numpy()
+        ld_blocks, ranges = [], []
+        for row in blocks_df.itertuples():
+            sl = slice(int(row.start_idx), int(row.end_idx) + 1)
+            ld_blocks.append(read_ld(folder / str(row.FILE), ids=snps[sl]).R)
+            ranges.append(sl)
+        genes = table("genes.tsv")
+        genes["CHR"] = genes["CHR"].astype(str)
+        gene_truth = table("gene_truth.tsv")
+        return cls(traits=traits, gwas=gwas, ld_blocks=ld_blocks, block_ranges=ranges, genes=genes,
+                   gene_truth=gene_truth, variant_truth=variant_truth, params=params)
 
     def write_files(self, folder: str | Path) -> None:
         """Write the files into an existing folder (no atomicity of the whole; see :meth:`write`)."""
@@ -424,7 +469,7 @@ def _gene_truth(
         rec: dict[str, Any] = {"GENE": row.GENE}
         d = info.get(g)
         if d is None:
-            rec.update(TYPE="null", TRAITS="", N_CAUSAL_VARIANTS=0, RHO=np.nan, SIGNS="")
+            rec.update(TYPE="null", TRAITS="", N_CAUSAL_VARIANTS=0, RHO=np.nan, SIGNS="")  # TYPE "null": see README
         else:
             names = [traits[t] for t in d["traits"]]
             kind = "specific" if len(names) == 1 else "shared"
@@ -433,6 +478,7 @@ def _gene_truth(
                 rho = rho * d["signs"][0] * d["signs"][1]
             rec.update(TYPE=f"{kind}:{'+'.join(names)}", TRAITS="+".join(names), N_CAUSAL_VARIANTS=d["n_causal"],
                        RHO=rho, SIGNS=",".join("+" if x > 0 else "-" for x in d["signs"]))
+        rec["CAUSAL"] = d is not None
         R = blocks[int(row.BLOCK)]
         lo = row.start_idx_chr - ranges[int(row.BLOCK)].start
         hi = row.end_idx_chr - ranges[int(row.BLOCK)].start + 1
@@ -498,6 +544,8 @@ Files
   genes.tsv          gene table: GENE CHR START END (bp, inclusive) N_SNPS start_idx_chr end_idx_chr
                      (0-based, inclusive) chr_start_idx_gw, BLOCK; readable with bayesmages.io.read_genes.
   gene_truth.tsv     per gene: TYPE (null | specific:<trait> | shared:<trait>+<trait>...), TRAITS,
+                     CAUSAL (any trait; pandas reads the word "null" as missing unless
+                     keep_default_na=False),
                      N_CAUSAL_VARIANTS, RHO (signed effect correlation for two-trait shared genes, |rho|
                      for larger sets), SIGNS (per trait of TRAITS), CAUSAL_<trait>, H2_<trait> (beta' R beta
                      of the gene's variants).
