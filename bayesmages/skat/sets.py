@@ -47,7 +47,7 @@ def read_sets(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     --------
     >>> import pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "sets.csv"
-    >>> _ = p.write_text("SET,SNP\\nG1,rs1\\nG1,rs2\\nG2,rs3\\n")
+    >>> _ = p.write_text("SET,SNP\nG1,rs1\nG1,rs2\nG2,rs3\n")
     >>> read_sets(p)
     {'G1': ['rs1', 'rs2'], 'G2': ['rs3']}
     """

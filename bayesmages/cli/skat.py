@@ -1,0 +1,130 @@
+"""``bayesmages skat``: SKAT, burden, SKAT-O or ecSKAT for every variant set of a file."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.errors import InputError
+
+_ID_ALIASES = ("IID", "SAMPLE", "SAMPLE_ID", "ID")
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``skat`` sub-command."""
+    p = sub.add_parser(
+        "skat",
+        help="rare-variant set tests: SKAT, burden, SKAT-O, ecSKAT",
+        description=(
+            "Fit the null model once (y ~ 1 + covariates) and test every variant set. Conventions follow "
+            "R SKAT 2.2.5. Samples are matched by id (IID/sample/ID columns) when the phenotype file has one, "
+            "else by row order; samples with a missing phenotype or covariate are dropped."
+        ),
+    )
+    p.add_argument("--genotypes", required=True, type=Path, help="PLINK .bed (with .bim/.fam) or CSV of 0/1/2")
+    p.add_argument("--phenotype", required=True, type=Path, help="table with the phenotype (and a sample id)")
+    p.add_argument("--pheno-col", default=None, help="phenotype column (default: the only non-id column)")
+    p.add_argument("--covariates", type=Path, default=None, help="table of covariates (and a sample id)")
+    p.add_argument("--sets", required=True, type=Path, help="variant sets: columns SET, SNP")
+    p.add_argument("--trait", choices=("continuous", "binary"), default="continuous")
+    p.add_argument("--test", choices=("skat", "burden", "skat-o", "ecskat"), default="skat")
+    p.add_argument("--method", choices=("davies", "liu", "liu.mod"), default="davies")
+    p.add_argument("--weights-beta", nargs=2, type=float, default=(1.0, 25.0), metavar=("A1", "A2"),
+                   help="Beta(a1, a2) MAF weights (default 1 25)")
+    p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")
+    p.add_argument("--adjustment", action="store_true",
+                   help="binary small-sample moment adjustment (R's default when n < 2000)")
+    p.add_argument("--train-fraction", type=float, default=0.3, help="ecSKAT training fraction (default 0.3)")
+    p.add_argument("--objective", choices=("standardized", "bound"), default="standardized",
+                   help="ecSKAT weight-learning objective")
+    p.add_argument("--out", required=True, type=Path,
+                   help="results table (CSV); run metadata goes to <out stem>.run.json next to it")
+    add_common(p, workers=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def _id_column(df: Any) -> str | None:
+    from bayesmages.io.tables import find_column
+
+    return find_column(list(df.columns), _ID_ALIASES)
+
+
+def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Genotypes, variant ids, phenotype and covariates aligned on samples; also the dropped count."""
+    from bayesmages.io import read_genotypes, read_table
+    from bayesmages.io.tables import numeric_column
+
+    geno = read_genotypes(args.genotypes)
+    ph = read_table(args.phenotype, what="phenotype")
+    pid = _id_column(ph)
+    cols = [c for c in ph.columns if c != pid and c.upper() != "FID"]
+    if args.pheno_col is not None:
+        if args.pheno_col not in ph.columns:
+            raise InputError(
+                f"{args.phenotype}: phenotype column {args.pheno_col!r} not found; found {list(ph.columns)}"
+            )
+        pcol = args.pheno_col
+    elif len(cols) == 1:
+        pcol = cols[0]
+    else:
+        raise InputError(f"{args.phenotype}: several candidate phenotype columns {cols}; choose one with --pheno-col")
+    y = numeric_column(ph, pcol, args.phenotype, allow_nan=True)
+    samples = np.asarray(geno.samples, dtype=str)
+    if pid is not None:
+        pos = {s: i for i, s in enumerate(ph[pid].astype(str))}
+        rows = np.array([pos.get(s, -1) for s in samples])
+        keep = rows >= 0
+        if not keep.any():
+            raise InputError(f"{args.phenotype}: no sample id in column {pid} matches the genotype samples")
+        y = np.where(keep, y[np.maximum(rows, 0)], np.nan)
+    elif y.size != samples.size:
+        raise InputError(f"{args.phenotype}: {y.size} rows but {samples.size} genotyped samples (and no id column)")
+    X = None
+    if args.covariates is not None:
+        cv = read_table(args.covariates, what="covariate")
+        cid = _id_column(cv)
+        ccols = [c for c in cv.columns if c != cid and c.upper() != "FID"]
+        if not ccols:
+            raise InputError(f"{args.covariates}: no covariate columns")
+        Xc = np.column_stack([numeric_column(cv, c, args.covariates, allow_nan=True) for c in ccols])
+        if cid is not None:
+            pos = {s: i for i, s in enumerate(cv[cid].astype(str))}
+            rows = np.array([pos.get(s, -1) for s in samples])
+            X = np.where((rows >= 0)[:, None], Xc[np.maximum(rows, 0)], np.nan)
+        elif Xc.shape[0] != samples.size:
+            raise InputError(f"{args.covariates}: {Xc.shape[0]} rows but {samples.size} genotyped samples")
+        else:
+            X = Xc
+    ok = np.isfinite(y) & (np.isfinite(X).all(1) if X is not None else True)
+    if ok.sum() < 3:
+        raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
+    G = geno.G[ok]
+    return G, np.asarray(geno.variants, dtype=str), y[ok], None if X is None else X[ok], int((~ok).sum())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the set tests and write the table and run.json."""
+    from bayesmages.io import write_json, write_table
+    from bayesmages.skat import read_sets, run_sets
+
+    started = time.perf_counter()
+    G, variants, y, X, dropped = _load_inputs(args)
+    sets = read_sets(args.sets)
+    table = run_sets(
+        G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
+        method=args.method, adjustment=args.adjustment, impute=args.impute, train_fraction=args.train_fraction,
+        objective=args.objective, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    write_table(table, args.out)
+    meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets))
+    write_json(meta, args.out.with_name(args.out.stem + ".run.json"))
+    if not args.quiet:
+        print(f"{len(table)} sets tested ({args.test}); results written to {args.out}")
+    return 0
