@@ -1,0 +1,246 @@
+"""stats.quadform against independent references: closed forms, exact mpmath formulas, Monte Carlo, R SKAT."""
+
+from __future__ import annotations
+
+import json
+
+import mpmath as mp
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from bayesmages.errors import InputError
+from bayesmages.stats._contour import contour_tail
+from bayesmages.stats.quadform import davies, imhof, liu, liu_mod, liu_params, pvalue, pvalue_many, saddlepoint
+
+# "auto" claims relative accuracy ~1e-7 at any p (trapezoid refined to 1e-7 agreement); we test
+# 1e-6 to leave room for the references' own double-precision rounding.
+AUTO_RTOL = 1e-6
+
+
+def hypoexponential(q: float, lam: np.ndarray) -> float:
+    """Exact P(sum_k lam_k chi2_2 > q), distinct lam_k, evaluated with 60 digits (alternating sum)."""
+    with mp.workdps(60):
+        L = [mp.mpf(float(x)) for x in lam]
+        tot = mp.mpf(0)
+        for k, lk in enumerate(L):
+            pr = mp.mpf(1)
+            for j, lj in enumerate(L):
+                if j != k:
+                    pr *= lk / (lk - lj)
+            tot += pr * mp.exp(-mp.mpf(float(q)) / (2 * lk))
+        return float(tot)
+
+
+def ld_like(m: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    idx = np.arange(m)
+    r = rng.uniform(0.6, 0.95) ** np.abs(idx[:, None] - idx[None, :])
+    return np.linalg.eigvalsh(r)
+
+
+# --- closed forms ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.013, 250.0])
+def test_one_weight_is_scaled_chi2_1(lam):
+    q = lam * np.array([1e-6, 0.1, 1.0, 3.84, 20.0, 60.0, 130.0, 400.0, 1200.0])
+    exact = stats.chi2.sf(q / lam, 1)  # gammaincc: relative accuracy in the far tail
+    np.testing.assert_allclose(pvalue(q, [lam]), exact, rtol=1e-12)
+    # the contour integrator itself (used for >= 2 weights), on the one-weight case
+    log_p, ok = contour_tail(q, np.full((q.size, 1), lam))
+    assert ok.all()
+    np.testing.assert_allclose(np.exp(log_p), exact, rtol=AUTO_RTOL)
+    # Liu and liu.mod match the first cumulants exactly with one weight: exact here.
+    np.testing.assert_allclose(liu(q, [lam]), exact, rtol=1e-10)
+    np.testing.assert_allclose(liu_mod(q, [lam]), exact, rtol=1e-10)
+    # saddlepoint: the Lugannani-Rice relative error for chi2_1 grows to ~14% in the far tail
+    # (its worst case: one weight, shape 1/2); 0.2 bounds it with margin.
+    np.testing.assert_allclose(saddlepoint(q[1:], [lam]), exact[1:], rtol=0.2)
+
+
+@pytest.mark.parametrize("k", [2, 7, 50, 200])
+def test_equal_weights_is_scaled_chi2_k(k):
+    lam = np.full(k, 0.37)
+    x = stats.chi2.isf(np.array([0.999, 0.5, 1e-3, 1e-8, 1e-15, 1e-30, 1e-60]), k)
+    q = 0.37 * x
+    np.testing.assert_allclose(pvalue(q, lam), stats.chi2.sf(x, k), rtol=AUTO_RTOL)
+
+
+@pytest.mark.parametrize(
+    "lam",
+    [
+        np.r_[20.0, np.linspace(0.1, 0.3, 9)],  # one dominant weight
+        0.8 ** np.arange(30),  # geometric decay
+        ld_like(60, 1) + 1e-9 * np.arange(60),  # LD-like (distinctness for the closed form)
+    ],
+    ids=["dominant", "geometric", "ld-like"],
+)
+def test_against_exact_hypoexponential(lam):
+    # Each weight twice: sum lam_k chi2_2 has an exact (alternating) closed form, evaluated in mpmath.
+    w = np.repeat(lam, 2)
+    mean = w.sum()
+    q = np.r_[0.2, 0.8, 1.5, 3.0] * mean
+    q = np.r_[q, 2 * lam.max() * np.array([20.0, 45.0, 70.0, 150.0])]  # down to p ~ 1e-30 and beyond
+    ref = np.array([hypoexponential(x, lam) for x in q])
+    assert ref.min() < 1e-30
+    np.testing.assert_allclose(pvalue(q, w), ref, rtol=AUTO_RTOL)
+
+
+# --- Monte Carlo ------------------------------------------------------------------------------------
+
+
+def test_monte_carlo_all_methods():
+    rng = np.random.default_rng(2024)
+    lam = np.array([3.0, 1.0, 0.6, 0.2, 0.05])
+    draws = rng.chisquare(1, size=(400_000, lam.size)) @ lam
+    q = np.quantile(draws, [0.1, 0.5, 0.9, 0.99, 0.999])
+    emp = (draws[:, None] > q[None, :]).mean(axis=0)
+    se = np.sqrt(emp * (1 - emp) / draws.shape[0])
+    for method in ("auto", "davies", "imhof"):
+        p = pvalue(q, lam, method=method)
+        assert np.all(np.abs(p - emp) < 4.5 * se), method  # 4.5 binomial standard errors
+    # approximations: within a few percent of the truth at these moderate p
+    exact = pvalue(q, lam)
+    for method in ("liu", "liu.mod", "saddlepoint"):
+        np.testing.assert_allclose(pvalue(q, lam, method=method), exact, rtol=0.15, err_msg=method)
+
+
+def test_davies_and_imhof_agree_with_auto_in_the_bulk():
+    lam = ld_like(30, 3)
+    q = np.array([5.0, 20.0, 35.0, 60.0, 90.0])
+    exact = pvalue(q, lam)
+    p, fault = davies(q, lam)
+    assert np.all(fault == 0)
+    np.testing.assert_allclose(p, exact, atol=1e-6, rtol=0)  # Davies' absolute accuracy acc = 1e-6
+    np.testing.assert_allclose(imhof(q, lam), exact, atol=1e-9, rtol=0)
+
+
+# --- robustness -------------------------------------------------------------------------------------
+
+
+def test_never_zero_negative_or_nan():
+    lam = np.array([1.0, 0.5])
+    q = np.array([-3.0, 0.0, 1e-300, 1e3, 1e5, 1e12])
+    p = pvalue(q, lam)
+    assert np.all(np.isfinite(p)) and np.all(p > 0) and np.all(p <= 1)
+    assert p[0] == 1.0 and p[1] == 1.0
+    assert np.all(np.diff(p[2:]) <= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lam=st.lists(st.floats(1e-4, 1e3), min_size=1, max_size=40),
+    qscale=st.lists(st.floats(0.0, 300.0), min_size=2, max_size=6),
+)
+def test_auto_is_a_survival_function(lam, qscale):
+    lam = np.asarray(lam)
+    q = np.sort(np.asarray(qscale)) * lam.max()
+    p = pvalue(q, lam)
+    assert np.all(np.isfinite(p)) and np.all(p > 0) and np.all(p <= 1)
+    assert np.all(np.diff(p) <= 1e-9 * p[:-1])  # non-increasing in q (up to the 1e-7 accuracy)
+
+
+def test_scalar_in_scalar_out_and_zero_weights_ignored():
+    p = pvalue(3.0, [1.0, 0.0, 2.0])
+    assert isinstance(p, float)
+    assert p == pytest.approx(float(pvalue(3.0, [1.0, 2.0])), rel=1e-12)
+    assert pvalue(np.array([3.0]), [1.0, 2.0]).shape == (1,)
+
+
+def test_pvalue_many_matches_pvalue():
+    rng = np.random.default_rng(5)
+    sets = [rng.gamma(0.5, 1.0, size=m) for m in (1, 2, 3, 10, 11, 40, 150)]
+    q = np.array([s.sum() * f for s, f in zip(sets, (0.5, 2, 5, 10, 20, 4, 3))])
+    expected = np.array([float(pvalue(x, s)) for x, s in zip(q, sets)])
+    np.testing.assert_allclose(pvalue_many(q, sets), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("q", "lam", "method"),
+    [
+        (1.0, [1.0], "exact"),
+        (1.0, [1.0, -0.5], "auto"),
+        (1.0, [0.0, 0.0], "auto"),
+        (1.0, [], "auto"),
+        (np.nan, [1.0], "auto"),
+        (1.0, [np.inf], "auto"),
+    ],
+)
+def test_bad_input_is_input_error(q, lam, method):
+    with pytest.raises(InputError):
+        pvalue(q, lam, method=method)
+
+
+def test_roundoff_negative_eigenvalues_are_zero():
+    assert pvalue(2.0, [1.0, -1e-12]) == pytest.approx(float(pvalue(2.0, [1.0])), rel=1e-12)
+
+
+# --- Davies: R behaviour ------------------------------------------------------------------------------
+
+
+def test_davies_fault_codes_surface_like_r():
+    lam = ld_like(20, 0)
+    # With a tiny term limit the reference returns qfval = -1, i.e. p = 2, with fault 1 or 4.
+    p, fault = davies(30.0, lam, acc=1e-9, lim=20)
+    assert fault[0] in (1, 4) and p[0] == 2.0
+    # Far tail: Davies' absolute accuracy cannot resolve p ~ 1e-40 (R gives values <= acc, possibly <= 0).
+    p, fault = davies(200.0, [1.0, 0.5], acc=1e-6)
+    assert p[0] < 1e-6
+
+
+def test_liu_params_closed_form():
+    lam = np.array([2.0, 1.0, 0.5])
+    par = liu_params(lam, modified=True)
+    c = [np.sum(lam**k) for k in (1, 2, 3, 4)]
+    s1, s2 = c[2] / c[1] ** 1.5, c[3] / c[1] ** 2
+    assert par["muQ"] == pytest.approx(c[0]) and par["sigmaQ"] == pytest.approx(np.sqrt(2 * c[1]))
+    if s1**2 > s2:
+        a = 1 / (s1 - np.sqrt(s1**2 - s2))
+        assert par["ncp"] == pytest.approx(s1 * a**3 - a**2)
+    else:
+        assert par["df"] == pytest.approx(1 / s2) and par["ncp"] == 0.0
+
+
+def _skat_eigen(case_dir, a2):
+    """SKAT (continuous) statistic and null eigenvalues following the R conventions (README items 1-6)."""
+    Z = pd.read_csv(case_dir / "Z.csv").to_numpy(float)
+    X = pd.read_csv(case_dir / "X.csv").to_numpy(float)
+    y = pd.read_csv(case_dir / "y.csv").to_numpy(float).ravel()
+    n = y.size
+    X1 = np.column_stack([np.ones(n), X])
+    miss = np.isnan(Z)
+    Z = np.where(miss, np.nanmean(Z, axis=0), Z)
+    keep = (miss.mean(axis=0) < 0.15) & (Z.std(axis=0) > 0)
+    Z = Z[:, keep]
+    flip = Z.mean(axis=0) / 2 > 0.5
+    Z[:, flip] = 2 - Z[:, flip]
+    G = Z * stats.beta.pdf(Z.mean(axis=0) / 2, 1, a2)
+    coef = np.linalg.lstsq(X1, y, rcond=None)[0]
+    res = y - X1 @ coef
+    s2 = res @ res / (n - X1.shape[1])
+    S = G.T @ res
+    W1 = G.T @ (G - X1 @ np.linalg.solve(X1.T @ X1, X1.T @ G))
+    lam = np.linalg.eigvalsh(W1 / 2)
+    lam_all = np.clip(lam, 0, None)
+    lam_pos = lam[lam >= 0]
+    return S @ S / (2 * s2), lam_pos[lam_pos > lam_pos.mean() / 1e5], lam_all
+
+
+@pytest.mark.parametrize("case", ["case_01", "case_02", "case_06", "case_09", "case_14"])
+def test_matches_r_skat_davies_and_liu(shared_dir, case):
+    ref = json.loads((shared_dir / "skat_reference" / "reference.json").read_text())[case]
+    for key, a2 in (("skat_davies_b1_25", 25), ("skat_davies_b1_1", 1)):
+        Q, lam, _ = _skat_eigen(shared_dir / "skat_reference" / case, a2)
+        assert Q == pytest.approx(ref[key]["Q"], rel=1e-6)
+        p, fault = davies(Q, lam, acc=1e-6, lim=10_000)
+        assert fault[0] == 0
+        # README tolerance for Davies: absolute 1e-6 plus relative 1e-3
+        assert abs(p[0] - ref[key]["p_value"]) <= 1e-6 + 1e-3 * ref[key]["p_value"]
+    Q, _, lam_all = _skat_eigen(shared_dir / "skat_reference" / case, 25)
+    # README tolerance for liu/liu.mod: relative 1e-6 (closed form)
+    assert liu(Q, lam_all)[0] == pytest.approx(ref["skat_liu_b1_25"]["p_value"], rel=1e-6)
+    assert liu_mod(Q, lam_all)[0] == pytest.approx(ref["skat_liumod_b1_25"]["p_value"], rel=1e-6)
