@@ -15,10 +15,11 @@ guide by SVI (through :func:`bayesmages.infer.run_svi`), initialised at the poin
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -36,9 +37,25 @@ __all__ = [
     "TrainConfig",
     "calibrate_sd",
     "evaluate",
+    "one_thread",
     "simulate_training_data",
     "train_point",
 ]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a block with one torch thread, restoring the caller's setting.
+
+    The shrinker's tensors are small (m x 64); thread hand-offs cost more than they save, and on
+    a shared machine an oversubscribed thread pool makes backward passes many times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -69,7 +86,8 @@ class TrainConfig:
     dropout: float | tuple[float, ...] | None = 0.0
     norm: str = "none"
     n_neighbours: int = 8
-    n_iter: int = 8
+    n_iter: int = 10
+    lead_threshold: float = 0.2
     n_members: int = 1
     # --- optimisation
     epochs: int = 40
@@ -199,7 +217,7 @@ def simulate_training_data(
             zetas.append(beta / se)
             settings.append({"n": n, "h2": h2, "p_causal": p, "s": s, "w": w})
         out.append(SimBlock(
-            bf=block_features(R, cfg.n_neighbours),
+            bf=block_features(R, cfg.n_neighbours, cfg.lead_threshold),
             z=torch.as_tensor(np.array(zs), dtype=torch.float32),
             zeta=torch.as_tensor(np.array(zetas), dtype=torch.float32),
             info={"m": R.shape[0], "ld_samples": ld_n, "Ne": Ne, "recombination_rate": rho, "replicates": settings},
@@ -259,7 +277,10 @@ def calibrate_sd(predict: Callable[[torch.Tensor, BlockFeatures], tuple[torch.Te
     return max(q / zq, 1e-6)
 
 
-def point_predictor(net: UnrolledShrinker) -> Callable[[torch.Tensor, BlockFeatures], tuple[torch.Tensor, torch.Tensor]]:
+Predictor = Callable[[torch.Tensor, BlockFeatures], tuple[torch.Tensor, torch.Tensor]]
+
+
+def point_predictor(net: UnrolledShrinker) -> Predictor:
     """``predict(z, bf) -> (mean, sd)`` of a point network in eval mode."""
 
     def predict(z: torch.Tensor, bf: BlockFeatures) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +314,7 @@ def train_point(
     """
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    with seeded(seed):
+    with seeded(seed), one_thread():
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
         predict = point_predictor(net)

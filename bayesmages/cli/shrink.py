@@ -1,0 +1,74 @@
+"""``bayesmages shrink``: shrink GWAS effects for LD with the neural shrinker (or the elastic net)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``shrink`` sub-command."""
+    p = sub.add_parser(
+        "shrink",
+        help="shrink GWAS effects for LD (neural shrinker or elastic net)",
+        description="Read one GWAS file and the LD blocks that cover its rows in order; write a table with "
+        "SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper (90%% interval) and a run.json "
+        "next to it (<out>.run.json).",
+    )
+    p.add_argument("--gwas", type=Path, required=True, help="GWAS summary statistics (CSV/TSV, gzip ok)")
+    p.add_argument("--ld", type=Path, nargs="+", required=True,
+                   help="LD blocks (.ld text, .npy, .npz) in GWAS row order; together they cover every row")
+    p.add_argument("--out", type=Path, required=True, help="output table (.csv, .tsv or .parquet)")
+    p.add_argument("--model", default="default", help="'default' (pretrained) or a model file from train-shrinker")
+    p.add_argument("--method", choices=("nn", "enet"), default="nn", help="neural shrinker (default) or elastic net")
+    p.add_argument("--trait", default=None, help="trait name in the output (default: the GWAS file name)")
+    add_common(p, seed=True, workers=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def _trait_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".csv", ".tsv", ".txt"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read inputs, shrink block by block, write the table atomically."""
+    from bayesmages.io import read_gwas, read_ld, write_json, write_table
+    from bayesmages.shrink import shrink
+
+    started = time.perf_counter()
+    gwas = read_gwas(args.gwas)
+    n_rows = len(gwas)
+    betas, ses, blocks = [], [], []
+    start = 0
+    for path in args.ld:
+        block = read_ld(path)
+        stop = start + block.m
+        if stop > n_rows:
+            raise InputError(f"{path}: LD blocks cover {stop} variants but {args.gwas} has only {n_rows} rows")
+        if block.ids is not None and "SNP" in gwas:
+            # Align the block to the GWAS order by variant id (read_ld checks every id is present).
+            block = read_ld(path, ids=gwas["SNP"].iloc[start:stop].astype(str).to_numpy())
+        betas.append(gwas["BETA"].to_numpy()[start:stop])
+        ses.append(gwas["SE"].to_numpy()[start:stop])
+        blocks.append(block.R)
+        start = stop
+    if start != n_rows:
+        raise InputError(f"the LD blocks cover {start} variants but {args.gwas} has {n_rows} rows; "
+                         "give blocks that cover every GWAS row in order")
+    out = shrink(betas, ses, blocks, model=args.model, method=args.method, variants=gwas,
+                 trait=args.trait or _trait_name(args.gwas), workers=args.workers, scheduler=args.scheduler,
+                 seed=args.seed, progress=not args.quiet)
+    write_table(out, args.out)
+    write_json(run_metadata(args, started, n_variants=n_rows, n_blocks=len(blocks)),
+               args.out.with_name(args.out.name + ".run.json"))
+    if not args.quiet:
+        print(f"{n_rows} variants in {len(blocks)} blocks shrunk ({args.method}); written to {args.out}")
+    return 0
