@@ -1,0 +1,129 @@
+"""bm.skat.test: closed forms, API, errors and a type-I smoke test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import bayesmages as bm
+from bayesmages.errors import InputError
+
+
+def _sim(seed: int, n: int = 300, p: int = 10, binary: bool = False, effect: float = 0.0):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n)])
+    Z = rng.binomial(2, rng.uniform(0.01, 0.05, p), size=(n, p)).astype(float)
+    eta = 0.2 * X[:, 0] + effect * Z[:, 0]
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float) if binary else eta + rng.normal(size=n)
+    return Z, X, y
+
+
+def _explicit_p0(null, n):
+    V = np.diag(null.var)
+    X1 = null.X1
+    return V - V @ X1 @ np.linalg.solve(X1.T @ V @ X1, X1.T @ V)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_burden_is_the_exact_one_df_score_test(binary):
+    Z, X, y = _sim(1, binary=binary)
+    null = bm.skat.fit_null(y, X, trait="binary" if binary else "continuous")
+    res = bm.skat.test(Z, null, test="burden", weights_beta=(1, 25))
+    w = stats.beta.pdf(Z.mean(0) / 2, 1, 25)
+    b = Z @ w
+    s2 = null.s2
+    # independent n x n computation of the burden score statistic and its variance
+    score = b @ (y - null.fitted)
+    var = b @ _explicit_p0(null, y.size) @ b * s2
+    assert res.statistic == pytest.approx(score**2 / (2 * s2), rel=1e-10)
+    assert res.p_value == pytest.approx(stats.chi2.sf(score**2 / var, 1), rel=1e-9)
+
+
+def test_single_variant_skat_is_chi2_and_skato_equals_skat():
+    Z, X, y = _sim(2, p=1, effect=0.5)
+    null = bm.skat.fit_null(y, X)
+    sk = bm.skat.test(Z, null)
+    so = bm.skat.test(Z, null, test="skat-o")
+    g = Z[:, 0]
+    var = g @ _explicit_p0(null, y.size) @ g
+    assert sk.p_value == pytest.approx(stats.chi2.sf((g @ null.residuals) ** 2 / (null.s2 * var), 1), rel=1e-9)
+    assert so.p_value == sk.p_value and np.all(so.p_each_rho == sk.p_value)
+
+
+def test_weights_scale_invariance_of_skat_p():
+    Z, X, y = _sim(3, effect=0.4)
+    null = bm.skat.fit_null(y, X)
+    w = np.random.default_rng(0).uniform(0.5, 2, Z.shape[1])
+    a = bm.skat.test(Z, null, weights=w)
+    b = bm.skat.test(Z, null, weights=10 * w)
+    assert a.p_value == pytest.approx(b.p_value, rel=1e-8)
+    assert b.statistic == pytest.approx(100 * a.statistic, rel=1e-10)
+
+
+def test_no_variant_left_gives_p_one():
+    _, X, y = _sim(4)
+    null = bm.skat.fit_null(y, X)
+    Z = np.zeros((y.size, 3))
+    Z[:, 2] = np.nan
+    for t in ("skat", "burden", "skat-o"):
+        res = bm.skat.test(Z, null, test=t)
+        assert res.p_value == 1.0 and res.n_tested == 0 and res.n_variants == 3
+
+
+def test_missing_genotypes_are_imputed_not_fatal():
+    Z, X, y = _sim(5)
+    Z[::37, 1] = np.nan
+    null = bm.skat.fit_null(y, X)
+    res = bm.skat.test(Z, null)
+    assert 0 < res.p_value <= 1 and res.n_tested == Z.shape[1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"test": "skato"}, "test must be"),
+        ({"method": "imhof"}, "method must be"),
+        ({"weights_beta": (1,)}, "weights_beta"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    Z, X, y = _sim(6)
+    null = bm.skat.fit_null(y, X)
+    with pytest.raises(InputError, match=match):
+        bm.skat.test(Z, null, **kwargs)
+
+
+def test_wrong_rows_and_wrong_null():
+    Z, X, y = _sim(7)
+    null = bm.skat.fit_null(y, X)
+    with pytest.raises(InputError, match="rows"):
+        bm.skat.test(Z[:-1], null)
+    with pytest.raises(InputError, match="NullModel"):
+        bm.skat.test(Z, {"residuals": y})
+
+
+def test_skato_grid_and_result_fields():
+    Z, X, y = _sim(8, effect=0.6)
+    null = bm.skat.fit_null(y, X)
+    res = bm.skat.test(Z, null, test="skat-o", rho_grid=[0, 0.5, 1])
+    assert res.p_each_rho.shape == (3,) and res.rho in (0.0, 0.5, 1.0)
+    assert res.statistic == res.p_each_rho.min()
+    # SKAT-O is a min-p test: its p-value is at least the smallest per-rho p and at most 3x it (R's cap rule)
+    assert res.p_each_rho.min() <= res.p_value <= 3 * res.p_each_rho.min() + 1e-12
+    with pytest.raises(InputError, match="rho_grid"):
+        bm.skat.test(Z, null, test="skat-o", rho_grid=[0, 2])
+
+
+def test_type_one_error_smoke():
+    # 400 null replicates, alpha 0.05: the rejection count must lie in the binomial 99.9 % interval
+    rng = np.random.default_rng(11)
+    n, p = 300, 8
+    X = rng.normal(size=(n, 2))
+    Z = rng.binomial(2, 0.03, size=(n, p)).astype(float)
+    hits = 0
+    for _ in range(400):
+        y = X[:, 0] * 0.3 + rng.normal(size=n)
+        hits += bm.skat.test(Z, bm.skat.fit_null(y, X)).p_value < 0.05
+    lo, hi = stats.binom.ppf([0.0005, 0.9995], 400, 0.05)
+    assert lo <= hits <= hi
