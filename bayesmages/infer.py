@@ -160,7 +160,9 @@ def run_svi(
     *args: Any,
     num_steps: int = 2000,
     lr: float = 0.02,
-    final_lr_ratio: float = 0.1,
+    final_lr_ratio: float = 0.01,
+    schedule: str = "plateau",
+    decay_factor: float = 0.1,
     clip_norm: float = 10.0,
     restarts: int = 1,
     batch_size: int | None = None,
@@ -177,10 +179,19 @@ def run_svi(
 ) -> SVIResult:
     """Fit ``guide`` to ``model`` by stochastic variational inference.
 
-    The optimiser is ClippedAdam with an exponential learning-rate schedule that decays from
-    ``lr`` to ``lr * final_lr_ratio`` over ``num_steps``. Every ``window`` steps after
-    ``min_steps`` the mean loss of the last window is compared with the previous window;
-    a relative change below ``rel_tol`` stops the run.
+    The optimiser is ClippedAdam. Every ``window`` steps after ``min_steps`` the mean loss of
+    the last window is compared with the previous window; the loss has *plateaued* when the
+    improvement is below ``rel_tol`` (relative) or below one standard error of the window means
+    (so that ELBO noise is not mistaken for progress).
+
+    Learning-rate schedules:
+
+    * ``"plateau"`` (default): on each plateau the learning rate is multiplied by
+      ``decay_factor``; the run stops (converged) at a plateau once the rate has reached
+      ``lr * final_lr_ratio``. Stopping therefore always happens at a small learning rate,
+      where the iterates no longer jitter.
+    * ``"exponential"``: the rate decays geometrically from ``lr`` to ``lr * final_lr_ratio``
+      over ``num_steps``; the first plateau stops the run.
 
     Parameters
     ----------
@@ -196,7 +207,11 @@ def run_svi(
     lr : float
         Initial learning rate.
     final_lr_ratio : float
-        Learning rate at the last step as a fraction of ``lr`` (1 = constant).
+        Smallest learning rate as a fraction of ``lr`` (1 = constant).
+    schedule : {"plateau", "exponential"}
+        Learning-rate schedule (see above).
+    decay_factor : float
+        Factor applied to the learning rate at each plateau (``"plateau"`` schedule).
     clip_norm : float
         Gradient-norm clipping of ClippedAdam.
     restarts : int
@@ -207,7 +222,7 @@ def run_svi(
     num_data : int, optional
         Number of data points, for checking ``batch_size``.
     rel_tol : float
-        Relative-change stopping threshold on window-averaged losses.
+        Relative-improvement threshold of the plateau rule on window-averaged losses.
     window : int
         Window length of the stopping rule.
     min_steps : int
@@ -243,6 +258,10 @@ def run_svi(
         raise InputError(f"lr must be a positive number, got {lr!r}")
     if not (0 < final_lr_ratio <= 1):
         raise InputError(f"final_lr_ratio must be in (0, 1], got {final_lr_ratio!r}")
+    if schedule not in ("plateau", "exponential"):
+        raise InputError(f"schedule must be 'plateau' or 'exponential', got {schedule!r}")
+    if not (0 < decay_factor < 1):
+        raise InputError(f"decay_factor must be in (0, 1), got {decay_factor!r}")
     if batch_size is not None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -251,7 +270,8 @@ def run_svi(
         elif num_data is None:
             kwargs = {**kwargs, "subsample_size": batch_size}
     loss = loss if loss is not None else Trace_ELBO()
-    lrd = final_lr_ratio ** (1.0 / num_steps)
+    lrd = final_lr_ratio ** (1.0 / num_steps) if schedule == "exponential" else 1.0
+    min_lr = lr * final_lr_ratio * (1 + 1e-9)
     show = progress_enabled(progress)
     seeds = spawn_seeds(seed, restarts)
     t0 = time.perf_counter()
@@ -270,6 +290,8 @@ def run_svi(
                 leave=False,
             )
             step = 0
+            current_lr = lr
+            stage_start = 0
             for step in range(num_steps):
                 value = svi.step(*args, **kwargs)
                 if not math.isfinite(value):
@@ -282,12 +304,14 @@ def run_svi(
                 if step % 25 == 0:
                     bar.set_postfix(loss=f"{value:.4g}")
                 bar.update(1)
-                if step + 1 >= max(min_steps, 2 * window) and (step + 1) % window == 0:
-                    cur = losses[step + 1 - window : step + 1].mean()
-                    prev = losses[step + 1 - 2 * window : step + 1 - window].mean()
-                    if abs(prev - cur) <= rel_tol * max(abs(cur), 1e-12):
-                        converged = True
-                        break
+                if step + 1 >= max(min_steps, stage_start + 2 * window) and (step + 1) % window == 0:
+                    if _plateaued(losses[step + 1 - 2 * window : step + 1], window, rel_tol):
+                        if schedule == "exponential" or current_lr <= min_lr:
+                            converged = True
+                            break
+                        current_lr = max(current_lr * decay_factor, lr * final_lr_ratio)
+                        _set_lr(optim, current_lr)
+                        stage_start = step + 1  # judge the new rate on its own windows only
             bar.close()
             losses = losses[: step + 1]
         final = float(losses[-min(window, losses.size) :].mean())
@@ -312,6 +336,23 @@ def run_svi(
         seconds=time.perf_counter() - t0,
         restart_states=[run[4] for run in runs] if keep_restart_states else [],
     )
+
+
+def _plateaued(recent: np.ndarray, window: int, rel_tol: float) -> bool:
+    """Whether the last window improved on the one before by less than rel_tol or one standard error."""
+    prev, cur = recent[:window], recent[window:]
+    improvement = prev.mean() - cur.mean()
+    se = math.sqrt((prev.var() + cur.var()) / window)
+    return improvement <= max(rel_tol * max(abs(cur.mean()), 1e-12), se)
+
+
+def _set_lr(optim: Any, lr: float) -> None:
+    # PyroOptim keeps one torch optimizer per parameter; the current ones and the defaults used
+    # for parameters created later both need the new rate.
+    optim.pt_optim_args = {**optim.pt_optim_args, "lr": lr} if isinstance(optim.pt_optim_args, dict) else optim.pt_optim_args
+    for opt in optim.optim_objs.values():
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 @dataclass

@@ -15,6 +15,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from bayesmages.errors import BayesmagesError, InputError
 
@@ -23,16 +24,23 @@ __all__ = ["build_parser", "main"]
 EXIT_INPUT_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line (``bayesmages <cmd>: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every discovered sub-command."""
     from bayesmages import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bayesmages",
         description="Bayesian genetic association analysis: shrinkage, clustering, gene-level and SKAT tests.",
     )
     parser.add_argument("--version", action="version", version=f"bayesmages {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

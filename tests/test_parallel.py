@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from bayesmages.errors import InputError
+from bayesmages.parallel import UnitError, map_units
+
+
+def draw(unit, seed):
+    """A stochastic unit: the result depends on the unit and its seed only."""
+    return float(np.random.default_rng(seed).normal() + unit)
+
+
+def fail_on_three(unit):
+    if unit == 3:
+        raise ZeroDivisionError("bad unit")
+    return unit
+
+
+def bad_input(unit):
+    raise InputError("column BETA is missing")
+
+
+def test_serial_and_processes_identical_with_seeds():
+    units = list(range(6))
+    serial = map_units(draw, units, seed=11)
+    parallel = map_units(draw, units, workers=2, seed=11)
+    assert serial == parallel
+    assert serial != map_units(draw, units, seed=12)
+
+
+def test_failing_unit_is_named():
+    with pytest.raises(UnitError, match=r"gene unit 3 failed: ZeroDivisionError: bad unit"):
+        map_units(fail_on_three, range(5), desc="gene")
+    with pytest.raises(UnitError, match="BRCA1 failed"):
+        map_units(fail_on_three, range(5), workers=2, names=["A", "B", "C", "BRCA1", "E"])
+
+
+def test_input_error_keeps_its_type_and_names_unit():
+    with pytest.raises(InputError, match="block unit 0: column BETA is missing"):
+        map_units(bad_input, [1], desc="block")
+
+
+def test_bad_arguments():
+    with pytest.raises(InputError, match="workers"):
+        map_units(abs, [1], workers=0)
+    with pytest.raises(InputError, match="names"):
+        map_units(abs, [1, 2], names=["a"])
+    assert map_units(abs, []) == []
+
+
+def test_dask_local_cluster_matches_serial():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        units = list(range(5))
+        assert map_units(draw, units, scheduler=client, seed=3) == map_units(draw, units, seed=3)
+        assert map_units(draw, units, scheduler=cluster.scheduler_address, seed=3) == map_units(draw, units, seed=3)
+        with pytest.raises(UnitError, match="unit 3 failed"):
+            map_units(fail_on_three, units, scheduler=client)
