@@ -152,7 +152,7 @@ def _solve_qp(c: np.ndarray, B: np.ndarray) -> np.ndarray:
     if v.value is None:
         raise InputError(f"ecskat: the kernel-weight QP could not be solved ({prob.status})")
     u = np.maximum(np.asarray(v.value, dtype=np.float64), 0.0) / s
-    return u
+    return u / float(c @ u)  # undo the rescaling: c'u = 1
 
 
 def learn_kernel_weights(
