@@ -432,11 +432,13 @@ def run_nuts(
             )
             mcmc.run(*args, **kwargs)
             chains.append({k: v.detach().double().numpy() for k, v in mcmc.get_samples().items()})
-            extra = mcmc.get_extra_fields()
-            div = extra.get("diverging")
-            diverging.append(
-                np.zeros(num_samples, dtype=bool) if div is None else div.numpy().astype(bool).ravel()
-            )
+            # Pyro's MCMC has no get_extra_fields (that is NumPyro); its kernel diagnostics list
+            # the post-warm-up indices of divergent transitions.
+            kernel_diag = (getattr(mcmc, "_diagnostics", None) or [None])[0] or {}
+            div = np.zeros(num_samples, dtype=bool)
+            idx = np.asarray(kernel_diag.get("divergences", []), dtype=int)
+            div[idx[(idx >= 0) & (idx < num_samples)]] = True
+            diverging.append(div)
         del c
     samples = {k: np.stack([ch[k] for ch in chains]) for k in chains[0]}
     return NUTSResult(

@@ -1,0 +1,633 @@
+"""The registered model ``dp_mixture``: a stick-breaking mixture of zero-mean Gaussians.
+
+A truncated Dirichlet-process mixture of zero-mean multivariate normals for clustering
+multi-trait effects (METHODS §B):
+
+gamma_i ~ sum_k pi_k N(0, Sigma_k [+ S_i]),  pi_k = v_k prod_{l<k} (1 - v_l),  v_k ~ Beta(1, alpha),
+
+with assignments marginalised (logsumexp), so every latent is continuous (SVI, MAP, NUTS).
+Restarts are a batch dimension of one SVI run; initialisation is a few closed-form CAVI sweeps of the conjugate model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pyro
+import pyro.distributions as dist
+import torch
+from torch.distributions import constraints
+from torch.distributions.transforms import CorrCholeskyTransform
+
+from bayesmages import diagnostics, infer
+from bayesmages.cluster import kernels
+from bayesmages.cluster.guides import DPMixtureGuide
+from bayesmages.cluster.initialise import initial_covariances
+from bayesmages.cluster.postprocess import (
+    adjusted_rand_index,
+    categorize_clusters,
+    log_responsibilities,
+    truncate_components,
+)
+from bayesmages.errors import InputError
+from bayesmages.model import BayesianModel, FitData
+from bayesmages.priors import PriorSpec
+from bayesmages.registry import register_model
+
+__all__ = ["DPMixture", "prepare_effects"]
+
+_F64 = torch.float64
+
+
+def _t(x: Any) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=_F64)
+
+
+def prepare_effects(
+    data: Any, trait_names: Sequence[str] | None = None, label: str = "dp_mixture"
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Validate clustering input.
+
+    Parameters
+    ----------
+    data : array, DataFrame or mapping
+        (N, p) effects (a 1-D array is one trait; DataFrame columns name the traits), or
+        ``{"effects": ..., "sd": ...}`` with per-variant noise sds of the same shape.
+    trait_names : sequence of str, optional
+        Trait names (override DataFrame columns).
+    label : str
+        Model name for messages.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        (N, p) float64.
+    sd : numpy.ndarray or None
+        (N, p) noise sds.
+    names : list of str
+    """
+    sd = None
+    if isinstance(data, Mapping):
+        if "effects" not in data:
+            raise InputError(f"{label}: a data mapping needs the key 'effects' (and optionally 'sd')")
+        sd = data.get("sd")
+        data = data["effects"]
+    names = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else None
+    try:
+        X = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{label}: effects must be numeric") from None
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise InputError(f"{label}: effects must be an (N, p) array, got shape {X.shape}")
+    N, p = X.shape
+    if p == 0:
+        raise InputError(f"{label}: effects have no columns (traits)")
+    if N <= p or N < 3:
+        raise InputError(f"{label}: need more variants (rows) than traits and at least 3; got N={N}, p={p}")
+    if not np.isfinite(X).all():
+        i, j = np.argwhere(~np.isfinite(X))[0]
+        raise InputError(f"{label}: effects have a missing or infinite value at row {i + 1}, column {j + 1}; "
+                         "drop or impute such variants first")
+    if trait_names is not None:
+        names = [str(t) for t in trait_names]
+    names = names or [f"trait{t + 1}" for t in range(p)]
+    if len(names) != p:
+        raise InputError(f"{label}: trait_names has {len(names)} names but effects have {p} columns")
+    rms = np.sqrt((X**2).mean(0))
+    for j in range(p):
+        if rms[j] == 0 or np.ptp(X[:, j]) == 0:
+            raise InputError(f"{label}: effects column {j + 1} ({names[j]}) is constant; it carries no information")
+    if sd is not None:
+        sd = np.asarray(sd, dtype=np.float64)
+        sd = sd[:, None] if sd.ndim == 1 else sd
+        if sd.shape != X.shape:
+            raise InputError(f"{label}: sd has shape {sd.shape}; expected the shape of effects {X.shape}")
+        if not (np.isfinite(sd).all() and (sd >= 0).all()):
+            raise InputError(f"{label}: sd must be finite and non-negative")
+    return X, sd, names
+
+
+@register_model("dp_mixture")
+class DPMixture(BayesianModel):
+    """Stick-breaking DP mixture of zero-mean Gaussians for multi-trait effects.
+
+    Data are divided by one scale ``s`` (the mean over traits of the root-mean-square effect)
+    before fitting; priors refer to the scaled data and results are reported on the original
+    scale. Reported covariances are posterior means of Sigma_k (the MAP for ``method="map"``).
+
+    Priors (``priors={...}``; p = number of traits, K = truncation):
+
+    ==============  ===========  ===================  ==========================================
+    name            shape        support              default
+    ==============  ===========  ===================  ==========================================
+    concentration   ()           positive             fixed at ``concentration`` (pass e.g.
+                                                      ``dist.Gamma(1., 1.)`` to make it random)
+    precision       (K, p, p)    positive definite    Wishart(df=p + 3, I) (``"wishart"`` only)
+    corr_cholesky   (K, p, p)    corr. Cholesky       LKJCholesky(p, 1) (``"lkj"``, p >= 2)
+    scales          (K, p)       positive             HalfCauchy(1) per trait (``"lkj"`` only)
+    ==============  ===========  ===================  ==========================================
+
+    Parameters
+    ----------
+    truncation : int
+        K, the number of mixture components of the truncated process (>= 2).
+    concentration : float
+        The fixed stick-breaking concentration alpha (when no ``concentration`` prior is given).
+    covariance_prior : {"wishart", "lkj"}
+        Wishart on the precision (the paper's choice) or LKJ-Cholesky x per-trait scales.
+    restarts : int
+        Restarts fitted together as a batch dimension (restart 0 starts from axis-aligned
+        trait-specific components); the best ELBO is kept.
+    keep_mass : float
+        Keep the heaviest clusters up to this cumulative weight (K*).
+    trait_names : sequence of str, optional
+        Names used in categories (default: DataFrame columns or ``trait1 .. traitp``).
+    null_trace_fraction, null_variance, angle_tol, eig_ratio, shared_fraction : float
+        Category thresholds (see :func:`bayesmages.cluster.categorize_clusters`).
+    guide : callable, optional
+        A custom guide factory ``guide(model) -> guide`` (e.g.
+        ``pyro.infer.autoguide.AutoLowRankMultivariateNormal``) used by ``method="svi"``;
+        restarts then run one after another.
+    init_iterations : int
+        CAVI sweeps used to initialise the guides (see :func:`bayesmages.cluster.kernels.cavi_fit`).
+    priors : mapping, optional
+        Prior overrides (table above).
+
+    Examples
+    --------
+    >>> import numpy as np, bayesmages as bm
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(300, 2)) * [1.0, 0.05], 0.02 * rng.normal(size=(700, 2))])
+    >>> m = bm.get_model("dp_mixture", truncation=10).fit(X, seed=0)  # doctest: +SKIP
+    >>> m.categories_  # doctest: +SKIP
+    ['specific:trait1', 'non-prioritised']
+    """
+
+    supported_methods: ClassVar[tuple[str, ...]] = ("svi", "map", "nuts")
+    svi_defaults: ClassVar[dict[str, Any]] = {
+        "num_steps": 300, "lr": 0.01, "min_steps": 100, "window": 25, "rel_tol": 1e-4, "final_lr_ratio": 0.1,
+    }
+    #: SVI subsamples this many rows per step when the data have more than twice as many
+    batch_rows: ClassVar[int] = 4096
+    #: the CAVI initialisation runs on at most this many rows (a seeded random subset)
+    init_rows: ClassVar[int] = 10000
+
+    def __init__(
+        self,
+        truncation: int = 20,
+        concentration: float = 0.5,
+        covariance_prior: str = "wishart",
+        restarts: int = 5,
+        keep_mass: float = 0.99,
+        trait_names: Sequence[str] | None = None,
+        null_trace_fraction: float = 0.05,
+        null_variance: float | None = None,
+        angle_tol: float = 15.0,
+        eig_ratio: float = 2.0,
+        shared_fraction: float = 0.1,
+        guide: Callable[[Any], Any] | None = None,
+        init_iterations: int = 50,
+        priors: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.truncation = truncation
+        self.concentration = concentration
+        self.covariance_prior = covariance_prior
+        self.restarts = restarts
+        self.keep_mass = keep_mass
+        self.trait_names = trait_names
+        self.null_trace_fraction = null_trace_fraction
+        self.null_variance = null_variance
+        self.angle_tol = angle_tol
+        self.eig_ratio = eig_ratio
+        self.shared_fraction = shared_fraction
+        self.guide = guide
+        self.init_iterations = init_iterations
+        self._check_settings()
+        super().__init__(priors)
+
+    def _check_settings(self) -> None:
+        lab = self._label
+        if isinstance(self.truncation, bool) or not isinstance(self.truncation, int) or self.truncation < 2:
+            raise InputError(f"{lab}: truncation must be an integer >= 2, got {self.truncation!r}")
+        if not (isinstance(self.concentration, int | float) and self.concentration > 0):
+            raise InputError(f"{lab}: concentration must be a positive number, got {self.concentration!r}")
+        if self.covariance_prior not in ("wishart", "lkj"):
+            raise InputError(f"{lab}: covariance_prior must be 'wishart' or 'lkj', got {self.covariance_prior!r}")
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 1:
+            raise InputError(f"{lab}: restarts must be a positive integer, got {self.restarts!r}")
+        if not (isinstance(self.keep_mass, int | float) and 0 < self.keep_mass <= 1):
+            raise InputError(f"{lab}: keep_mass must be in (0, 1], got {self.keep_mass!r}")
+        if self.guide is not None and not callable(self.guide):
+            raise InputError(f"{lab}: guide must be a callable guide(model) -> guide")
+        if not isinstance(self.init_iterations, int) or self.init_iterations < 0:
+            raise InputError(f"{lab}: init_iterations must be a non-negative integer")
+
+    # ------------------------------------------------------------------ priors
+    def _p(self, dims: Mapping[str, int] | None) -> int:
+        if dims is not None:
+            return int(dims["n_traits"])
+        return len(self.trait_names) if self.trait_names is not None else 2
+
+    def prior_specs(self, dims: Mapping[str, int] | None) -> dict[str, PriorSpec]:
+        """Priors: ``concentration``, and ``precision`` or ``corr_cholesky``/``scales``.
+
+        Before the data is known, defaults are shown for p = 2 (or ``len(trait_names)``).
+        """
+        p = self._p(dims)
+        K = self.truncation
+        known = dims is not None
+        alpha = float(self.concentration)
+        specs = {
+            # nonnegative (not positive) so that Gamma priors, whose torch support is [0, inf), pass.
+            "concentration": PriorSpec(lambda: dist.Delta(_t(alpha)), constraints.nonnegative, shape=(),
+                                       doc="stick-breaking concentration alpha (fixed unless a prior is given)"),
+        }
+        if self.covariance_prior == "wishart":
+            specs["precision"] = PriorSpec(
+                lambda: dist.Wishart(_t(p + 3.0), covariance_matrix=torch.eye(p, dtype=_F64)),
+                constraints.positive_definite, shape=(K, p, p) if known else None,
+                doc="component precision matrices (inverse covariances), on the scaled data")
+        else:
+            specs["scales"] = PriorSpec(lambda: dist.HalfCauchy(_t(1.0)), constraints.nonnegative,
+                                        shape=(K, p) if known else None, doc="per-trait component sds (scaled data)")
+            if p > 1:
+                specs["corr_cholesky"] = PriorSpec(
+                    lambda: dist.LKJCholesky(p, _t(1.0)), constraints.corr_cholesky,
+                    shape=(K, p, p) if known else None, doc="Cholesky factors of the component correlations")
+        return specs
+
+    def _random_alpha(self) -> bool:
+        return not isinstance(self._resolved["concentration"], dist.Delta)
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, data: Any) -> FitData:
+        X, sd, names = prepare_effects(data, self.trait_names, self._label)
+        self.trait_names_ = names
+        self.n_traits_ = X.shape[1]
+        self.scale_ = float(np.sqrt((X**2).mean(0)).mean())
+        Xs = _t(X / self.scale_)
+        XX, weight = kernels.outer_products(Xs)
+        noise_var = None if sd is None else _t((sd / self.scale_) ** 2)
+        observed = {"effects": X} if sd is None else {"effects": X, "sd": sd}
+        return FitData(
+            args=(XX, weight),
+            kwargs={"X": Xs, "noise_var": noise_var},
+            dims={"n_traits": X.shape[1], "truncation": self.truncation},
+            observed=observed,
+            num_data=X.shape[0],
+        )
+
+    # ------------------------------------------------------------------ model
+    def _scales_prior(self) -> torch.distributions.Distribution:
+        prior = self._resolved["scales"]
+        if len(prior.batch_shape) == 0:
+            prior = prior.expand([self.n_traits_])
+        return prior.to_event(1)
+
+    def _precision(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if "precision" in values:
+            return values["precision"]
+        scales = values["scales"]
+        L = scales.unsqueeze(-1) * values["corr_cholesky"] if "corr_cholesky" in values else scales.unsqueeze(-1)
+        return torch.cholesky_inverse(L)
+
+    def model(self, XX: torch.Tensor, weight: torch.Tensor, X: torch.Tensor | None = None,
+              noise_var: torch.Tensor | None = None, subsample_size: int | None = None) -> None:
+        """Pyro model (restarts as a plate at dim -2, components at dim -1; rows may be subsampled)."""
+        priors = self._resolved
+        R, K = self._n_batch, self.truncation
+        values: dict[str, torch.Tensor] = {}
+        with pyro.plate("restarts", R, dim=-2):
+            if self._random_alpha():
+                with pyro.plate("one", 1, dim=-1):
+                    alpha = pyro.sample("concentration", priors["concentration"])
+            else:
+                alpha = priors["concentration"].v
+            with pyro.plate("sticks", K - 1, dim=-1):
+                v = pyro.sample("v", dist.Beta(torch.ones_like(alpha), alpha))
+            with pyro.plate("components", K, dim=-1):
+                if self.covariance_prior == "wishart":
+                    values["precision"] = pyro.sample("precision", priors["precision"])
+                else:
+                    values["scales"] = pyro.sample("scales", self._scales_prior())
+                    if self.n_traits_ > 1:
+                        values["corr_cholesky"] = pyro.sample("corr_cholesky", priors["corr_cholesky"])
+        log_w = kernels.log_stick_weights(v)
+        precision = self._precision(values)
+        with pyro.plate("data", XX.shape[0], subsample_size=subsample_size, dim=-1) as idx:
+            if subsample_size is not None:  # the plate scales the factor by N / batch
+                XX = XX[idx]
+                X = None if X is None else X[idx]
+                noise_var = None if noise_var is None else noise_var[idx]
+            loglik = kernels.mixture_log_density(log_w, XX, weight, precision, X=X, noise_var=noise_var)
+            pyro.factor("loglik", loglik.reshape(XX.shape[0], -1).sum(-1))
+
+    def _log_joint(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Log p(data, values) per restart, for values with leading shape (..., R)."""
+        fd = self._fit_data
+        priors = self._resolved
+        lp = 0.0
+        if self._random_alpha():
+            alpha = values["concentration"]
+            lp = lp + priors["concentration"].log_prob(alpha).sum(-1)
+        else:
+            alpha = priors["concentration"].v
+        lp = lp + dist.Beta(torch.ones_like(alpha), alpha).log_prob(values["v"]).sum(-1)
+        if self.covariance_prior == "wishart":
+            lp = lp + priors["precision"].log_prob(values["precision"]).sum(-1)
+        else:
+            lp = lp + self._scales_prior().log_prob(values["scales"]).sum(-1)
+            if "corr_cholesky" in values:
+                lp = lp + priors["corr_cholesky"].log_prob(values["corr_cholesky"]).sum(-1)
+        loglik = kernels.mixture_log_density(
+            kernels.log_stick_weights(values["v"]), *fd.args, self._precision(values), **fd.kwargs
+        )
+        return lp + loglik.sum(0)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: Any, method: str = "svi", seed: int = 0, progress: bool = False,
+            **infer_kwargs: Any) -> DPMixture:
+        """Fit the mixture (see :meth:`bayesmages.model.BayesianModel.fit`).
+
+        Parameters
+        ----------
+        data : array, DataFrame or mapping
+            (N, p) effects, or ``{"effects": X, "sd": S}`` for the per-variant noise model.
+        method : {"svi", "map", "nuts"}
+            Mean-field SVI (default), MAP, or NUTS (small data; one chain set, no restarts).
+        seed : int
+            Seed.
+        progress : bool
+            Progress bar on a terminal.
+        **infer_kwargs
+            ``restarts`` overrides the constructor's; the rest goes to
+            :func:`bayesmages.infer.run_svi` or :func:`bayesmages.infer.run_nuts`.
+
+        Returns
+        -------
+        self
+        """
+        self._check_settings()
+        restarts = infer_kwargs.pop("restarts", self.restarts)
+        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+            raise InputError(f"{self._label}: restarts must be a positive integer, got {restarts!r}")
+        self._custom_guide = method == "svi" and self.guide is not None
+        self._n_batch = 1 if (method == "nuts" or self._custom_guide) else restarts
+        if self._custom_guide:
+            infer_kwargs["restarts"] = restarts
+        if method != "nuts" and "batch_size" not in infer_kwargs:
+            n_rows = int(np.shape(data["effects"] if isinstance(data, Mapping) else data)[0])
+            if n_rows > 2 * self.batch_rows:
+                infer_kwargs["batch_size"] = self.batch_rows
+        if method == "nuts":
+            infer_kwargs.setdefault("num_samples", 300)
+            infer_kwargs.setdefault("warmup_steps", 300)
+        return super().fit(data, method=method, seed=seed, progress=progress, **infer_kwargs)
+
+    def _make_guide(self, method: str, restart: int) -> Any:
+        if method == "svi" and self.guide is not None:
+            return self.guide(self.model)
+        return DPMixtureGuide(
+            "map" if method == "map" else "meanfield",
+            restarts=self._n_batch,
+            truncation=self.truncation,
+            n_traits=self.n_traits_,
+            covariance_prior=self.covariance_prior,
+            random_concentration=self._random_alpha(),
+            init_fn=self._initial_values,
+        )
+
+    def _initial_values(self) -> dict[str, torch.Tensor]:
+        """Unconstrained starting values of all restarts from CAVI (uses the torch RNG)."""
+        XX, weight = self._fit_data.args
+        X = self._fit_data.kwargs["X"]
+        N = X.shape[0]
+        if N > self.init_rows:
+            rows = torch.randperm(N)[: self.init_rows]
+            X, XX = X[rows], XX[rows]
+        factor = N / X.shape[0]  # CAVI may run on a subset; counts are scaled up to N
+        R, K, p = self._n_batch, self.truncation, self.n_traits_
+        prior = self._resolved.get("precision")
+        if isinstance(prior, dist.Wishart) and len(prior.batch_shape) == 0:
+            df, scale_inv = float(prior.df), torch.linalg.inv(prior.covariance_matrix)
+        else:
+            # No conjugate prior (LKJ, or per-component Wisharts): a weak Wishart for the start only.
+            df, scale_inv = p + 2.0, 1e-3 * torch.eye(p, dtype=_F64)
+        alpha = self._resolved["concentration"].mean if self._random_alpha() else self._resolved["concentration"].v
+        alpha = float(alpha)
+        q = kernels.cavi_fit(XX, weight, *initial_covariances(X, R, K), alpha=alpha, prior_df=df,
+                             prior_scale_inv=scale_inv, n_iter=self.init_iterations)
+        counts = factor * q["counts"]
+        after = counts.flip(-1).cumsum(-1).flip(-1) - counts
+        a, b = 1.0 + counts[..., :-1], alpha + after[..., :-1]
+        post = dist.Wishart(df + counts, covariance_matrix=torch.linalg.inv(scale_inv + factor * q["scatter"]))
+        # MAP start: the Wishart mode (mean if the mode does not exist) and v = a / (a + b), the
+        # logit-scale mode of Beta(a, b).
+        shrink = torch.where(post.df > p + 1, (post.df - p - 1) / post.df, torch.ones_like(post.df))
+        mode = shrink[..., None, None] * post.mean
+        # Mean-field start: the Normal factor matched to draws of the CAVI Wishart in the
+        # unconstrained coordinates; the Beta factor is the CAVI Beta.
+        u = kernels.wishart_unconstrained_draws(post.df, post.covariance_matrix, 256)
+        out = {
+            "v_logit": torch.log(a) - torch.log(b),
+            "v_count": torch.stack([a, b], -1),
+            "log_alpha": torch.full((R, 1), math.log(alpha), dtype=_F64),
+            "log_alpha_sd": torch.full((R, 1), 0.3, dtype=_F64),
+            "prec": kernels.VechToPrecision().inv(mode),
+            "prec_mf": u.mean(0),
+            "prec_sd": u.std(0).clamp_min(1e-4),
+        }
+        cov = torch.cholesky_inverse(torch.linalg.cholesky(mode))
+        sds = torch.diagonal(cov, dim1=-2, dim2=-1).sqrt()
+        # LKJ starts: the sds of log scales and correlation coordinates from the curvature of the
+        # log-likelihood with N_k points (about 1 / sqrt(2 N_k) and 1 / sqrt(N_k)).
+        n_eff = (counts + p + 2.0)[..., None]
+        out["log_scales"] = sds.log()
+        out["log_scales_sd"] = (1.0 / (2.0 * n_eff).sqrt()).expand(R, K, p).clamp(1e-4, 0.5)
+        if p > 1:
+            corr = cov / (sds.unsqueeze(-1) * sds.unsqueeze(-2))
+            out["corr"] = CorrCholeskyTransform().inv(torch.linalg.cholesky(corr))
+            out["corr_sd"] = (1.0 / n_eff.sqrt()).expand(R, K, p * (p - 1) // 2).clamp(1e-4, 0.5)
+        return out
+
+    # ------------------------------------------------------------------ after fitting
+    def _raw_draws(self, n: int, seed: int) -> dict[str, torch.Tensor]:
+        """Draws of the latent sites of the kept restart, shaped (n, ...)."""
+        if self.method_ == "nuts":
+            rng = np.random.default_rng(seed)
+            pooled = {k: v.reshape(-1, *v.shape[3:]) for k, v in self._nuts_samples.items()}
+            total = next(iter(pooled.values())).shape[0]
+            idx = rng.choice(total, size=n, replace=n > total)
+            return {k: _t(v[idx]) for k, v in pooled.items()}
+        if self._custom_guide:
+            return {k: _t(v).reshape(n, *v.shape[2:]) for k, v in self._guide_draws(n, seed).items()}
+        with infer.seeded(seed), infer.param_scope(self._svi.param_state), torch.no_grad():
+            values, _ = self._svi.guide.sample(n)
+        return {k: v[:, self.best_restart_] for k, v in values.items()}
+
+    def _derived(self, raw: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """Full-K weights and covariances (original scale) from raw site values (any leading shape)."""
+        w = kernels.log_stick_weights(raw["v"]).exp()
+        cov = torch.cholesky_inverse(torch.linalg.cholesky(self._precision(raw))) * self.scale_**2
+        out = {"weights": w.numpy(), "covariances": cov.numpy()}
+        if "concentration" in raw:
+            out["concentration"] = raw["concentration"][..., 0].numpy()
+        return out
+
+    def _kept(self, derived: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        idx = self.component_index_
+        w = derived["weights"][..., idx]
+        out = {"weights": w / w.sum(-1, keepdims=True), "covariances": derived["covariances"][..., idx, :, :]}
+        if "concentration" in derived:
+            out["concentration"] = derived["concentration"]
+        return out
+
+    def _after_fit(self) -> None:
+        fd = self._fit_data
+        if self.method_ == "nuts" or self._custom_guide:
+            self.best_restart_ = 0
+            self.restart_elbos_ = None if self.method_ == "nuts" else -np.asarray(self._svi.restart_losses)
+            self.restart_agreement_ = None
+        else:
+            self._select_restart()
+        with torch.no_grad():
+            full = self._derived(self._raw_draws(1 if self.method_ == "map" else 1000, self.seed_))
+        weights = full["weights"].mean(0)
+        covs = full["covariances"].mean(0)
+        idx, kept_w = truncate_components(weights, covs, self.keep_mass)
+        self.component_index_ = idx
+        self.n_components_ = int(idx.size)
+        self.weights_ = kept_w
+        self.covariances_ = covs[idx]
+        X = fd.observed["effects"]
+        sd = fd.observed.get("sd")
+        logr = log_responsibilities(X, kept_w, self.covariances_, None if sd is None else sd**2)
+        self.responsibilities_ = np.exp(logr)
+        self.labels_ = logr.argmax(1)
+        self.categories_ = categorize_clusters(
+            self.covariances_, self.trait_names_, null_trace_fraction=self.null_trace_fraction,
+            null_variance=self.null_variance, angle_tol=self.angle_tol, eig_ratio=self.eig_ratio,
+            shared_fraction=self.shared_fraction,
+        )
+
+    def _select_restart(self, particles: int = 16) -> None:
+        """Per-restart ELBO (MAP: log joint) and agreement of labels with the best restart."""
+        fd = self._fit_data
+        guide = self._svi.guide
+        N, R, K = fd.num_data, self._n_batch, self.truncation
+        chunk = max(1, min(particles, int(2e7 // max(1, N * R * K))))
+        with infer.seeded(self.seed_), infer.param_scope(self._svi.param_state), torch.no_grad():
+            if self.method_ == "map":
+                elbo = self._log_joint(guide.point())
+            else:
+                total = torch.zeros(R, dtype=_F64)
+                done = 0
+                while done < particles:
+                    m = min(chunk, particles - done)
+                    values, log_q = guide.sample(m)
+                    total += (self._log_joint(values) - log_q).sum(0)
+                    done += m
+                elbo = total / particles
+            point = guide.point()
+            log_w = kernels.log_stick_weights(point["v"])
+            comp = kernels.component_log_density(*fd.args, self._precision(point), **fd.kwargs)
+            labels = (log_w + comp).argmax(-1).numpy()  # (N, R)
+        self.restart_elbos_ = elbo.numpy()
+        self.best_restart_ = int(np.argmax(self.restart_elbos_))
+        self.restart_agreement_ = np.array(
+            [adjusted_rand_index(labels[:, self.best_restart_], labels[:, r]) for r in range(R)]
+        )
+
+    # ------------------------------------------------------------------ posterior API
+    def sample_posterior(self, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+        """Posterior draws of the kept clusters' ``weights`` (n, K*) and ``covariances`` (n, K*, p, p).
+
+        Clusters are in the order of :attr:`weights_`; weights are renormalised over the kept
+        clusters per draw; covariances are on the original data scale. A random concentration
+        adds ``concentration`` (n,). MAP fits repeat the point.
+        """
+        self._check_fitted()
+        if not isinstance(n, int) or n < 1:
+            raise InputError(f"n must be a positive integer, got {n!r}")
+        with torch.no_grad():
+            return self._kept(self._derived(self._raw_draws(n, seed)))
+
+    def _chain_draws(self) -> dict[str, np.ndarray]:
+        raw = {k: _t(v[:, :, 0]) for k, v in self._nuts_samples.items()}
+        with torch.no_grad():
+            return self._kept(self._derived(raw))
+
+    def summary(self, n: int = 2000, seed: int = 0) -> pd.DataFrame:
+        """Posterior summary of the kept clusters' weights and covariances (one row per element)."""
+        self._check_fitted()
+        if self.method_ == "nuts":
+            return diagnostics.summarize_draws(self._chain_draws(), chains=True)
+        return diagnostics.summarize_draws(self.sample_posterior(n, seed))
+
+    def _dims(self) -> dict[str, list[str]]:
+        return {"weights": ["cluster"], "covariances": ["cluster", "trait", "trait_"]}
+
+    def to_inference_data(self, n: int = 1000, seed: int = 0, psis: bool = False) -> Any:
+        """ArviZ InferenceData with draws of the kept clusters' ``weights`` and ``covariances``.
+
+        ``sample_stats`` holds the ELBO history (SVI: summed over the batched restarts) and
+        the attributes carry per-restart ELBOs, restart agreement and the cluster categories.
+        ``psis`` is not supported for the batched guides and is ignored.
+        """
+        self._check_fitted()
+        chains = self.method_ == "nuts"
+        post = self._chain_draws() if chains else self.sample_posterior(n, seed)
+        coords = {"cluster": np.arange(self.n_components_), "trait": self.trait_names_,
+                  "trait_": self.trait_names_}
+        attrs = {"inference": self.method_, "model": self._label, "categories": list(self.categories_),
+                 "scale": self.scale_}
+        if getattr(self, "restart_elbos_", None) is not None:
+            attrs["restart_elbos"] = [float(x) for x in self.restart_elbos_]
+        if getattr(self, "restart_agreement_", None) is not None:
+            attrs["restart_agreement"] = [float(x) for x in self.restart_agreement_]
+        return diagnostics.to_inference_data(
+            post, chains=chains, sample_stats=self._nuts_stats if chains else None,
+            elbo=None if chains else self.elbo_, observed_data=self._fit_data.observed,
+            dims=self._dims(), coords=coords, attrs=attrs,
+        )
+
+    def cluster_table(self) -> pd.DataFrame:
+        """One row per kept cluster: ``cluster, weight, trace, category, cov_<a>_<b>`` (DESIGN §6)."""
+        self._check_fitted()
+        names = self.trait_names_
+        rows = []
+        for k in range(self.n_components_):
+            row = {"cluster": k, "weight": self.weights_[k], "trace": float(np.trace(self.covariances_[k])),
+                   "category": self.categories_[k]}
+            for a in range(len(names)):
+                for b in range(a, len(names)):
+                    row[f"cov_{names[a]}_{names[b]}"] = self.covariances_[k, a, b]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def variant_table(self, ids: Sequence[Any] | None = None) -> pd.DataFrame:
+        """One row per variant: ``SNP, cluster, prob, category`` (DESIGN §6)."""
+        self._check_fitted()
+        n = self.labels_.size
+        if ids is not None and len(ids) != n:
+            raise InputError(f"ids has {len(ids)} entries for {n} variants")
+        return pd.DataFrame({
+            "SNP": list(ids) if ids is not None else np.arange(n),
+            "cluster": self.labels_,
+            "prob": self.responsibilities_[np.arange(n), self.labels_],
+            "category": np.asarray(self.categories_, dtype=object)[self.labels_],
+        })
+
+    def plot_clusters(self, **kwargs: Any) -> Any:
+        """Scatter of the effects by cluster with 95% ellipses (see :func:`bayesmages.cluster.plot_clusters`)."""
+        from bayesmages.cluster.plots import plot_clusters
+
+        self._check_fitted()
+        return plot_clusters(self._fit_data.observed["effects"], self.labels_, self.covariances_,
+                             categories=self.categories_, trait_names=self.trait_names_, **kwargs)
