@@ -60,8 +60,8 @@ def test_training_lowers_validation_loss(tiny_data, fitted):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         untrained = fitted.make_net()
-    before = evaluate(point_predictor(untrained), val)["mse"]
-    after = evaluate(point_predictor(fitted.members_[0]), val)["mse"]
+    before = evaluate(point_predictor(untrained), val)["nmse"]
+    after = evaluate(point_predictor(fitted.members_[0]), val)["nmse"]
     assert after < before
     hist = fitted.history_[0]
     assert min(hist["val_mse"]) == pytest.approx(hist["best_val_mse"])

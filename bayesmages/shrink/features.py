@@ -8,7 +8,7 @@ equivariant to units: ``shrink(c * beta_hat, c * se) = c * shrink(beta_hat, se)`
 Static (per block) quantities, computed once in numpy:
 
 * the ``T`` neighbours of each variant with the largest ``|r|`` (sign of ``r`` kept), found
-  with one ``argpartition`` per row -- O(m*T) extra memory, never an m*T*m temporary; blocks
+  with one row-wise partial selection (``torch.topk``) -- O(m*T) extra memory, never an m*T*m temporary; blocks
   with ``m - 1 < T`` are padded (mask 0, correlation 0);
 * the within-block LD score ``l_j = sum_i R_ij^2 - 1``.
 
@@ -95,7 +95,7 @@ def validate_block(
     if not np.isfinite(Rm).all():
         i, j = np.argwhere(~np.isfinite(Rm))[0]
         raise InputError(f"{name}: R has a missing or infinite value at ({i + 1}, {j + 1})")
-    if not np.allclose(Rm, Rm.T, atol=1e-6):
+    if np.abs(Rm - Rm.T).max() > 1e-6:
         raise InputError(f"{name}: R must be symmetric")
     if not np.allclose(np.diag(Rm), 1.0, atol=1e-6):
         raise InputError(f"{name}: R must have a unit diagonal (a correlation matrix)")
@@ -152,12 +152,11 @@ def neighbours(R: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     corr = np.zeros((m, T))
     mask = np.zeros((m, T))
     if k > 0:
-        A = np.abs(R)
-        np.fill_diagonal(A, -1.0)  # the variant itself is never its own neighbour
-        # argpartition then a sort of only the k winners: O(m*k) memory, O(m^2) time.
-        part = np.argpartition(-A, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(A, part, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(part, order, axis=1)
+        A = torch.from_numpy(np.abs(R))
+        A.fill_diagonal_(-1.0)  # the variant itself is never its own neighbour
+        # A row-wise partial selection (like argpartition, ~3x faster here): O(m*k) output and
+        # memory beyond |R|, O(m^2) time; never an m*k*m temporary.
+        top = torch.topk(A, k, dim=1, sorted=True).indices.numpy()
         idx[:, :k] = top
         corr[:, :k] = np.take_along_axis(R, top, axis=1)
         mask[:, :k] = 1.0
@@ -270,10 +269,14 @@ def iteration_features(
     sgn = torch.where(r < 0, -1.0, 1.0).to(r.dtype)
     B, m = r.shape
     flat = bf.idx.reshape(-1)
+    # asinh compresses the heavy-tailed z scale; it is odd, so asinh(s * v) = s * asinh(v) and
+    # the transform is applied to m-vectors before gathering, not to (m, T) arrays.
+    a_r, a_e = torch.asinh(r), torch.asinh(est)
     # Neighbour values gathered along the variant axis: (B, m, T); padding slots are masked.
     r_nb = r[:, flat].reshape(B, m, -1) * bf.mask
-    e_nb = est[:, flat].reshape(B, m, -1) * bf.mask
     s = sgn.unsqueeze(-1)
+    ar_nb = a_r[:, flat].reshape(B, m, -1) * bf.mask * s
+    ae_nb = a_e[:, flat].reshape(B, m, -1) * bf.mask * s
     corr = bf.corr.expand(B, m, -1)
     # The strongest LD-weighted residual among the neighbours: a variant whose signal is better
     # explained by a neighbour should step aside (parallel updates would double count it).
@@ -284,18 +287,19 @@ def iteration_features(
     # All strong partners count (not only the T nearest), hence the dense (m, m) mask.
     rival = (bf.strong.unsqueeze(0) * r.abs().unsqueeze(1)).amax(dim=-1)
     lead = (r.abs() >= rival).to(r.dtype)
+    abs_ar = a_r.abs().unsqueeze(-1)
     x = torch.cat(
         [
-            torch.asinh(r.abs()).unsqueeze(-1),
-            torch.asinh(dom) - torch.asinh(r.abs()).unsqueeze(-1),
-            torch.asinh(sgn * est).unsqueeze(-1),
+            abs_ar,
+            torch.asinh(dom) - abs_ar,
+            (sgn * a_e).unsqueeze(-1),
             bf.log_ld.expand(B, m).unsqueeze(-1),
             scale.expand(B, m).unsqueeze(-1),
             torch.full((B, m, 1), progress, dtype=r.dtype),
             lead.unsqueeze(-1),
             corr,
-            torch.asinh(s * r_nb),
-            torch.asinh(s * e_nb),
+            ar_nb,
+            ae_nb,
         ],
         dim=-1,
     )

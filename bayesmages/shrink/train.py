@@ -249,16 +249,21 @@ def evaluate(predict: Callable[[torch.Tensor, BlockFeatures], tuple[torch.Tensor
              blocks: list[SimBlock]) -> dict[str, float]:
     """Validation metrics on the z scale: MSE of the final estimate, of raw z and of zero.
 
-    ``predict(z, bf) -> (mean, sd)``.
+    ``predict(z, bf) -> (mean, sd)``. ``nmse`` is the MSE with each replicate's errors divided by
+    its mean z^2 (the training objective's scale; used for early stopping because the plain MSE
+    is dominated by the few replicates with the strongest signal).
     """
-    se_sum = raw_sum = zero_sum = count = 0.0
+    se_sum = raw_sum = zero_sum = count = nse_sum = 0.0
     for blk in blocks:
         mean, _ = predict(blk.z, blk.bf)
-        se_sum += float((mean - blk.zeta).square().sum())
+        err = (mean - blk.zeta).square()
+        nse_sum += float((err / blk.z.square().mean(dim=1, keepdim=True)).sum())
+        se_sum += float(err.sum())
         raw_sum += float((blk.z - blk.zeta).square().sum())
         zero_sum += float(blk.zeta.square().sum())
         count += blk.zeta.numel()
-    return {"mse": se_sum / count, "mse_raw": raw_sum / count, "mse_zero": zero_sum / count}
+    return {"mse": se_sum / count, "mse_raw": raw_sum / count, "mse_zero": zero_sum / count,
+            "nmse": nse_sum / count}
 
 
 @torch.no_grad()
@@ -304,13 +309,14 @@ def train_point(
 
     Each epoch visits every training block once in random order, in minibatches of
     ``cfg.batch_size`` replicates (replicates of one block share R, so a minibatch costs one
-    (B, m) x (m, m) product per iteration). Early stopping: the validation MSE, evaluated in
-    eval mode after each epoch; the best weights are restored at the end.
+    (B, m) x (m, m) product per iteration). Early stopping: the validation MSE normalised per
+    replicate (``nmse`` of :func:`evaluate`), evaluated in eval mode after each epoch; the best
+    weights are restored at the end.
 
     Returns
     -------
     dict
-        ``train_loss``, ``val_mse`` (per epoch), ``best_epoch``, ``seconds``, ``stopped``.
+        ``train_loss``, ``val_mse`` (per epoch, normalised), ``best_epoch``, ``seconds``, ``stopped``.
     """
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -337,7 +343,7 @@ def train_point(
                     total += float(loss.detach())
                     nb += 1
             sched.step()
-            val_mse = evaluate(predict, val)["mse"]
+            val_mse = evaluate(predict, val)["nmse"]
             hist["train_loss"].append(total / max(nb, 1))
             hist["val_mse"].append(val_mse)
             bar.set_postfix(val_mse=f"{val_mse:.4g}")
