@@ -63,25 +63,44 @@ def _solve_saddle(q: np.ndarray, lam: np.ndarray, cmax: np.ndarray) -> np.ndarra
         step = cc - g1 / g2
         bad = (step <= lo[idx]) | (step >= hi[idx]) | ~np.isfinite(step)
         new = np.where(bad, 0.5 * (lo[idx] + hi[idx]), step)
-        done = (np.abs(new - cc) <= 1e-15 * cc) | ((hi[idx] - lo[idx]) <= 4e-16 * hi[idx])
+        # Any c in (0, cmax) gives the exact integral; c near the saddlepoint only makes it cheap,
+        # so a loose tolerance suffices.
+        done = (np.abs(new - cc) <= 1e-9 * cc) | ((hi[idx] - lo[idx]) <= 1e-12 * hi[idx])
         c[idx] = new
         active[idx[done]] = False
     return c
 
 
+def _log_prod(z: np.ndarray) -> np.ndarray:
+    """Log of prod over axis 1, as logs of products of 8 factors (8x fewer logarithms).
+
+    Products of 8 factors stay far inside the double range for the values met on the path (each
+    factor lies within ~1e-16..1e30 there). For complex input the imaginary part is only defined
+    modulo 2 pi, which exp() does not see.
+    """
+    rows, m, nodes = z.shape
+    pad = (-m) % 8
+    if pad:
+        z = np.concatenate([z, np.ones((rows, pad, nodes), dtype=z.dtype)], axis=1)
+    return np.log(z.reshape(rows, -1, 8, nodes).prod(axis=2)).sum(axis=1)
+
+
 def _log_integrand(
     t: np.ndarray, c: np.ndarray, alpha: np.ndarray, q: np.ndarray, lam: np.ndarray
 ) -> np.ndarray:
-    """Log of M(s) exp(-s q) / s * ds/dt / i along s = c + alpha t^2 + i t (complex, rows x nodes)."""
+    """Log of M(s) exp(-s q) / s * ds/dt / i along s = c + alpha t^2 + i t (complex, rows x nodes).
+
+    The imaginary part is defined modulo 2 pi (only exp of it is used).
+    """
     s = (c[:, None] + alpha[:, None] * t * t) + 1j * t
-    # sum_k log(1 - 2 lam_k s): for t > 0 the argument stays in the lower half plane, so the
-    # principal branch is continuous along the path.
-    z = 1.0 - 2.0 * lam[:, :, None] * s[:, None, :]
-    logm = -0.5 * np.log(z).sum(axis=1)
-    return logm - s * q[:, None] - np.log(s) + np.log1p(-2j * alpha[:, None] * t)
+    # M(s) = prod (1 - 2 lam s)^(-1/2). For t > 0 every factor lies in the lower half plane, so the
+    # principal square root is the continuous branch along the path; products of the roots are
+    # then exact and only their logarithm needs no branch care.
+    roots = np.sqrt(1.0 - 2.0 * lam[:, :, None] * s[:, None, :])
+    return -_log_prod(roots) - s * q[:, None] - np.log(s) + np.log1p(-2j * alpha[:, None] * t)
 
 
-def contour_tail(q: np.ndarray, lam: np.ndarray, *, rtol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+def contour_tail(q: np.ndarray, lam: np.ndarray, *, rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """P(sum_k lam[i, k] chi2_1 > q[i]) for each row i, with relative accuracy ~ ``rtol``.
 
     Parameters
@@ -92,7 +111,9 @@ def contour_tail(q: np.ndarray, lam: np.ndarray, *, rtol: float = 1e-7) -> tuple
         Shape (n, m), non-negative weights; each row has at least one positive weight (rows may be
         padded with zeros, which contribute nothing).
     rtol : float
-        Relative agreement of two successive trapezoid sums required to stop.
+        Relative agreement of two successive trapezoid sums required to stop. The trapezoid rule
+        converges geometrically here, so the error of the finer sum is far smaller than this
+        difference (measured relative errors against mpmath: below 1e-7 with the default).
 
     Returns
     -------
@@ -115,17 +136,23 @@ def contour_tail(q: np.ndarray, lam: np.ndarray, *, rtol: float = 1e-7) -> tuple
     alpha = np.minimum(g3 / (6.0 * g2), (r * r).sum(axis=1) / r.sum(axis=1))
     w = 1.0 / np.sqrt(g2)
     g0 = -0.5 * np.log(den).sum(axis=1) - c * q - np.log(c)  # G(c), real
-    # Truncation point: first T = w * 2^k where the integrand is negligible relative to the peak.
-    ks = np.arange(0, 60, dtype=np.float64)
-    tgrid = w[:, None] * 2.0 ** (ks[None, :] / 2.0)
-    mag = np.empty((n, ks.size))
-    chunk = max(1, int(_CHUNK_ELEMENTS // max(1, lam.shape[1] * ks.size)))
-    for a in range(0, n, chunk):
-        sl = slice(a, a + chunk)
-        mag[sl] = _log_integrand(tgrid[sl], c[sl], alpha[sl], q[sl], lam[sl]).real - g0[sl, None]
-    small = mag < _LOG_NEGLIGIBLE
-    first = np.where(small.any(axis=1), small.argmax(axis=1), ks.size - 1)
-    tmax = tgrid[np.arange(n), first]
+    # Truncation point: first T = w * 2^(k/2) where the integrand is negligible relative to the
+    # peak. Only magnitudes are needed, so this uses real arithmetic (|1 - 2 lam s|^2) throughout.
+    # Scanned outwards one column at a time, only for the rows still above the threshold.
+    tmax = w * 2.0**40
+    active = np.arange(n)
+    for k in range(80):
+        tt = w[active] * 2.0 ** (k / 2.0)
+        re = c[active] + alpha[active] * tt * tt
+        lr = 2.0 * lam[active]
+        modulus = np.sqrt((1.0 - lr * re[:, None]) ** 2 + (lr * tt[:, None]) ** 2)
+        mag = (-0.5 * _log_prod(modulus[:, :, None])[:, 0] - re * q[active] - 0.5 * np.log(re * re + tt * tt)
+               + 0.5 * np.log1p(4.0 * (alpha[active] * tt) ** 2) - g0[active])
+        done = mag < _LOG_NEGLIGIBLE
+        tmax[active[done]] = tt[done]
+        active = active[~done]
+        if active.size == 0:
+            break
     umax = np.arcsinh(tmax / w)
 
     def node_sum(rows: np.ndarray, nodes: int, odd_only: bool) -> np.ndarray:

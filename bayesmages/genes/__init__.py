@@ -1,0 +1,16 @@
+"""Gene-level analysis (METHODS §C): mapping, single-trait enrichment, multi-trait summaries, figures.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd, bayesmages as bm
+>>> genes = pd.DataFrame({"GENE": ["A"], "CHR": [1], "N_SNPS": [2], "start_idx_chr": [0], "end_idx_chr": [1],
+...                       "chr_start_idx_gw": [0]})
+>>> bm.genes.enrichment.test(np.array([0.1, 0.2]), np.eye(2), genes, null_variance=0.01).columns.tolist()
+['GENE', 'CHR', 'n_variants', 'Q', 'p_value', 'q_value']
+"""
+
+from bayesmages.genes import enrichment, mapping
+from bayesmages.genes.enrichment import gene_eigenvalues, null_variance_from_fit
+from bayesmages.genes.mapping import GeneMap, map_genes
+
+__all__ = ["GeneMap", "enrichment", "gene_eigenvalues", "map_genes", "mapping", "null_variance_from_fit"]
