@@ -9,8 +9,24 @@ Examples
 ['GENE', 'CHR', 'n_variants', 'Q', 'p_value', 'q_value']
 """
 
-from bayesmages.genes import enrichment, mapping
+from bayesmages.genes import enrichment, mapping, multitrait, plots
 from bayesmages.genes.enrichment import gene_eigenvalues, null_variance_from_fit
 from bayesmages.genes.mapping import GeneMap, map_genes
+from bayesmages.genes.multitrait import GeneSummary, summarize
+from bayesmages.genes.plots import plot_cluster_fractions, plot_gene_pvalues, plot_s_summary
 
-__all__ = ["GeneMap", "enrichment", "gene_eigenvalues", "map_genes", "mapping", "null_variance_from_fit"]
+__all__ = [
+    "GeneMap",
+    "GeneSummary",
+    "enrichment",
+    "gene_eigenvalues",
+    "map_genes",
+    "mapping",
+    "multitrait",
+    "null_variance_from_fit",
+    "plot_cluster_fractions",
+    "plot_gene_pvalues",
+    "plot_s_summary",
+    "plots",
+    "summarize",
+]

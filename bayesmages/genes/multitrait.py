@@ -1,0 +1,207 @@
+"""Multi-trait gene summaries from a clustering of shrunk effects (METHODS §C, multiple traits).
+
+For gene g with |g| variants, cluster labels l_v (``-1`` = variant not clustered) and shrunk
+effects beta_v (p traits):
+
+* **fractions**: the share of the gene's variants in each cluster, ``#{v in g: l_v = k} / |g|``
+  (plus ``unclustered``), so each row sums to 1;
+* **products**: per cluster k and trait pair (i, j), i <= j:
+  ``sum_{v in g, l_v = k} beta_vi beta_vj / |g|`` (``signed``) and the same with ``|beta_vi beta_vj|``
+  (``absolute``);
+* **S_g** (p x p): the sum of the signed products over clusters (unclustered variants excluded);
+* **type scores**: per association type (the cluster categories, e.g. ``specific:T1``,
+  ``shared:T1+T2``, ``non-prioritised``) and trait, the sum of |beta_vt| over the gene's variants in
+  clusters of that type (all kept clusters of a type count, no off-by-one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmages.errors import InputError
+from bayesmages.genes.mapping import GeneMap, map_genes
+
+__all__ = ["GeneSummary", "summarize"]
+
+UNCLUSTERED = "unclustered"
+
+
+@dataclass(frozen=True)
+class GeneSummary:
+    """Multi-trait gene summaries (see the module docstring).
+
+    Attributes
+    ----------
+    fractions : pandas.DataFrame
+        ``GENE, CHR, n_variants`` then one column per cluster (``cluster_<k>``) and ``unclustered``.
+    products : pandas.DataFrame
+        Long format: ``GENE, cluster, category, trait_i, trait_j, signed, absolute``.
+    S : pandas.DataFrame
+        Long format: ``GENE, trait_i, trait_j, S`` (both triangles, i.e. the full symmetric matrix).
+    S_array : numpy.ndarray
+        (n_genes, p, p) S_g matrices.
+    type_scores : pandas.DataFrame
+        ``GENE, type`` then ``abs_<trait>`` per trait and ``abs_total``.
+    categories : list of str
+        Category of each cluster.
+    traits : list of str
+    """
+
+    fractions: pd.DataFrame
+    products: pd.DataFrame
+    S: pd.DataFrame
+    S_array: np.ndarray
+    type_scores: pd.DataFrame
+    categories: list[str]
+    traits: list[str]
+
+
+def _effects(beta_shrunk: Any, trait_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    if isinstance(beta_shrunk, pd.DataFrame):
+        names = [str(c) for c in beta_shrunk.columns]
+        B = beta_shrunk.to_numpy(dtype=np.float64)
+    else:
+        B = np.asarray(beta_shrunk, dtype=np.float64)
+        if B.ndim == 1:
+            B = B[:, None]
+        names = [f"trait{i + 1}" for i in range(B.shape[1])]
+    if trait_names is not None:
+        names = [str(t) for t in trait_names]
+    if B.ndim != 2 or len(names) != B.shape[1]:
+        raise InputError(f"beta_shrunk: expected an (m, p) array with {len(names)} trait names, got shape {B.shape}")
+    if not np.all(np.isfinite(B)):
+        raise InputError("beta_shrunk: all effects must be finite")
+    return B, names
+
+
+def summarize(
+    beta_shrunk: Any,
+    genes: pd.DataFrame | GeneMap,
+    labels: Sequence[int] | np.ndarray | None = None,
+    categories: Sequence[str] | None = None,
+    *,
+    cluster_fit: Any = None,
+    trait_names: Sequence[str] | None = None,
+    variants: pd.DataFrame | None = None,
+    by: str = "auto",
+    index_base: str = "chromosome",
+) -> GeneSummary:
+    """Per-gene cluster fractions, effect-product sums, S_g and association-type scores.
+
+    Parameters
+    ----------
+    beta_shrunk : array_like or pandas.DataFrame
+        (m, p) shrunk effects in data order (DataFrame columns name the traits).
+    genes : pandas.DataFrame or GeneMap
+        Gene table or mapped genes (see :func:`bayesmages.genes.mapping.map_genes`).
+    labels : array_like of int, optional
+        (m,) cluster label per variant, ``-1`` for variants that were not clustered. Defaults to
+        ``cluster_fit.labels_`` when that covers all m variants.
+    categories : sequence of str, optional
+        Category per cluster (default ``cluster_fit.categories_``; else ``cluster_<k>``).
+    cluster_fit : DPMixture, optional
+        A fitted ``dp_mixture`` providing ``labels_`` and ``categories_``.
+    trait_names : sequence of str, optional
+        Override trait names.
+    variants, by, index_base
+        Passed to :func:`~bayesmages.genes.mapping.map_genes`.
+
+    Returns
+    -------
+    GeneSummary
+
+    Raises
+    ------
+    InputError
+        Shapes disagree, labels outside ``-1..K-1``, no labels.
+
+    Examples
+    --------
+    >>> B = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.1], [0.2, -0.3]])
+    >>> genes = pd.DataFrame({"GENE": ["A"], "CHR": [1], "N_SNPS": [4], "start_idx_chr": [0], "end_idx_chr": [3],
+    ...                       "chr_start_idx_gw": [0]})
+    >>> out = summarize(B, genes, labels=[0, 1, -1, 1], categories=["specific:trait1", "shared:trait1+trait2"])
+    >>> out.fractions[["cluster_0", "cluster_1", "unclustered"]].values.tolist()
+    [[0.25, 0.5, 0.25]]
+    >>> float(out.S_array[0, 0, 1])  # (1*0 + 0.5*0.5 + 0.2*-0.3) / 4
+    0.0475
+    """
+    B, traits = _effects(beta_shrunk, trait_names)
+    m, p = B.shape
+    if labels is None and cluster_fit is not None:
+        labels = getattr(cluster_fit, "labels_", None)
+    if labels is None:
+        raise InputError("labels: give per-variant cluster labels or a fitted cluster_fit")
+    lab = np.asarray(labels)
+    if lab.shape != (m,) or not np.issubdtype(lab.dtype, np.integer):
+        raise InputError(f"labels: expected {m} integer labels (one per variant, -1 = unclustered), got {lab.shape}")
+    if categories is None and cluster_fit is not None:
+        categories = getattr(cluster_fit, "categories_", None)
+    n_clusters = int(max(lab.max(initial=-1) + 1, len(categories) if categories is not None else 0))
+    cats = [str(c) for c in categories] if categories is not None else [f"cluster_{k}" for k in range(n_clusters)]
+    if lab.min(initial=0) < -1 or lab.max(initial=-1) >= len(cats):
+        raise InputError(f"labels: expected values in -1..{len(cats) - 1}, got {lab.min()}..{lab.max()}")
+    gmap = genes if isinstance(genes, GeneMap) else map_genes(
+        genes, variants=variants, n_variants=m, by=by, index_base=index_base)
+    K = len(cats)
+    G = len(gmap.indices)
+    size = gmap.genes["n_variants"].to_numpy(np.float64)
+    # One pass over genes builds per-gene, per-cluster sums via bincount on a (gene, cluster) key.
+    gene_of = np.concatenate([np.full(ix.size, g) for g, ix in enumerate(gmap.indices)]) if G else np.empty(0, int)
+    rows = np.concatenate(gmap.indices) if G else np.empty(0, int)
+    lab_r = lab[rows]
+    key = gene_of * (K + 1) + np.where(lab_r < 0, K, lab_r)  # slot K = unclustered
+    counts = np.bincount(key, minlength=G * (K + 1)).reshape(G, K + 1)
+    frac = counts / size[:, None]
+    fractions = gmap.genes[["GENE", "CHR", "n_variants"]].copy()
+    for k in range(K):
+        fractions[f"cluster_{k}"] = frac[:, k]
+    fractions[UNCLUSTERED] = frac[:, K]
+    fractions.attrs["categories"] = cats
+
+    iu, ju = np.triu_indices(p)
+    prod = B[rows][:, iu] * B[rows][:, ju]  # (n_rows, n_pairs)
+    signed = np.stack([np.bincount(key, prod[:, a], minlength=G * (K + 1)) for a in range(iu.size)], axis=-1)
+    absolute = np.stack([np.bincount(key, np.abs(prod[:, a]), minlength=G * (K + 1)) for a in range(iu.size)],
+                        axis=-1)
+    signed = signed.reshape(G, K + 1, iu.size)[:, :K] / size[:, None, None]
+    absolute = absolute.reshape(G, K + 1, iu.size)[:, :K] / size[:, None, None]
+    gi, ki, ai = np.meshgrid(np.arange(G), np.arange(K), np.arange(iu.size), indexing="ij")
+    products = pd.DataFrame({
+        "GENE": gmap.genes["GENE"].to_numpy()[gi.ravel()],
+        "cluster": ki.ravel(),
+        "category": np.asarray(cats, dtype=object)[ki.ravel()],
+        "trait_i": np.asarray(traits, dtype=object)[iu[ai.ravel()]],
+        "trait_j": np.asarray(traits, dtype=object)[ju[ai.ravel()]],
+        "signed": signed.ravel(),
+        "absolute": absolute.ravel(),
+    })
+    S_array = np.zeros((G, p, p))
+    S_array[:, iu, ju] = signed.sum(axis=1)
+    S_array[:, ju, iu] = signed.sum(axis=1)
+    gg, ii, jj = np.meshgrid(np.arange(G), np.arange(p), np.arange(p), indexing="ij")
+    S = pd.DataFrame({
+        "GENE": gmap.genes["GENE"].to_numpy()[gg.ravel()],
+        "trait_i": np.asarray(traits, dtype=object)[ii.ravel()],
+        "trait_j": np.asarray(traits, dtype=object)[jj.ravel()],
+        "S": S_array.ravel(),
+    })
+
+    types = sorted(set(cats))
+    type_of_cluster = np.array([types.index(c) for c in cats] + [len(types)])  # last = unclustered
+    tkey = gene_of * (len(types) + 1) + type_of_cluster[np.where(lab_r < 0, K, lab_r)]
+    absb = np.abs(B[rows])
+    sums = np.stack([np.bincount(tkey, absb[:, t], minlength=G * (len(types) + 1)) for t in range(p)], axis=-1)
+    sums = sums.reshape(G, len(types) + 1, p)[:, : len(types)]
+    gi2, ti2 = np.meshgrid(np.arange(G), np.arange(len(types)), indexing="ij")
+    type_scores = pd.DataFrame({"GENE": gmap.genes["GENE"].to_numpy()[gi2.ravel()],
+                                "type": np.asarray(types, dtype=object)[ti2.ravel()]})
+    for t, name in enumerate(traits):
+        type_scores[f"abs_{name}"] = sums[:, :, t].ravel()
+    type_scores["abs_total"] = sums.sum(axis=2).ravel()
+    return GeneSummary(fractions, products, S, S_array, type_scores, cats, traits)
