@@ -23,6 +23,7 @@ import numpy as np
 from bayesmages.simulate import (
     RSSSampler,
     ld_from_genotypes,
+    partition_blocks,
     simulate_effects,
     simulate_genotypes,
     simulate_ld_blocks,
@@ -93,9 +94,12 @@ def bench_rss(n_blocks: int, m: int, n_traits: int, reps: int, seed: int = 0) ->
 
 def bench_msprime(n_samples: int, length: float, seed: int = 1) -> dict:
     sim, t_sim = _timed(lambda: simulate_genotypes(n_samples, length, seed=seed), "msp")
-    _, t_ld = _timed(lambda: ld_from_genotypes(sim.G), "msp_ld")
+    R, t_ld = _timed(lambda: ld_from_genotypes(sim.G), "msp_ld")
+    blocks, t_part = _timed(lambda: partition_blocks(R, min_size=100, max_size=600), "partition")
+    sizes = [b.stop - b.start for b in blocks]
     return {"n_samples": n_samples, "sequence_length": length, "n_variants": sim.n_variants,
-            "simulate_genotypes_s": t_sim, "ld_from_genotypes_s": t_ld, "total_s": t_sim + t_ld}
+            "simulate_genotypes_s": t_sim, "ld_from_genotypes_s": t_ld, "total_s": t_sim + t_ld,
+            "partition_blocks_s": t_part, "block_sizes": sizes}
 
 
 def bench_demo(seed: int = 1) -> dict:
@@ -142,6 +146,8 @@ def main() -> None:
         f"| {rss['baseline_replicates_s']:.2f} | {CPU['base_r']:.2f} | {rss['speedup_replicates']:.1f}x |",
         f"| msprime genotypes + LD | {msp['n_samples']} individuals x {msp['sequence_length'] / 1e6:g} Mb "
         f"({msp['n_variants']} variants) | {msp['total_s']:.2f} | {CPU['msp'] + CPU['msp_ld']:.2f} | | | |",
+        f"| partition_blocks (sizes 100-600) | that region's {msp['n_variants']} x {msp['n_variants']} LD "
+        f"-> {len(msp['block_sizes'])} blocks | {msp['partition_blocks_s']:.2f} | {CPU['partition']:.2f} | | | |",
         f"| simulate_multitrait (demo size) | 5 blocks x 300 variants, 2 traits | "
         f"{demo['simulate_multitrait_s']:.2f} | {CPU['demo']:.2f} | | | |",
         "",

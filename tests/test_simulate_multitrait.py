@@ -151,6 +151,8 @@ def test_user_ld_blocks(real_ld_path):
         ({"n_gwas": 0}, "n_gwas"),
         ({"p_causal_genes": 0.0}, "p_causal_genes"),
         ({"rho_range": (0.9, 0.2)}, "rho_range"),
+        ({"rho_range": (0.1, 0.2, 0.3)}, "rho_range"),
+        ({"rho_range": (0.1, 1.2)}, "rho_range"),
         ({"gene_size": (10, 5)}, "gene_size"),
         ({"gene_size": (500, 600)}, "too small"),
         ({"ld_blocks": [np.array([[1.0, 2.0], [2.0, 1.0]])]}, r"\[-1, 1\]"),

@@ -273,7 +273,12 @@ def simulate_multitrait(
     p_causal_in_gene = check_fraction(p_causal_in_gene, "p_causal_in_gene", high_closed=True)
     frac_specific = _unit(frac_specific, "frac_specific")
     p_negative = _unit(p_negative, "p_negative")
-    rho_lo, rho_hi = (_unit(r, "rho_range") for r in rho_range)
+    try:
+        rho_lo, rho_hi = (_unit(r, "rho_range") for r in rho_range)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"rho_range must be a pair (low, high), got {rho_range!r}") from None
     if rho_hi < rho_lo:
         raise InputError(f"rho_range must be (low, high) with low <= high, got {rho_range!r}")
     seed = check_seed(seed)
