@@ -86,14 +86,18 @@ class NullModel:
 
         ``P = I - Qw Qw'`` is applied as a rank-q update, never as an n x n matrix.
         """
-        A = G * self.sqrt_var[:, None]
+        A = self._whiten(G)
         return A - self.Qw @ (self.Qw.T @ A)
 
     def cov_scores(self, G: np.ndarray) -> np.ndarray:
         """``G' P0 G`` (p x p): the null covariance of the scores ``G' r`` (up to s2)."""
-        A = G * self.sqrt_var[:, None]
+        A = self._whiten(G)
         B = self.Qw.T @ A
         return A.T @ A - B.T @ B
+
+    def _whiten(self, G: np.ndarray) -> np.ndarray:
+        # V = I for the Gaussian model: skip a pass over the n x p block
+        return G if self.trait == "continuous" else G * self.sqrt_var[:, None]
 
     def scores(self, G: np.ndarray) -> np.ndarray:
         """Scores ``G' r`` (p,)."""

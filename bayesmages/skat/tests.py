@@ -291,6 +291,7 @@ def test(
     _check_choice("test", test, TESTS)
     _check_choice("method", method, METHODS)
     G = as_genotype_matrix(Z, n=null.n)
-    pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed)
+    pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed,
+                          _validated=True)
     w = variant_weights(pv, weights_beta, weights)
     return test_prepared(pv.G, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input)

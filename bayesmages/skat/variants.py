@@ -67,9 +67,11 @@ def as_genotype_matrix(Z: Any, n: int | None = None, label: str = "Z") -> np.nda
     if G.shape[1] == 0:
         raise InputError(f"{label} has no variant columns")
     G[G == 9] = np.nan
-    bad = np.isfinite(G) & ~np.isin(G, (0.0, 1.0, 2.0))
-    if bad.any() or np.isinf(G).any():
-        i, j = np.argwhere(bad | np.isinf(G))[0]
+    # x (x - 1) (x - 2) is 0 exactly on {0, 1, 2}, NaN for missing and non-zero (or inf) otherwise
+    v = G * (G - 1.0) * (G - 2.0)
+    bad = (v != 0) & ~np.isnan(G)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
         raise InputError(f"{label}[{i}, {j}] = {G[i, j]:g}; genotypes must be 0, 1, 2 or missing (NaN/9)")
     return G
 
@@ -110,6 +112,7 @@ def prepare_variants(
     missing_cutoff: float = 0.15,
     max_maf: float = 1.0,
     seed: int = 0,
+    _validated: bool = False,
 ) -> PreparedVariants:
     """R SKAT's variant QC, imputation and flipping.
 
@@ -142,19 +145,22 @@ def prepare_variants(
         raise InputError(f"impute must be one of {list(IMPUTE_METHODS)}, got {impute!r}")
     if not 0 < missing_cutoff <= 1:
         raise InputError(f"missing_cutoff must be in (0, 1], got {missing_cutoff!r}")
-    G = as_genotype_matrix(Z)
+    G = Z if _validated else as_genotype_matrix(Z)
     n, p = G.shape
     miss = np.isnan(G)
-    n_obs = n - miss.sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_obs = np.where(n_obs > 0, np.nansum(G, 0) / np.maximum(n_obs, 1), np.nan)
-        sq = np.nansum((G - mean_obs) ** 2, 0)
-        sd = np.where(n_obs > 1, np.sqrt(sq / np.maximum(n_obs - 1, 1)), np.nan)
+    if miss.any():
+        n_obs = n - miss.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_obs = np.where(n_obs > 0, np.nansum(G, 0) / np.maximum(n_obs, 1), np.nan)
+            sd = np.where(n_obs > 1, np.sqrt(np.nansum((G - mean_obs) ** 2, 0) / np.maximum(n_obs - 1, 1)), np.nan)
+    else:
+        mean_obs = G.mean(0)
+        sd = G.std(0, ddof=1) if n > 1 else np.zeros(p)
     # The relative threshold keeps floating-point noise in the sd from admitting a monomorphic column.
     keep = (miss.mean(0) < missing_cutoff) & (np.nan_to_num(sd) > 1e-12)
     kept = np.flatnonzero(keep)
-    G = G[:, kept]
-    miss = miss[:, kept]
+    if kept.size < p:
+        G, miss = G[:, kept], miss[:, kept]
     if miss.any():
         maf_obs = mean_obs[kept] / 2.0
         if impute == "fixed":
@@ -168,6 +174,8 @@ def prepare_variants(
     maf = G.mean(0) / 2.0
     flip = maf > 0.5
     if flip.any():
+        if G is Z:
+            G = G.copy()  # never modify the caller's matrix
         G[:, flip] = 2.0 - G[:, flip]
         maf = G.mean(0) / 2.0
     ok = maf < max_maf
