@@ -21,19 +21,19 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
-import functools
-import json
-import platform
-import time
-from pathlib import Path
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np
-from scipy import stats
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
-import bayesmages as bm
-from bayesmages.io import write_json, write_text
-from bayesmages.parallel import map_units
+import bayesmages as bm  # noqa: E402
+from bayesmages.io import write_json, write_text  # noqa: E402
+from bayesmages.parallel import map_units  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 R_SECONDS = {"skat": 0.029, "skat-o": 0.057}
@@ -62,7 +62,7 @@ def bench_speed(n_genes: int, n_genes_skato: int, seed: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- (b) type-I error
-def _null_design(trait: str, seed: int, n: int = 2000, p: int = 20):
+def _null_design(trait: str, seed: int, n: int = 1000, p: int = 20):
     rng = np.random.default_rng(seed)
     X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n)])
     G = rng.binomial(2, rng.uniform(0.005, 0.05, p), size=(n, p)).astype(float)
@@ -188,9 +188,9 @@ def main() -> None:
         reps = {"skat": 1000, "burden": 1000, "skat-o": 40, "ecskat": 100}
         power_reps = 20
     else:
-        speed = bench_speed(200, 200)
-        reps = {"skat": 20_000, "burden": 20_000, "skat-o": 500, "ecskat": 2_000}
-        power_reps = 200
+        speed = bench_speed(200, 50)
+        reps = {"skat": 20_000, "burden": 20_000, "skat-o": 300, "ecskat": 1_000}
+        power_reps = 150
     print(json.dumps(speed, indent=1), flush=True)
     res = {"mode": "quick" if args.quick else "full", "machine": f"{platform.processor() or platform.machine()}, "
            f"{args.workers} worker(s), shared", "speed": speed, "type_i": bench_typei(reps, args.workers),
