@@ -60,14 +60,21 @@ def quantile_for(p: float, lam: np.ndarray) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=3600.0)
+    ap.add_argument("--only", nargs="*", default=None, help="spectrum name prefixes to compute")
+    ap.add_argument("--targets", nargs="*", type=float, default=None, help="subset of target p-values")
+    ap.add_argument("--cache", type=Path, default=CACHE)
     args = ap.parse_args()
-    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    cache_path = args.cache
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    targets = args.targets or TARGETS
     start = time.time()
     # hypoexponential first (fast), then Imhof points ordered so each spectrum gets coverage early
     items = sorted(spectra().items(), key=lambda kv: kv[1][0] != "hypo")
     for name, (kind, lam) in items:
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
         w = weights_of(kind, lam)
-        for p in TARGETS:
+        for p in targets:
             key = f"{name}|{p:g}"
             if key in cache:
                 continue
@@ -78,10 +85,10 @@ def main() -> None:
             ref = hypoexponential_mp(q, lam) if kind == "hypo" else imhof_mp(q, lam)
             cache[key] = {"spectrum": name, "kind": kind, "weights": w.tolist(), "q": q, "p_ref": ref,
                           "seconds": time.time() - t0}
-            CACHE.parent.mkdir(exist_ok=True)
-            tmp = CACHE.with_suffix(".tmp")
+            cache_path.parent.mkdir(exist_ok=True)
+            tmp = cache_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(cache, indent=1))
-            tmp.replace(CACHE)
+            tmp.replace(cache_path)
             print(key, ref, f"{time.time() - t0:.1f}s", flush=True)
 
 
