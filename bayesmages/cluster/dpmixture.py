@@ -156,6 +156,12 @@ class DPMixture(BayesianModel):
         restarts then run one after another.
     init_iterations : int
         CAVI sweeps used to initialise the guides (see :func:`bayesmages.cluster.kernels.cavi_fit`).
+    adaptive_truncation : bool
+        Speed: during SVI only the leading components that the CAVI start uses (expected count
+        >= 1 in some restart) plus one spare enter the per-row likelihood. The later components
+        carry no data, so their posterior is their prior; leaving them out of the row densities
+        drops at most the stick mass beyond them (tiny once the data are assigned). ``False``
+        evaluates all K components at every step (exact truncation-K model, slower).
     priors : mapping, optional
         Prior overrides (table above).
 
@@ -171,12 +177,12 @@ class DPMixture(BayesianModel):
 
     supported_methods: ClassVar[tuple[str, ...]] = ("svi", "map", "nuts")
     svi_defaults: ClassVar[dict[str, Any]] = {
-        "num_steps": 300, "lr": 0.01, "min_steps": 100, "window": 25, "rel_tol": 1e-4, "final_lr_ratio": 0.1,
+        "num_steps": 300, "lr": 0.01, "min_steps": 20, "window": 10, "rel_tol": 1e-4, "final_lr_ratio": 0.1,
     }
     #: SVI subsamples this many rows per step when the data have more than twice as many
-    batch_rows: ClassVar[int] = 4096
+    batch_rows: ClassVar[int] = 2048
     #: the CAVI initialisation runs on at most this many rows (a seeded random subset)
-    init_rows: ClassVar[int] = 10000
+    init_rows: ClassVar[int] = 5000
 
     def __init__(
         self,
@@ -192,7 +198,8 @@ class DPMixture(BayesianModel):
         eig_ratio: float = 2.0,
         shared_fraction: float = 0.1,
         guide: Callable[[Any], Any] | None = None,
-        init_iterations: int = 50,
+        init_iterations: int = 30,
+        adaptive_truncation: bool = True,
         priors: Mapping[str, Any] | None = None,
     ) -> None:
         self.truncation = truncation
@@ -208,6 +215,7 @@ class DPMixture(BayesianModel):
         self.shared_fraction = shared_fraction
         self.guide = guide
         self.init_iterations = init_iterations
+        self.adaptive_truncation = adaptive_truncation
         self._check_settings()
         super().__init__(priors)
 
@@ -318,8 +326,7 @@ class DPMixture(BayesianModel):
                     values["scales"] = pyro.sample("scales", self._scales_prior())
                     if self.n_traits_ > 1:
                         values["corr_cholesky"] = pyro.sample("corr_cholesky", priors["corr_cholesky"])
-        log_w = kernels.log_stick_weights(v)
-        precision = self._precision(values)
+        log_w, precision = self._fitted_components(v, values)
         with pyro.plate("data", XX.shape[0], subsample_size=subsample_size, dim=-1) as idx:
             if subsample_size is not None:  # the plate scales the factor by N / batch
                 XX = XX[idx]
@@ -327,6 +334,22 @@ class DPMixture(BayesianModel):
                 noise_var = None if noise_var is None else noise_var[idx]
             loglik = kernels.mixture_log_density(log_w, XX, weight, precision, X=X, noise_var=noise_var)
             pyro.factor("loglik", loglik.reshape(XX.shape[0], -1).sum(-1))
+
+    def _fitted_components(
+        self, v: torch.Tensor, values: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log weights and precisions of the components that enter the likelihood.
+
+        With adaptive truncation only the leading ``_k_fit`` components (all that the CAVI start
+        uses, plus one) enter; the later ones carry no data, so their posterior is their prior
+        and their mixture mass (at most the stick left after ``_k_fit``) is left out of the
+        per-row densities.
+        """
+        k = self._k_fit
+        log_w = kernels.log_stick_weights(v)[..., :k]
+        sliced = {name: value[..., :k, :] if name == "scales" else value[..., :k, :, :]
+                  for name, value in values.items() if name in ("precision", "scales", "corr_cholesky")}
+        return log_w, self._precision(sliced)
 
     def _log_joint(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Log p(data, values) per restart, for values with leading shape (..., R)."""
@@ -345,9 +368,9 @@ class DPMixture(BayesianModel):
             lp = lp + self._scales_prior().log_prob(values["scales"]).sum(-1)
             if "corr_cholesky" in values:
                 lp = lp + priors["corr_cholesky"].log_prob(values["corr_cholesky"]).sum(-1)
-        loglik = kernels.mixture_log_density(
-            kernels.log_stick_weights(values["v"]), *fd.args, self._precision(values), **fd.kwargs
-        )
+        log_w, precision = self._fitted_components(values["v"], values)
+        XX, weight = fd.args
+        loglik = kernels.mixture_log_density(log_w, XX, weight, precision, **fd.kwargs)
         return lp + loglik.sum(0)
 
     # ------------------------------------------------------------------ fitting
@@ -379,6 +402,7 @@ class DPMixture(BayesianModel):
             raise InputError(f"{self._label}: restarts must be a positive integer, got {restarts!r}")
         self._custom_guide = method == "svi" and self.guide is not None
         self._n_batch = 1 if (method == "nuts" or self._custom_guide) else restarts
+        self._k_fit = self.truncation  # lowered by the CAVI start when adaptive_truncation
         if self._custom_guide:
             infer_kwargs["restarts"] = restarts
         if method != "nuts" and "batch_size" not in infer_kwargs:
@@ -421,12 +445,19 @@ class DPMixture(BayesianModel):
             df, scale_inv = p + 2.0, 1e-3 * torch.eye(p, dtype=_F64)
         alpha = self._resolved["concentration"].mean if self._random_alpha() else self._resolved["concentration"].v
         alpha = float(alpha)
-        q = kernels.cavi_fit(XX, weight, *initial_covariances(X, R, K), alpha=alpha, prior_df=df,
+        init_cov, init_log_w = initial_covariances(X, R, K)
+        # Components that start empty in every restart stay at their prior in CAVI: leave them out.
+        k_init = int((init_log_w > -20.0).sum(-1).max())
+        q = kernels.cavi_fit(XX, weight, init_cov[:, :k_init], init_log_w[:, :k_init], alpha=alpha, prior_df=df,
                              prior_scale_inv=scale_inv, n_iter=self.init_iterations)
-        counts = factor * q["counts"]
+        pad = K - k_init
+        counts = factor * torch.nn.functional.pad(q["counts"], (0, pad))
+        scatter = factor * torch.cat([q["scatter"], q["scatter"].new_zeros(R, pad, p, p)], 1)
+        if self.adaptive_truncation:
+            self._k_fit = min(K, int((counts >= 1.0).sum(-1).max()) + 1)
         after = counts.flip(-1).cumsum(-1).flip(-1) - counts
         a, b = 1.0 + counts[..., :-1], alpha + after[..., :-1]
-        post = dist.Wishart(df + counts, covariance_matrix=torch.linalg.inv(scale_inv + factor * q["scatter"]))
+        post = dist.Wishart(df + counts, covariance_matrix=torch.linalg.inv(scale_inv + scatter))
         # MAP start: the Wishart mode (mean if the mode does not exist) and v = a / (a + b), the
         # logit-scale mode of Beta(a, b).
         shrink = torch.where(post.df > p + 1, (post.df - p - 1) / post.df, torch.ones_like(post.df))
@@ -516,7 +547,7 @@ class DPMixture(BayesianModel):
             shared_fraction=self.shared_fraction,
         )
 
-    def _select_restart(self, particles: int = 16) -> None:
+    def _select_restart(self, particles: int = 8) -> None:
         """Per-restart ELBO (MAP: log joint) and agreement of labels with the best restart."""
         fd = self._fit_data
         guide = self._svi.guide

@@ -20,7 +20,7 @@ __all__ = ["initial_covariances"]
 def initial_covariances(X: torch.Tensor, restarts: int, truncation: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Initial covariances and log weights of every restart.
 
-    Restart r starts with ``p + 2`` (r = 0) or ``p + 2 + 2 r`` active components (capped at
+    Restart r starts with ``p + 2 + r`` active components (capped at
     K); the others start with weight 1e-10 and so stay empty unless the data need them. Starting
     from all K components would leave CAVI in local optima that split true clusters.
 
@@ -56,7 +56,7 @@ def initial_covariances(X: torch.Tensor, restarts: int, truncation: int) -> tupl
     log_w = X.new_full((R, K), math.log(1e-10))
     probs = sq / sq.sum()
     for r in range(R):
-        log_w[r, : min(K, p + 2 + 2 * r)] = 0.0
+        log_w[r, : min(K, p + 2 + r)] = 0.0
         fixed = [moment + ridge * eye, null_var * eye]
         if r == 0:
             for t in range(p):
