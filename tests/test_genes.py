@@ -303,3 +303,13 @@ def test_cli_bad_gene_range_exits_2(tmp_path: Path, capsys):
     assert rc == 2
     assert "error" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # no partial output
+
+
+def test_threads_give_identical_results():
+    rng = np.random.default_rng(4)
+    blocks = [ar1(120, 0.8), ar1(80, 0.5)]
+    genes = index_table([(a, a + 14) for a in range(0, 185, 15)])
+    beta = rng.normal(scale=0.02, size=200)
+    serial = enrichment.test(beta, blocks, genes, null_variance=1e-4)
+    threaded = enrichment.test(beta, blocks, genes, null_variance=1e-4, workers=3)
+    np.testing.assert_array_equal(serial.p_value.to_numpy(), threaded.p_value.to_numpy())
