@@ -244,3 +244,33 @@ def test_matches_r_skat_davies_and_liu(shared_dir, case):
     # README tolerance for liu/liu.mod: relative 1e-6 (closed form)
     assert liu(Q, lam_all)[0] == pytest.approx(ref["skat_liu_b1_25"]["p_value"], rel=1e-6)
     assert liu_mod(Q, lam_all)[0] == pytest.approx(ref["skat_liumod_b1_25"]["p_value"], rel=1e-6)
+
+
+# --- mpmath Imhof (slow) ----------------------------------------------------------------------------------
+
+BENCH = __import__("pathlib").Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.slow
+def test_auto_against_live_mpmath_imhof():
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    from _quadform_reference import imhof_mp
+
+    lam = np.array([3.0, 1.0, 0.4])
+    for q in (5.0, 60.0, 180.0):  # p ~ 0.2, 1e-8, 1e-25
+        assert float(pvalue(q, lam)) == pytest.approx(imhof_mp(q, lam), rel=AUTO_RTOL)
+
+
+@pytest.mark.slow
+def test_auto_against_cached_mpmath_references():
+    files = sorted((BENCH / "results").glob("genes.reference*.json"))
+    if not files:
+        pytest.skip("no cached references; run python bench/_make_reference.py")
+    n = 0
+    for f in files:
+        for v in json.loads(f.read_text()).values():
+            assert float(pvalue(v["q"], v["weights"])) == pytest.approx(v["p_ref"], rel=AUTO_RTOL), v["spectrum"]
+            n += 1
+    assert n > 0
