@@ -204,9 +204,11 @@ def _map_dask(
         try:
             for fut in as_completed(futures):
                 if fut.status == "error":
+                    exc = fut.exception()
                     for other in futures:
-                        other.cancel()
-                    fut.result()  # re-raises the unit's error
+                        if other is not fut:
+                            other.cancel()
+                    raise exc
                 results[index[fut.key]] = fut.result()
                 bar.update(1)
         finally:

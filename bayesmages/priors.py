@@ -70,9 +70,9 @@ def support_within(inner: constraints.Constraint, outer: constraints.Constraint)
     lo_out, hi_out = _bounds(outer)
     if lo_in is None or lo_out is None:
         return False
-    lower_ok = lo_in[0] > lo_out[0] or (lo_in[0] == lo_out[0] and (lo_out[1] or not lo_in[1]))
-    upper_ok = hi_in[0] < hi_out[0] or (hi_in[0] == hi_out[0] and (hi_out[1] or not hi_in[1]))
-    return bool(lower_ok and upper_ok)
+    # Whether an end point is open or closed is ignored: for a continuous prior the boundary has
+    # probability zero (HalfCauchy's support is [0, inf) and it is the classic prior for a scale > 0).
+    return bool(lo_in[0] >= lo_out[0] and hi_in[0] <= hi_out[0])
 
 
 def _unwrap(c: constraints.Constraint) -> constraints.Constraint:

@@ -45,7 +45,10 @@ def test_support_containment():
     assert support_within(constraints.unit_interval, constraints.nonnegative)
     assert not support_within(constraints.real, constraints.positive)
     assert support_within(constraints.positive, constraints.real)
-    assert not support_within(constraints.nonnegative, constraints.positive)
+    # open vs closed end points do not matter for continuous priors (HalfCauchy on a scale)
+    assert support_within(constraints.nonnegative, constraints.positive)
+    assert not support_within(constraints.interval(-1.0, 1.0), constraints.positive)
+    assert not support_within(constraints.positive, constraints.unit_interval)
 
 
 def test_model_validates_priors_before_fitting():

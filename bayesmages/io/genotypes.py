@@ -76,7 +76,7 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
     if nonnum.any():
         i, j = np.argwhere(nonnum)[0]
         raise InputError(f"{p}: non-numeric genotype {geno.iat[i, j]!r} at row {i + 1}, column {variants[j]}")
-    G = numeric.to_numpy(dtype=np.float64)
+    G = np.array(numeric.to_numpy(dtype=np.float64), copy=True)  # pandas may hand out a read-only view
     G[G == 9] = np.nan
     bad = ~np.isnan(G) & ~np.isin(G, (0.0, 1.0, 2.0))
     if bad.any():
