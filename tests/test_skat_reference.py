@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,10 +22,11 @@ def _settings(key: str) -> tuple[str, str, tuple[float, float]]:
     return test, method, wb
 
 
-@pytest.fixture(scope="module")
-def reference(request):
-    from tests.conftest import SHARED
+SHARED = Path(os.environ.get("BAYESMAGES_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
+
+@pytest.fixture(scope="module")
+def reference():
     root = SHARED / "skat_reference"
     if not (root / "reference.json").is_file():
         pytest.skip(f"R SKAT reference not found at {root} (a fresh clone has no ../shared)")
