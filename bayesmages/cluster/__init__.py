@@ -8,7 +8,8 @@ Examples
 >>> m.weights_, m.covariances_, m.labels_, m.categories_  # doctest: +SKIP
 """
 
-from bayesmages.cluster.dpmixture import DPMixture, prepare_effects
+from bayesmages.cluster.data import prepare_effects
+from bayesmages.cluster.dpmixture import DPMixture
 from bayesmages.cluster.plots import plot_clusters
 from bayesmages.cluster.postprocess import (
     adjusted_rand_index,
