@@ -92,7 +92,8 @@ def read_effects(paths: list[Path], traits: list[str] | None) -> tuple[Any, Any,
             df = df.assign(**{eff: numeric_column(df, eff, path)})
             if df.duplicated([idc, trait_col]).any():
                 raise InputError(f"{path}: a (SNP, trait) pair appears more than once")
-            wide = df.pivot(index=idc, columns=trait_col, values=eff)
+            order = pd.unique(df[idc])  # keep the file's variant order (pivot sorts)
+            wide = df.pivot(index=idc, columns=trait_col, values=eff).loc[order]
             if wide.isna().any().any():
                 raise InputError(f"{path}: some variants lack an effect for some trait")
             wide.index = wide.index.astype(str).rename("SNP")
