@@ -161,10 +161,12 @@ class GLMGaussian(BayesianModel):
             if tuple(prior.batch_shape) + tuple(prior.event_shape) != (q,):
                 prior = prior.expand([q])
             coef = pyro.sample("coef", prior.to_event(1)).to(X.dtype)
-            mean = mean + X @ coef
+            # (X * coef).sum(-1), not X @ coef: a leading batch of draws (vectorised prediction,
+            # PSIS particles) then broadcasts against the data dimension.
+            mean = mean + (X * coef).sum(-1)
         scale = pyro.sample("scale", priors["scale"]).to(X.dtype)
         with pyro.plate("data", X.shape[0], subsample_size=subsample_size) as idx:
-            pyro.sample("y", dist.Normal(mean[idx], scale), obs=None if y is None else y[idx])
+            pyro.sample("y", dist.Normal(mean[..., idx], scale), obs=None if y is None else y[idx])
 
     def _dims(self) -> dict[str, list[str]]:
         return {"coef": ["covariate"]}

@@ -474,7 +474,9 @@ def psis_khat(
     num_particles : int
         Importance samples.
     max_simultaneous_particles : int, optional
-        Vectorisation chunk (requires a vectorisable model); default: one at a time.
+        Particles evaluated at once under a vectorising plate (must divide ``num_particles``);
+        default: all at once. The model and guide must accept a leading batch dimension
+        (Pyro's vectorised importance sampling).
     seed : int
         Seed.
 
@@ -488,7 +490,7 @@ def psis_khat(
             guide,
             *args,
             num_particles=num_particles,
-            max_simultaneous_particles=max_simultaneous_particles,
+            max_simultaneous_particles=max_simultaneous_particles or num_particles,
             **kwargs,
         )
     return float(k)
