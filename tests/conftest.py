@@ -17,7 +17,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-import pyro  # noqa: E402
+import pyro
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BAYESMAGES_SHARED", REPO.parent / "shared"))

@@ -152,7 +152,7 @@ def test_read_genes_positions_and_errors(tmp_path):
     df = read_genes(ok)
     assert df.attrs["format"] == "positions" and df["CHR"].tolist() == ["1", "1"]
     bad = _write(tmp_path / "b.csv", "GENE,CHR,START,END\nA,1,300,200\n")
-    with pytest.raises(InputError, match="'A'.*START=300, END=200"):
+    with pytest.raises(InputError, match=r"'A'.*START=300, END=200"):
         read_genes(bad)
     dup = _write(tmp_path / "d.csv", "GENE,CHR,START,END\nA,1,1,2\nA,1,5,9\n")
     with pytest.raises(InputError, match="duplicate gene 'A'"):
@@ -166,7 +166,7 @@ def test_read_genes_index_range_outside_data(tmp_path):
     body = "GENE,CHR,N_SNPS,start_idx_chr,end_idx_chr,chr_start_idx_gw\nA,22,3,0,2,0\nB,22,5,8,12,0\n"
     f = _write(tmp_path / "g.csv", body)
     read_genes(f, n_variants=13)
-    with pytest.raises(InputError, match="'B'.*outside the data's 10 variants"):
+    with pytest.raises(InputError, match=r"'B'.*outside the data's 10 variants"):
         read_genes(f, n_variants=10)
     wrong_len = _write(tmp_path / "w.csv", body.replace("B,22,5", "B,22,4"))
     with pytest.raises(InputError, match="N_SNPS=4"):
@@ -193,7 +193,7 @@ def test_read_genotypes_plink_roundtrip(tmp_path):
     g = read_genotypes(path)
     np.testing.assert_array_equal(np.isnan(g.G), np.isnan(G))
     np.testing.assert_array_equal(g.G[~np.isnan(G)], G[~np.isnan(G)])
-    with pytest.raises(InputError, match=".bim"):
+    with pytest.raises(InputError, match=r"\.bim"):
         (tmp_path / "toy.bim").unlink()
         read_genotypes(path)
 
