@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def baseline_per_gene(gmap: GeneMap, blocks: list[np.ndarray], beta: np.ndarray,
 
 def speed(n_genes: int) -> dict:
     blocks, gmap, beta = make_genes(n_genes, seed=1)
-    out: dict = {"n_genes": len(gmap), "variants_per_gene": [10, 200], "n_variants": int(beta.size)}
+    out: dict = {"n_genes": len(gmap), "variants_per_gene": [10, 200], "n_variants": int(beta.size),
+                 "cpu_count": os.cpu_count(), "load_average_before": list(os.getloadavg())}
     t0 = time.perf_counter()
     res = enrichment.test(beta, blocks, gmap, null_variance=EPS)
     out["serial_s"] = time.perf_counter() - t0
@@ -159,6 +161,8 @@ def main() -> None:
           f"| of which eigen-decompositions | {sp['eigen_only_s']:.1f} |",
           f"| enrichment.test, workers=2 | {sp['workers2_s']:.1f} |",
           f"| baseline per-gene loop (eigvalsh + Davies), extrapolated | {sp['baseline_extrapolated_s']:.1f} |",
+          "", f"Machine: {sp['cpu_count']} cores, load average before the run {sp['load_average_before'][0]:.1f} "
+          "(timings on a shared machine are noisy).",
           "", f"Speed-up over the baseline (serial): {sp['speedup_serial']:.1f}x. Exact-null calibration: KS D = "
           f"{sp['null_ks_statistic']:.4f}, P(p < 0.05) = {sp['null_frac_p_below_0.05']:.4f}.", "",
           "## quadform: worst relative error by tail region", "",
