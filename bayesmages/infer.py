@@ -349,7 +349,8 @@ def _plateaued(recent: np.ndarray, window: int, rel_tol: float) -> bool:
 def _set_lr(optim: Any, lr: float) -> None:
     # PyroOptim keeps one torch optimizer per parameter; the current ones and the defaults used
     # for parameters created later both need the new rate.
-    optim.pt_optim_args = {**optim.pt_optim_args, "lr": lr} if isinstance(optim.pt_optim_args, dict) else optim.pt_optim_args
+    if isinstance(optim.pt_optim_args, dict):
+        optim.pt_optim_args = {**optim.pt_optim_args, "lr": lr}
     for opt in optim.optim_objs.values():
         for group in opt.param_groups:
             group["lr"] = lr

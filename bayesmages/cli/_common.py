@@ -13,7 +13,7 @@ __all__ = ["add_common", "positive_int", "run_metadata", "seed_type"]
 
 
 def seed_type(text: str) -> int:
-    """argparse type: a non-negative integer seed."""
+    """Parse a non-negative integer seed (argparse type)."""
     try:
         value = int(text)
     except ValueError:
@@ -24,7 +24,7 @@ def seed_type(text: str) -> int:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: a positive integer."""
+    """Parse a positive integer (argparse type)."""
     try:
         value = int(text)
     except ValueError:

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="run a short end-to-end demo on simulated data",
         description="Simulate data with a known truth, fit bayesmages models and report what was recovered.",
     )
-    p.add_argument("--out", type=Path, default=Path("bayesmages-demo"), help="output folder (default ./bayesmages-demo)")
+    p.add_argument("--out", type=Path, default=Path("bayesmages-demo"),
+                   help="output folder (default ./bayesmages-demo)")
     add_common(p)
     p.set_defaults(func=run)
     return p
