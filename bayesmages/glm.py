@@ -86,8 +86,80 @@ def design_data(data: Any, label: str) -> tuple[np.ndarray, np.ndarray, list[str
     return X, y, names
 
 
+class _GLM(BayesianModel):
+    """Shared parts of the GLMs: priors on intercept and coefficients, data, linear predictor."""
+
+    svi_defaults: ClassVar[dict[str, Any]] = {"num_steps": 4000, "lr": 0.05, "min_steps": 300, "window": 100}
+    #: default prior sds of the intercept and of each coefficient
+    _intercept_sd: ClassVar[float] = 10.0
+    _coef_sd: ClassVar[float] = 10.0
+    _coef_doc: ClassVar[str] = "regression coefficients"
+
+    def __init__(self, fit_intercept: bool = True, priors: Mapping[str, Any] | None = None) -> None:
+        self.fit_intercept = fit_intercept
+        super().__init__(priors)
+
+    def prior_specs(self, dims: Mapping[str, int] | None) -> dict[str, PriorSpec]:
+        """Priors: ``intercept`` (when fitted), ``coef`` (q,) and the subclass's extras."""
+        q = None if dims is None else dims["n_features"]
+        coef_sd, intercept_sd = self._coef_sd, self._intercept_sd
+        specs = {
+            "coef": PriorSpec(lambda: dist.Normal(_f64(0.0), _f64(coef_sd)), constraints.real,
+                              shape=None if q is None else (q,), doc=self._coef_doc),
+            **self._extra_prior_specs(),
+        }
+        if self.fit_intercept:
+            specs["intercept"] = PriorSpec(lambda: dist.Normal(_f64(0.0), _f64(intercept_sd)), constraints.real,
+                                           shape=(), doc="intercept")
+        return specs
+
+    def _extra_prior_specs(self) -> dict[str, PriorSpec]:
+        return {}
+
+    def _check_y(self, y: np.ndarray) -> None:
+        """Family-specific validation of the response."""
+
+    def _prepare(self, data: Any) -> FitData:
+        X, y, names = design_data(data, self._label)
+        self._check_y(y)
+        self.feature_names_in_ = names
+        return FitData(
+            args=(torch.as_tensor(X), torch.as_tensor(y)),
+            dims={"n_features": X.shape[1]},
+            observed={"y": y},
+            num_data=y.size,
+        )
+
+    def _linear_predictor(self, X: torch.Tensor) -> torch.Tensor:
+        priors = self._resolved
+        q = X.shape[1]
+        eta = torch.zeros(X.shape[0], dtype=X.dtype)
+        if self.fit_intercept:
+            eta = eta + pyro.sample("intercept", priors["intercept"]).to(X.dtype)
+        if q:
+            prior = priors["coef"]
+            if tuple(prior.batch_shape) + tuple(prior.event_shape) != (q,):
+                prior = prior.expand([q])
+            coef = pyro.sample("coef", prior.to_event(1)).to(X.dtype)
+            # (X * coef).sum(-1), not X @ coef: a leading batch of draws (vectorised prediction,
+            # PSIS particles) then broadcasts against the data dimension.
+            eta = eta + (X * coef).sum(-1)
+        return eta
+
+    def _dims(self) -> dict[str, list[str]]:
+        return {"coef": ["covariate"]}
+
+    def _after_fit(self) -> None:
+        draws = self.sample_posterior(1000, seed=self.seed_)
+        if "coef" in draws:
+            self.coef_ = draws["coef"].mean(0)
+        self.intercept_ = float(draws["intercept"].mean()) if "intercept" in draws else 0.0
+        if "scale" in draws:
+            self.scale_ = float(draws["scale"].mean())
+
+
 @register_model("glm_gaussian")
-class GLMGaussian(BayesianModel):
+class GLMGaussian(_GLM):
     """Bayesian linear regression: y ~ N(intercept + X coef, scale^2).
 
     Priors (defaults are weakly informative for data of order 1; rescale your data or set
@@ -119,68 +191,20 @@ class GLMGaussian(BayesianModel):
     0.5...
     """
 
-    svi_defaults: ClassVar[dict[str, Any]] = {"num_steps": 4000, "lr": 0.05, "min_steps": 300, "window": 100}
-
-    def __init__(self, fit_intercept: bool = True, priors: Mapping[str, Any] | None = None) -> None:
-        self.fit_intercept = fit_intercept
-        super().__init__(priors)
-
-    def prior_specs(self, dims: Mapping[str, int] | None) -> dict[str, PriorSpec]:
-        """Priors: ``intercept``, ``coef`` (q,), ``scale`` (see the class docstring)."""
-        q = None if dims is None else dims["n_features"]
-        specs = {
-            "coef": PriorSpec(lambda: dist.Normal(_f64(0.0), _f64(10.0)), constraints.real,
-                              shape=None if q is None else (q,), doc="regression coefficients"),
-            "scale": PriorSpec(lambda: dist.HalfCauchy(_f64(5.0)), constraints.positive, shape=(),
-                               doc="residual standard deviation"),
-        }
-        if self.fit_intercept:
-            specs["intercept"] = PriorSpec(lambda: dist.Normal(_f64(0.0), _f64(10.0)), constraints.real,
-                                           shape=(), doc="intercept")
-        return specs
-
-    def _prepare(self, data: Any) -> FitData:
-        X, y, names = design_data(data, self._label)
-        self.feature_names_in_ = names
-        return FitData(
-            args=(torch.as_tensor(X), torch.as_tensor(y)),
-            dims={"n_features": X.shape[1]},
-            observed={"y": y},
-            num_data=y.size,
-        )
+    def _extra_prior_specs(self) -> dict[str, PriorSpec]:
+        return {"scale": PriorSpec(lambda: dist.HalfCauchy(_f64(5.0)), constraints.positive, shape=(),
+                                   doc="residual standard deviation")}
 
     def model(self, X: torch.Tensor, y: torch.Tensor | None = None, subsample_size: int | None = None) -> None:
         """Pyro model; ``y=None`` samples from the prior predictive."""
-        priors = self._resolved
-        q = X.shape[1]
-        mean = torch.zeros(X.shape[0], dtype=X.dtype)
-        if self.fit_intercept:
-            mean = mean + pyro.sample("intercept", priors["intercept"]).to(X.dtype)
-        if q:
-            prior = priors["coef"]
-            if tuple(prior.batch_shape) + tuple(prior.event_shape) != (q,):
-                prior = prior.expand([q])
-            coef = pyro.sample("coef", prior.to_event(1)).to(X.dtype)
-            # (X * coef).sum(-1), not X @ coef: a leading batch of draws (vectorised prediction,
-            # PSIS particles) then broadcasts against the data dimension.
-            mean = mean + (X * coef).sum(-1)
-        scale = pyro.sample("scale", priors["scale"]).to(X.dtype)
+        mean = self._linear_predictor(X)
+        scale = pyro.sample("scale", self._resolved["scale"]).to(X.dtype)
         with pyro.plate("data", X.shape[0], subsample_size=subsample_size) as idx:
             pyro.sample("y", dist.Normal(mean[..., idx], scale), obs=None if y is None else y[idx])
 
-    def _dims(self) -> dict[str, list[str]]:
-        return {"coef": ["covariate"]}
-
-    def _after_fit(self) -> None:
-        draws = self.sample_posterior(1000, seed=self.seed_)
-        if "coef" in draws:
-            self.coef_ = draws["coef"].mean(0)
-        self.intercept_ = float(draws["intercept"].mean()) if "intercept" in draws else 0.0
-        self.scale_ = float(draws["scale"].mean())
-
 
 @register_model("glm_logistic")
-class GLMLogistic(BayesianModel):
+class GLMLogistic(_GLM):
     """Bayesian logistic regression: y ~ Bernoulli(sigmoid(intercept + X coef)).
 
     The Bayesian face of the SKAT binary null model (whose score test uses the exact
@@ -213,58 +237,17 @@ class GLMLogistic(BayesianModel):
     array([ 1.0..., -0.5...])
     """
 
-    svi_defaults: ClassVar[dict[str, Any]] = {"num_steps": 4000, "lr": 0.05, "min_steps": 300, "window": 100}
+    _intercept_sd: ClassVar[float] = 5.0
+    _coef_sd: ClassVar[float] = 2.5
+    _coef_doc: ClassVar[str] = "log-odds coefficients"
 
-    def __init__(self, fit_intercept: bool = True, priors: Mapping[str, Any] | None = None) -> None:
-        self.fit_intercept = fit_intercept
-        super().__init__(priors)
-
-    def prior_specs(self, dims: Mapping[str, int] | None) -> dict[str, PriorSpec]:
-        """Priors: ``intercept``, ``coef`` (q,) (see the class docstring)."""
-        q = None if dims is None else dims["n_features"]
-        specs = {
-            "coef": PriorSpec(lambda: dist.Normal(_f64(0.0), _f64(2.5)), constraints.real,
-                              shape=None if q is None else (q,), doc="log-odds coefficients"),
-        }
-        if self.fit_intercept:
-            specs["intercept"] = PriorSpec(lambda: dist.Normal(_f64(0.0), _f64(5.0)), constraints.real,
-                                           shape=(), doc="intercept (log-odds)")
-        return specs
-
-    def _prepare(self, data: Any) -> FitData:
-        X, y, names = design_data(data, self._label)
+    def _check_y(self, y: np.ndarray) -> None:
         if not np.isin(y, (0.0, 1.0)).all():
             row = int(np.flatnonzero(~np.isin(y, (0.0, 1.0)))[0]) + 1
             raise InputError(f"{self._label}: y must be 0/1, found {y[row - 1]:g} at row {row}")
-        self.feature_names_in_ = names
-        return FitData(
-            args=(torch.as_tensor(X), torch.as_tensor(y)),
-            dims={"n_features": X.shape[1]},
-            observed={"y": y},
-            num_data=y.size,
-        )
 
     def model(self, X: torch.Tensor, y: torch.Tensor | None = None, subsample_size: int | None = None) -> None:
         """Pyro model; ``y=None`` samples from the prior predictive."""
-        priors = self._resolved
-        q = X.shape[1]
-        logits = torch.zeros(X.shape[0], dtype=X.dtype)
-        if self.fit_intercept:
-            logits = logits + pyro.sample("intercept", priors["intercept"]).to(X.dtype)
-        if q:
-            prior = priors["coef"]
-            if tuple(prior.batch_shape) + tuple(prior.event_shape) != (q,):
-                prior = prior.expand([q])
-            coef = pyro.sample("coef", prior.to_event(1)).to(X.dtype)
-            logits = logits + X @ coef
+        logits = self._linear_predictor(X)
         with pyro.plate("data", X.shape[0], subsample_size=subsample_size) as idx:
-            pyro.sample("y", dist.Bernoulli(logits=logits[idx]), obs=None if y is None else y[idx])
-
-    def _dims(self) -> dict[str, list[str]]:
-        return {"coef": ["covariate"]}
-
-    def _after_fit(self) -> None:
-        draws = self.sample_posterior(1000, seed=self.seed_)
-        if "coef" in draws:
-            self.coef_ = draws["coef"].mean(0)
-        self.intercept_ = float(draws["intercept"].mean()) if "intercept" in draws else 0.0
+            pyro.sample("y", dist.Bernoulli(logits=logits[..., idx]), obs=None if y is None else y[idx])
