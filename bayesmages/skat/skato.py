@@ -24,6 +24,8 @@ from scipy import stats as sps
 from bayesmages.errors import InputError
 from bayesmages.skat.null import NullModel
 from bayesmages.skat.tests import (
+    DAVIES_ACC,
+    DAVIES_LIM,
     RHO_DEFAULT,
     SKATResult,
     _boot_scores,
@@ -34,6 +36,7 @@ from bayesmages.skat.tests import (
     moment_pvalue,
     truncate_eigenvalues,
 )
+from bayesmages.stats.davies import davies_one
 
 __all__ = ["RHO_OPTIMAL", "RHO_OPTIMAL_ADJ", "skato"]
 
@@ -111,12 +114,23 @@ def _pvalue_davies_integral(q_min: np.ndarray, r: np.ndarray, pm: dict[str, Any]
     big = float(lam.sum()) * 1e4
     shrink = math.sqrt(pm["var_q"] - pm["var_remain"]) / math.sqrt(pm["var_q"])
 
+    try:  # validated once: the integrand then calls the Davies kernel directly
+        lam_w = _quadform()._weights(lam)
+    except InputError:
+        lam_w = None
+    tau, mu_q, one_r = pm["tau"], pm["mu_q"], 1.0 - r
+
+    def tail_prob(q: float) -> tuple[float, int]:
+        if lam_w is None or not math.isfinite(q):
+            return davies1(q, lam)
+        return davies_one(q, lam_w, DAVIES_ACC, DAVIES_LIM)
+
     def f(x: float) -> float:
-        m = float(np.min((q_min - pm["tau"] * x) / (1.0 - r)))
+        m = float(np.min((q_min - tau * x) / one_r))
         if m > big:
             tail = 0.0
         else:
-            tail, fault = davies1((m - pm["mu_q"]) * shrink + pm["mu_q"], lam)
+            tail, fault = tail_prob((m - mu_q) * shrink + mu_q)
             if fault != 0:
                 raise _IntegrationFailed(f"Davies fault {fault}")
             tail = min(float(tail), 1.0)

@@ -29,6 +29,7 @@ chi-squared random variables. Applied Statistics 29, 323-333.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,35 @@ __all__ = ["davies_one"]
 
 _LOG28 = 0.0866  # log(2) / 8, used in the convergence-factor coefficient
 _DIVIS = (2.0, 1.4, 1.2, 1.1)
+
+
+_MEMO_WEIGHTS = 64  # weight vectors remembered (one SKAT-O integration uses one)
+_MEMO_CALLS = 4096  # memoised steps per weight vector
+
+
+class _LamMemo:
+    """Quantities of one weight vector that do not depend on the quantile."""
+
+    def __init__(self, lam: np.ndarray) -> None:
+        self.mean = float(lam.sum())
+        self.lmax = max(float(lam.max()), 0.0)
+        self.lmin = min(float(lam.min()), 0.0)
+        self.order = np.argsort(-np.abs(lam), kind="stable")
+        self.sd2 = float(np.sum(2.0 * lam * lam))
+        self.calls: dict[tuple, Any] = {}
+
+
+_MEMO: dict[bytes, _LamMemo] = {}
+
+
+def _lam_memo(lam: np.ndarray) -> _LamMemo:
+    key = lam.tobytes()
+    memo = _MEMO.get(key)
+    if memo is None:
+        if len(_MEMO) >= _MEMO_WEIGHTS:
+            _MEMO.clear()
+        memo = _MEMO[key] = _LamMemo(lam)
+    return memo
 
 
 class _LimitReached(Exception):
@@ -60,11 +90,13 @@ class _Davies:
         self.lim = lim
         self.count = 0
         self.sigsq = 0.0
-        self.mean = float(lam.sum())
-        self.lmax = max(float(lam.max()), 0.0)
-        self.lmin = min(float(lam.min()), 0.0)
+        memo = _lam_memo(lam)
+        self.memo = memo
+        self.mean = memo.mean
+        self.lmax = memo.lmax
+        self.lmin = memo.lmin
         # Weights sorted by |lambda| descending, for the convergence-factor coefficient.
-        self.order = np.argsort(-np.abs(lam), kind="stable")
+        self.order = memo.order
         self.fail = False
         self.intl = 0.0
         self.ersm = 0.0
@@ -81,11 +113,43 @@ class _Davies:
         sum1 = u * xconst
         x = 2.0 * u * self.lam
         y = 1.0 - x
-        xconst += float(np.sum(self.lam / y))
-        sum1 += float(np.sum(x * x / y + _log1(-x, False)))
+        xconst += float((self.lam / y).sum())
+        sum1 += float((x * x / y + (np.log1p(-x) + x)).sum())
         return _exp1(-0.5 * sum1), xconst
 
+    def _memoised(self, name: str, fn: Any, *args: float) -> Any:
+        """``fn(*args)``, memoised per (weights, sigsq, args); replays the evaluation count.
+
+        These steps are pure functions of the weights, ``sigsq`` and their arguments (not of
+        ``q``), so across the many quantiles of one SKAT-O integration they repeat exactly. The
+        evaluation counter is advanced by what the computation used; passing ``lim`` inside it or
+        after it both end the run with fault 4, so the outcome is unchanged.
+        """
+        key = (name, self.sigsq, *args)
+        hit = self.memo.calls.get(key)
+        if hit is None:
+            start = self.count
+            self.count = 0
+            try:  # counted from 0: a fault here is a fault from ``start`` too
+                value = fn(*args)
+            finally:
+                used, self.count = self.count, start
+            hit = (value, used)
+            if len(self.memo.calls) < _MEMO_CALLS:
+                self.memo.calls[key] = hit
+        value, used = hit
+        self.count += used
+        if self.count > self.lim:
+            raise _LimitReached
+        return value
+
     def ctff(self, accx: float, upn: float) -> tuple[float, float]:
+        return self._memoised("ctff", self._ctff, accx, upn)
+
+    def findu(self, ut: float, accx: float) -> float:
+        return self._memoised("findu", self._findu, ut, accx)
+
+    def _ctff(self, accx: float, upn: float) -> tuple[float, float]:
         """Cut-off ``c`` with P(Q > c) < accx (``upn > 0``) or P(Q < c) < accx (``upn < 0``)."""
         u2 = upn
         u1 = 0.0
@@ -113,11 +177,15 @@ class _Davies:
         prod1 = 2.0 * sum2
         x = (2.0 * u * self.lam) ** 2
         big = x > 1.0
-        l1x = _log1(x, True)
-        prod2 = float(np.sum(np.log(x[big])))
-        prod3 = float(np.sum(l1x[big]))
-        s = float(np.count_nonzero(big))
-        prod1 += float(np.sum(l1x[~big]))
+        l1x = np.log1p(x)
+        if big.any():
+            prod2 = float(np.log(x[big]).sum())
+            prod3 = float(l1x[big].sum())
+            s = float(np.count_nonzero(big))
+            prod1 += float(l1x[~big].sum())
+        else:
+            prod2 = prod3 = s = 0.0
+            prod1 += float(l1x.sum())
         prod2 += prod1
         prod3 += prod1
         xx = _exp1(-0.25 * prod2) / math.pi
@@ -129,7 +197,7 @@ class _Davies:
         err2 = 1.0 if half <= yy else yy / half
         return min(err1, err2)
 
-    def findu(self, ut: float, accx: float) -> float:
+    def _findu(self, ut: float, accx: float) -> float:
         """Smallest convenient truncation point with truncation error below ``accx``."""
         u = ut / 4.0
         if self.truncation(u, 0.0) > accx:
@@ -192,10 +260,10 @@ class _Davies:
 
     def run(self, acc: float) -> tuple[float, int]:
         """Return (P(Q < q), ifault)."""
-        lam, c = self.lam, self.q
+        c = self.q
         acc1 = acc
         xlim = float(self.lim)
-        sd = float(np.sum(2.0 * lam * lam))
+        sd = self.memo.sd2
         if sd == 0.0:
             return (1.0 if c > 0 else 0.0), 0
         sd = math.sqrt(sd)
