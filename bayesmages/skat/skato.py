@@ -125,8 +125,15 @@ def _pvalue_davies_integral(q_min: np.ndarray, r: np.ndarray, pm: dict[str, Any]
             return davies1(q, lam)
         return davies_one(q, lam_w, DAVIES_ACC, DAVIES_LIM)
 
+    terms = list(zip(np.broadcast_to(q_min, r.shape).tolist(), np.broadcast_to(tau, r.shape).tolist(),
+                     one_r.tolist()))
+    finite = all(math.isfinite(v) for t in terms for v in t)
+
     def f(x: float) -> float:
-        m = float(np.min((q_min - tau * x) / one_r))
+        if finite:  # a few scalars: faster than numpy, same values
+            m = min([(a - b * x) / c for a, b, c in terms])
+        else:
+            m = float(np.min((q_min - tau * x) / one_r))
         if m > big:
             tail = 0.0
         else:

@@ -53,11 +53,53 @@ class _LamMemo:
         self.order = np.argsort(-np.abs(lam), kind="stable")
         self.sd2 = float(np.sum(2.0 * lam * lam))
         self.lam_list = lam.tolist()
+        self.nonneg = bool(np.all(lam >= 0.0))
         self.lam_ordered = lam[self.order].tolist()
         self.calls: dict[tuple, Any] = {}
+        # Sums over the weights at a point u (they do not depend on sigsq or q; the searches in
+        # findu and ctff visit the same points again and again).
+        self.errbd_sums: dict[float, tuple[float, float]] = {}
+        self.trunc_sums: dict[float, tuple[float, float, float, float]] = {}
 
 
 _MEMO: dict[bytes, _LamMemo] = {}
+
+
+def _errbd_sums(lam: np.ndarray, lam_list: list[float], u: float) -> tuple[float, float]:
+    """Sum lam / (1 - x) and sum x^2 / (1 - x) + log(1 - x) + x, x = 2 u lam."""
+    # Scalar loop: for the few weights of a gene this is faster than numpy's call overhead.
+    t = 2.0 * u
+    log1p = math.log1p
+    s_c = s_1 = 0.0
+    try:
+        for lj in lam_list:
+            x = t * lj
+            y = 1.0 - x
+            s_c += lj / y
+            s_1 += x * x / y + (log1p(-x) + x)
+    except (ValueError, ZeroDivisionError):  # outside the domain: numpy's inf/nan semantics
+        x = t * lam
+        y = 1.0 - x
+        s_c = float((lam / y).sum())
+        s_1 = float((x * x / y + (np.log1p(-x) + x)).sum())
+    return s_c, s_1
+
+
+def _truncation_sums(lam_list: list[float], u: float) -> tuple[float, float, float, float]:
+    """For x = (2 u lam)^2: sum log(1 + x) over x <= 1; sums of log x, log(1 + x) and count over x > 1."""
+    t = 2.0 * u
+    log, log1p = math.log, math.log1p
+    small = prod2 = prod3 = s = 0.0
+    for lj in lam_list:
+        x = t * lj
+        x *= x
+        if x > 1.0:
+            prod2 += log(x)
+            prod3 += log1p(x)
+            s += 1.0
+        else:
+            small += log1p(x)
+    return small, prod2, prod3, s
 
 
 def _lam_memo(lam: np.ndarray) -> _LamMemo:
@@ -113,21 +155,12 @@ class _Davies:
         self.counter()
         xconst = u * self.sigsq
         sum1 = u * xconst
-        # Scalar loop: for the few weights of a gene this is faster than numpy's call overhead.
-        t = 2.0 * u
-        log1p = math.log1p
-        s_c = s_1 = 0.0
-        try:
-            for lj in self.memo.lam_list:
-                x = t * lj
-                y = 1.0 - x
-                s_c += lj / y
-                s_1 += x * x / y + (log1p(-x) + x)
-        except (ValueError, ZeroDivisionError):  # outside the domain: numpy's inf/nan semantics
-            x = t * self.lam
-            y = 1.0 - x
-            s_c = float((self.lam / y).sum())
-            s_1 = float((x * x / y + (np.log1p(-x) + x)).sum())
+        sums = self.memo.errbd_sums.get(u)
+        if sums is None:
+            sums = _errbd_sums(self.lam, self.memo.lam_list, u)
+            if len(self.memo.errbd_sums) < _MEMO_CALLS:
+                self.memo.errbd_sums[u] = sums
+        s_c, s_1 = sums
         return _exp1(-0.5 * (sum1 + s_1)), xconst + s_c
 
     def _memoised(self, name: str, fn: Any, *args: float) -> Any:
@@ -188,18 +221,13 @@ class _Davies:
         self.counter()
         sum2 = (self.sigsq + tausq) * u * u
         prod1 = 2.0 * sum2
-        t = 2.0 * u
-        log, log1p = math.log, math.log1p
-        prod2 = prod3 = s = 0.0
-        for lj in self.memo.lam_list:
-            x = t * lj
-            x *= x
-            if x > 1.0:
-                prod2 += log(x)
-                prod3 += log1p(x)
-                s += 1.0
-            else:
-                prod1 += log1p(x)
+        sums = self.memo.trunc_sums.get(u)
+        if sums is None:
+            sums = _truncation_sums(self.memo.lam_list, u)
+            if len(self.memo.trunc_sums) < _MEMO_CALLS:
+                self.memo.trunc_sums[u] = sums
+        s1, prod2, prod3, s = sums
+        prod1 += s1
         prod2 += prod1
         prod3 += prod1
         xx = _exp1(-0.25 * prod2) / math.pi
@@ -236,17 +264,24 @@ class _Davies:
         inpi = interv / math.pi
         u = (np.arange(nterm, -1, -1, dtype=np.float64) + 0.5) * interv
         x = 2.0 * u[:, None] * self.lam[None, :]
-        sum1 = -2.0 * u * self.q + np.sum(np.arctan(x), axis=1)
-        sum2 = np.abs(-2.0 * u * self.q) + np.sum(np.abs(np.arctan(x)), axis=1)
-        sum3 = -0.5 * self.sigsq * u * u - 0.25 * np.sum(np.log1p(x * x), axis=1)
-        e = np.where(sum3 < -50.0, 0.0, np.exp(np.maximum(sum3, -50.0)))
+        at = np.arctan(x)
+        s_at = at.sum(axis=1)
+        lin = -2.0 * u * self.q
+        sum1 = lin + s_at
+        # With non-negative weights every arctan is >= 0 and |.| changes nothing.
+        sum2 = np.abs(lin) + (s_at if self.memo.nonneg else np.abs(at).sum(axis=1))
+        sum3 = -0.5 * self.sigsq * u * u - 0.25 * np.log1p(x * x).sum(axis=1)
+        if sum3[0] >= -50.0:  # sum3 falls with u and u[0] is the largest: no cut-off needed
+            e = np.exp(sum3)
+        else:
+            e = np.where(sum3 < -50.0, 0.0, np.exp(np.maximum(sum3, -50.0)))
         xx = inpi * e / u
         if not mainx:
             z = -0.5 * tausq * u * u
             xx = xx * (1.0 - np.where(z < -50.0, 0.0, np.exp(np.maximum(z, -50.0))))
         # Summed from the largest u down, like the reference, to keep round-off comparable.
-        self.intl += float(np.sum(np.sin(0.5 * sum1) * xx))
-        self.ersm += float(np.sum(0.5 * sum2 * xx))
+        self.intl += float((np.sin(0.5 * sum1) * xx).sum())
+        self.ersm += float((0.5 * sum2 * xx).sum())
 
     def cfe(self, x: float) -> float:
         """Coefficient of tausq in the error when a convergence factor is used at ``x``."""
