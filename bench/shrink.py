@@ -8,13 +8,15 @@ pretrained shrinker, the elastic net, raw beta_hat and all-zero. A robustness ta
 and p_causal, on the real block and on msprime LD simulated with seeds and demography that the
 training never used.
 
-Usage: python bench/shrink.py [--quick] [--model FILE]
-Writes bench/results/shrink.json and bench/results/shrink.md.
+Usage: python bench/shrink.py [--quick] [--timing] [--model FILE]
+Writes bench/results/shrink.json and bench/results/shrink.md (``--timing``: only the speed part,
+printed as JSON; nothing is written).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -33,6 +35,7 @@ from bayesmages.shrink import load_default
 from bayesmages.shrink.api import _ENET_SCALE
 from bayesmages.shrink.enet import enet_shrink
 from bayesmages.shrink.network import Z90
+from bayesmages.shrink.train import one_thread, point_predictor
 from bayesmages.simulate.effects import simulate_effects
 from bayesmages.simulate.genotypes import ld_from_genotypes, simulate_ld_blocks
 from bayesmages.simulate.rss import RSSSampler
@@ -94,8 +97,18 @@ def timings(model, R: np.ndarray, seed: int = 0) -> dict:
     ours = time_per_block(lambda: model._predict_z(z, model.block_features(R)))
     ref_t = time_per_block(lambda: ref(b, s, R))
     full = time_per_block(lambda: model.predict(b, s, R))
-    return {"nn_features_plus_model": ours, "nn_predict_with_validation": full,
-            "reference_style_2L": ref_t, "ratio_to_reference_style": ours / ref_t}
+    out = {"nn_features_plus_model": ours, "nn_predict_with_validation": full,
+           "reference_style_2L": ref_t, "ratio_to_reference_style": ours / ref_t}
+    if model.mode == "point":
+        # The torch module that training uses (the numpy inference path is the default for prediction).
+        torch_pred = point_predictor(model.members_[0])
+
+        def torch_path():
+            with torch.no_grad(), one_thread():
+                return torch_pred(z, model.block_features(R))
+
+        out["nn_torch_path_features_plus_model"] = time_per_block(torch_path)
+    return out
 
 
 def run_setting(model, R, *, n, h2_range, p_causal, reps, seed, with_enet=True) -> dict:
@@ -142,6 +155,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 replicates, small robustness table")
     parser.add_argument("--model", default=None, help="model file (default: the pretrained shrinker)")
+    parser.add_argument("--timing", action="store_true", help="only the speed part (printed, not written)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not REAL_LD.is_file():
@@ -151,6 +165,10 @@ def main() -> int:
 
     model = load_model(args.model) if args.model else load_default()
     R = read_ld(REAL_LD).R
+    if args.timing:
+        print(json.dumps({"m": int(R.shape[0]), "load_average": os.getloadavg(), "cores": os.cpu_count(),
+                          **timings(model, R)}, indent=2))
+        return 0
     reps = 10 if args.quick else 50
     started = time.perf_counter()
     main_res = run_setting(model, R, n=300_000, h2_range=(0.005, 0.01), p_causal=0.01, reps=reps, seed=2024)

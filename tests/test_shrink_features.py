@@ -105,3 +105,30 @@ def test_lead_variants_are_never_strongly_correlated():
 def test_validate_block_errors(beta_hat, se, R, match):
     with pytest.raises(InputError, match=match):
         validate_block(beta_hat, se, R)
+
+
+def test_neighbours_match_a_full_sort_with_ties_and_small_blocks():
+    # The partial selection against a stable full sort of |r| (ties: lower index first), on
+    # random correlation matrices rounded to one decimal (many ties) and every T up to m - 1.
+    rng = np.random.default_rng(5)
+    for m in (2, 3, 5, 9, 17, 40, 130):
+        C = np.round(np.corrcoef(rng.normal(size=(m, 3 * m))), 1)
+        A = np.abs(C)
+        np.fill_diagonal(A, -1.0)
+        full = np.argsort(-A, axis=1, kind="stable")
+        for T in sorted({1, 2, 8, m - 1, m, m + 2}):
+            idx, corr, mask = neighbours(C, T)
+            k = min(T, m - 1)
+            np.testing.assert_array_equal(idx[:, :k], full[:, :k])
+            np.testing.assert_array_equal(corr[:, :k], np.take_along_axis(C, full[:, :k], axis=1))
+            assert mask.sum() == m * k
+
+
+def test_block_features_share_numpy_views_with_torch():
+    bf = block_features(R4, 2)
+    nb = bf.numpy_view()
+    assert np.shares_memory(nb["R"], bf.R.numpy())
+    strong = np.zeros((4, 4))
+    strong[nb["strong_rows"], nb["strong_cols"]] = 1.0
+    np.testing.assert_array_equal(strong, bf.strong.numpy())
+    np.testing.assert_array_equal(strong, (np.abs(R4) >= 0.2) & ~np.eye(4, dtype=bool))

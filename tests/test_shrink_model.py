@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 import bayesmages as bm
 from bayesmages.errors import ConvergenceWarning, InputError, NotFittedError
+from bayesmages.shrink.fast import numpy_predictor
+from bayesmages.shrink.features import block_features
+from bayesmages.shrink.net import UnrolledShrinker
 from bayesmages.shrink.train import TrainConfig, evaluate, point_predictor, simulate_training_data
 
 TINY = dict(n_train_blocks=3, n_val_blocks=2, replicates=8, block_sizes=(30, 50), ld_samples=(200, 300),
@@ -194,3 +197,50 @@ def test_enet_recipe_and_equivariance():
     assert np.abs(out["beta_shrunk"]).max() > 0
     scaled = bm.shrink.shrink(7 * b, 7 * s, R, method="enet")
     np.testing.assert_allclose(scaled["beta_shrunk"], 7 * out["beta_shrunk"], rtol=1e-5, atol=1e-10)
+
+
+def _assert_same_predictions(net, z, bf):
+    with torch.no_grad():
+        ref_mean, ref_sd = point_predictor(net)(z, bf)
+    mean, sd = numpy_predictor(net)(z, bf)
+    scale = float(ref_mean.abs().max()) + 1e-12
+    assert float((mean - ref_mean).abs().max()) <= 1e-5 * scale
+    assert float((sd - ref_sd).abs().max()) <= 1e-5 * float(ref_sd.abs().max())
+
+
+def test_numpy_inference_path_equals_the_torch_path(fitted, tiny_data):
+    # Point mode predicts with the numpy copy of the network: same outputs as the torch module
+    # up to float32 round-off, for batches of replicates, every validation block, padded blocks.
+    # Perfectly correlated duplicates (|r| = 1, common in the small simulated panels) tie exactly in
+    # the lead rule, which round-off then decides differently in either path (both are valid
+    # outputs of the network); one variant of each such pair is dropped here.
+    net = fitted.members_[0]
+    for blk in tiny_data[2]:
+        R = blk.bf.R.double().numpy()
+        dup = np.triu(np.abs(R) > 0.9999, k=1).any(axis=0)
+        keep = np.flatnonzero(~dup)
+        bf = block_features(R[np.ix_(keep, keep)], net.n_neighbours)
+        _assert_same_predictions(net, blk.z[:, keep], bf)
+    rng = np.random.default_rng(4)
+    R = np.array([[1.0, 0.5, -0.3], [0.5, 1.0, 0.1], [-0.3, 0.1, 1.0]])  # m - 1 < T: padding
+    _assert_same_predictions(net, torch.tensor(rng.normal(size=(5, 3)) * 4, dtype=torch.float32),
+                             block_features(R, net.n_neighbours))
+    # The fitted model's own predictor is the numpy one.
+    blk = tiny_data[2][0]
+    torch.testing.assert_close(fitted._predict_z(blk.z, blk.bf)[0], numpy_predictor(net)(blk.z, blk.bf)[0],
+                               rtol=0, atol=0)
+
+
+def test_numpy_inference_path_on_the_real_block_with_the_shipped_model(real_ld_path):
+    model = bm.shrink.load_default()
+    net = model.members_[0]
+    R = bm.io.read_ld(real_ld_path).R
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(3, R.shape[0]))
+    z[:, ::40] += rng.normal(size=(3, z[:, ::40].shape[1])) * 8  # some strong signals
+    _assert_same_predictions(net, torch.tensor(z, dtype=torch.float32), model.block_features(R))
+
+
+def test_numpy_inference_path_declines_normalisation_layers():
+    net = UnrolledShrinker(2, 2, (4,), (0.0,), norm="layer")
+    assert numpy_predictor(net) is None

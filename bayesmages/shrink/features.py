@@ -8,7 +8,7 @@ equivariant to units: ``shrink(c * beta_hat, c * se) = c * shrink(beta_hat, se)`
 Static (per block) quantities, computed once in numpy:
 
 * the ``T`` neighbours of each variant with the largest ``|r|`` (sign of ``r`` kept), found
-  with one row-wise partial selection (``torch.topk``) -- O(m*T) extra memory, never an m*T*m temporary; blocks
+  with one row-wise partial selection (:func:`_top_abs`) -- O(m*T) extra memory, never an m*T*m temporary; blocks
   with ``m - 1 < T`` are padded (mask 0, correlation 0);
 * the within-block LD score ``l_j = sum_i R_ij^2 - 1``.
 
@@ -21,7 +21,8 @@ and estimate. Features are made sign-canonical: all sign-carrying values are mul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,15 +153,39 @@ def neighbours(R: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     corr = np.zeros((m, T))
     mask = np.zeros((m, T))
     if k > 0:
-        A = torch.from_numpy(np.abs(R))
-        A.fill_diagonal_(-1.0)  # the variant itself is never its own neighbour
-        # A row-wise partial selection (like argpartition, ~3x faster here): O(m*k) output and
-        # memory beyond |R|, O(m^2) time; never an m*k*m temporary.
-        top = torch.topk(A, k, dim=1, sorted=True).indices.numpy()
-        idx[:, :k] = top
-        corr[:, :k] = np.take_along_axis(R, top, axis=1)
+        idx[:, :k] = _top_abs(R, k)
+        corr[:, :k] = np.take_along_axis(R, idx[:, :k], axis=1)
         mask[:, :k] = 1.0
     return idx, corr, mask
+
+
+def _top_abs(R: np.ndarray, k: int) -> np.ndarray:
+    """(m, k) column indices of the k largest ``|R_ij|``, ``i != j``, per row (``1 <= k < m``).
+
+    Ordered by decreasing ``|R_ij|``; ties go to the lower column index. A row-wise partial
+    selection in O(m^2) time and O(m * k) extra memory beyond ``|R|`` (never an m*k*m temporary):
+    the columns are split into ``w >= k`` interleaved groups (column c with c + w, c + 2w, ...); the
+    k-th largest group maximum bounds each row's k-th largest value from below, so only the
+    entries at or above it (on LD blocks, barely more than k per row) are sorted. About 3x faster
+    than ``torch.topk`` on a 600-variant block.
+    """
+    m = R.shape[0]
+    A = np.abs(R)
+    np.fill_diagonal(A, -1.0)  # the variant itself is never its own neighbour
+    G = max(1, min(16, m // k))
+    w = m // G  # >= k groups
+    M = A[:, :w].copy()  # M[:, c] = max over the columns c, c + w, c + 2w, ...
+    for start in range(w, m, w):
+        chunk = A[:, start:start + w]
+        np.maximum(M[:, :chunk.shape[1]], chunk, out=M[:, :chunk.shape[1]])
+    thr = np.partition(M, w - k, axis=1)[:, w - k]
+    flat = np.flatnonzero(A >= thr[:, None])  # >= k candidates per row (k groups reach thr), row-major
+    rows = flat // m
+    cols = flat - rows * m
+    order = np.argsort(-A.ravel()[flat], kind="stable")  # ties keep row-major order: lower column first
+    order = order[np.argsort(rows[order], kind="stable")]
+    first = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=m))[:-1]))
+    return cols[order[first[:, None] + np.arange(k)]]
 
 
 @dataclass
@@ -187,11 +212,36 @@ class BlockFeatures:
     mask: torch.Tensor
     log_ld: torch.Tensor
     strong: torch.Tensor
+    _numpy: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def m(self) -> int:
         """Number of variants."""
         return int(self.R.shape[0])
+
+    def numpy_view(self) -> dict[str, Any]:
+        """float32 numpy copies/views for the numpy inference path (computed once, then cached).
+
+        Keys: ``R``, ``idx``, ``corr``, ``mask``, ``log_ld`` and the strong LD pairs
+        ``strong_rows``, ``strong_cols`` (``strong[rows, cols] == 1``, row-major order).
+        """
+        nb = self._numpy if self._numpy is not None else {}
+        if "R" not in nb:
+            def f32(t: torch.Tensor) -> np.ndarray:  # a view when already float32 (block_features)
+                return np.ascontiguousarray(t.detach().to(torch.float32).numpy())
+
+            nb["R"] = f32(self.R)
+            nb["idx"] = self.idx.numpy()
+            nb["corr"] = f32(self.corr)
+            nb["mask"] = f32(self.mask)
+            nb["log_ld"] = f32(self.log_ld)
+        if "strong_rows" not in nb:
+            m = self.m
+            flat = np.flatnonzero(self.strong.numpy())
+            nb["strong_rows"] = flat // m
+            nb["strong_cols"] = flat - nb["strong_rows"] * m
+        self._numpy = nb
+        return nb
 
 
 def block_features(
@@ -205,17 +255,28 @@ def block_features(
     >>> bf.idx.shape, float(bf.mask.sum())
     (torch.Size([3, 2]), 0.0)
     """
+    R = np.asarray(R)
     idx, corr, mask = neighbours(R, T)
     ld = np.maximum(ld_scores(R), 0.0)
-    strong = np.abs(np.asarray(R)) >= lead_threshold
+    strong = np.abs(R) >= lead_threshold
     np.fill_diagonal(strong, False)
+    m = strong.shape[0]
+    flat = np.flatnonzero(strong)  # the sparse strong pairs, for the numpy inference path
+    rows = flat // m
+    np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        # Built in numpy and shared with torch (no copy), so numpy_view() costs nothing.
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np_dtype))
+
     return BlockFeatures(
-        R=torch.as_tensor(np.asarray(R), dtype=dtype),
+        R=tensor(R),
         idx=torch.as_tensor(idx),
-        corr=torch.as_tensor(corr, dtype=dtype),
-        mask=torch.as_tensor(mask, dtype=dtype),
-        log_ld=torch.as_tensor(np.log1p(ld), dtype=dtype),
-        strong=torch.as_tensor(strong, dtype=dtype),
+        corr=tensor(corr),
+        mask=tensor(mask),
+        log_ld=tensor(np.log1p(ld)),
+        strong=tensor(strong),
+        _numpy={"strong_rows": rows, "strong_cols": flat - rows * m},
     )
 
 

@@ -26,6 +26,7 @@ from bayesmages.model import BayesianModel
 from bayesmages.priors import PriorSpec
 from bayesmages.registry import register_model
 from bayesmages.shrink.ensemble import ensemble_predictor, train_ensemble
+from bayesmages.shrink.fast import numpy_predictor
 from bayesmages.shrink.features import BlockFeatures, block_features, validate_block
 from bayesmages.shrink.net import UnrolledShrinker, make_bayesian, resolve_architecture
 from bayesmages.shrink.train import (
@@ -287,7 +288,9 @@ class NeuralShrinker(BayesianModel):
             return ensemble_predictor(nets)
         if self.mode == "ensemble":
             return ensemble_predictor(self.members_)
-        return point_predictor(self.members_[0])
+        # Point mode: the numpy float32 copy of the network (same outputs up to round-off, several
+        # times faster on CPU); the torch path for networks it does not cover (normalisation layers).
+        return numpy_predictor(self.members_[0]) or point_predictor(self.members_[0])
 
     @torch.no_grad()
     def _predict_z(self, z: torch.Tensor, bf: BlockFeatures) -> tuple[torch.Tensor, torch.Tensor]:
