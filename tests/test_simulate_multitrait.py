@@ -65,7 +65,7 @@ def test_heritability_per_trait(sim3):
 def test_every_type_appears_and_truth_is_consistent(sim3):
     gt = sim3.gene_truth.set_index("GENE")
     types = set(gt.TYPE)
-    expected = {"null"} | {
+    expected = {"none"} | {
         ("specific:" if len(c) == 1 else "shared:") + "+".join(c)
         for k in (1, 2, 3)
         for c in itertools.combinations(sim3.traits, k)
@@ -130,7 +130,7 @@ def test_reproducible_by_seed():
 
 def test_single_trait_and_every_trait_covered():
     sim = simulate_multitrait(1, 1, p_causal_genes=0.01, seed=2, **SMALL)
-    assert set(sim.gene_truth.TYPE) <= {"null", "specific:T1"} and (sim.gene_truth.TYPE != "null").any()
+    assert set(sim.gene_truth.TYPE) <= {"none", "specific:T1"} and (sim.gene_truth.TYPE != "none").any()
     sim5 = simulate_multitrait(5, 1, p_causal_genes=0.01, seed=2, **SMALL)  # 1 causal gene, 5 traits
     assert all(sim5.gene_truth[f"CAUSAL_{t}"].any() for t in sim5.traits)
 

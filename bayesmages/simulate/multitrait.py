@@ -67,7 +67,7 @@ class MultiTraitSimulation:
         Gene table: ``GENE, CHR, START, END, N_SNPS, start_idx_chr, end_idx_chr, chr_start_idx_gw,
         BLOCK`` (inclusive 0-based indices; readable by :func:`bayesmages.io.read_genes`).
     gene_truth : pandas.DataFrame
-        Per gene: ``GENE, TYPE`` (``"null"``, ``"specific:T1"``, ``"shared:T1+T2"``), ``TRAITS``, ``CAUSAL``,
+        Per gene: ``GENE, TYPE`` (``"none"``, ``"specific:T1"``, ``"shared:T1+T2"``), ``TRAITS``, ``CAUSAL``,
         ``N_CAUSAL_VARIANTS``, ``RHO`` (signed correlation of effects for two-trait shared genes,
         ``|rho|`` otherwise; NaN when not shared), ``SIGNS`` (per trait in TRAITS), and per trait
         ``CAUSAL_<t>`` (bool) and ``H2_<t>`` (the gene's ``beta_g' R_gg beta_g``).
@@ -140,9 +140,9 @@ class MultiTraitSimulation:
             path = folder / name
             if not path.is_file():
                 raise InputError(f"{folder}: missing {name}")
-            # "null" (a gene TYPE) must not become NaN; empty cells are missing numbers or empty text.
+            # Only empty cells are missing; words such as "none" or "NA" in text columns stay text.
             df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
-            for col in ("GENE", "TRAITS", "SIGNS"):  # empty text (intergenic, null genes) is "", not NaN
+            for col in ("GENE", "TRAITS", "SIGNS"):  # empty text (intergenic, non-causal genes) is "", not NaN
                 if col in df.columns:
                     df[col] = df[col].fillna("").astype(str)
             return df
@@ -474,7 +474,7 @@ def _gene_truth(
         rec: dict[str, Any] = {"GENE": row.GENE}
         d = info.get(g)
         if d is None:
-            rec.update(TYPE="null", TRAITS="", N_CAUSAL_VARIANTS=0, RHO=np.nan, SIGNS="")  # TYPE "null": see README
+            rec.update(TYPE="none", TRAITS="", N_CAUSAL_VARIANTS=0, RHO=np.nan, SIGNS="")
         else:
             names = [traits[t] for t in d["traits"]]
             kind = "specific" if len(names) == 1 else "shared"
@@ -548,9 +548,8 @@ Files
                      FIRST_SNP, LAST_SNP.
   genes.tsv          gene table: GENE CHR START END (bp, inclusive) N_SNPS start_idx_chr end_idx_chr
                      (0-based, inclusive) chr_start_idx_gw, BLOCK; readable with bayesmages.io.read_genes.
-  gene_truth.tsv     per gene: TYPE (null | specific:<trait> | shared:<trait>+<trait>...), TRAITS,
-                     CAUSAL (any trait; pandas reads the word "null" as missing unless
-                     keep_default_na=False),
+  gene_truth.tsv     per gene: TYPE (none | specific:<trait> | shared:<trait>+<trait>...), TRAITS,
+                     CAUSAL (any trait),
                      N_CAUSAL_VARIANTS, RHO (signed effect correlation for two-trait shared genes, |rho|
                      for larger sets), SIGNS (per trait of TRAITS), CAUSAL_<trait>, H2_<trait> (beta' R beta
                      of the gene's variants).
