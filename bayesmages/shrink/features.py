@@ -182,9 +182,20 @@ def _top_abs(R: np.ndarray, k: int) -> np.ndarray:
     flat = np.flatnonzero(A >= thr[:, None])  # >= k candidates per row (k groups reach thr), row-major
     rows = flat // m
     cols = flat - rows * m
+    counts = np.bincount(rows, minlength=m)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    width = int(counts.max())
+    if width * m <= 4 * flat.size + 64 * m:
+        # Candidates in a padded (m, width) table, sorted row by row (short rows: fast); the
+        # stable sort keeps ties in column order; padding (+inf after negation) sorts last.
+        pos = np.arange(flat.size) - first[rows]
+        keys = np.full((m, width), np.inf)
+        keys[rows, pos] = -A.ravel()[flat]
+        table = np.zeros((m, width), dtype=np.int64)
+        table[rows, pos] = cols
+        return np.take_along_axis(table, np.argsort(keys, axis=1, kind="stable")[:, :k], axis=1)
     order = np.argsort(-A.ravel()[flat], kind="stable")  # ties keep row-major order: lower column first
     order = order[np.argsort(rows[order], kind="stable")]
-    first = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=m))[:-1]))
     return cols[order[first[:, None] + np.arange(k)]]
 
 
