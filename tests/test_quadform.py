@@ -274,3 +274,15 @@ def test_auto_against_cached_mpmath_references():
             assert float(pvalue(v["q"], v["weights"])) == pytest.approx(v["p_ref"], rel=AUTO_RTOL), v["spectrum"]
             n += 1
     assert n > 0
+
+
+def test_auto_and_saddlepoint_far_below_the_mean_regression():
+    """q far below the mean (found by hypothesis: lam=[143, 0.0078125], q ~ 2e-185) once raised a
+    divide-by-zero inside the saddlepoint root finder. P(Q <= q) < sqrt(q / max lam) < 1e-17 there,
+    so the p-value is 1 to double precision."""
+    from bayesmages.stats.quadform import pvalue, saddlepoint
+
+    lam = [143.0, 0.0078125]
+    q = np.array([2e-185, 1e-40, 1e-33])
+    np.testing.assert_array_equal(pvalue(q, lam), 1.0)
+    np.testing.assert_allclose(saddlepoint(q, lam), 1.0, atol=1e-12)

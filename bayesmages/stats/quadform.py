@@ -320,7 +320,10 @@ def _cgf_root(q: np.ndarray, lam: np.ndarray) -> np.ndarray:
         k2 = 2.0 * (r * r).sum(axis=1)
         hi = np.where(k1 > 0, s, hi)
         lo = np.where(k1 > 0, lo, s)
-        new = s - k1 / k2
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # For q far below the mean (e.g. 1e-185) K'' underflows to 0; the non-finite Newton
+            # step is then replaced by bisection just below, as intended.
+            new = s - k1 / k2
         bad = (new <= lo) | (new >= hi) | ~np.isfinite(new)
         new = np.where(bad, 0.5 * (lo + hi), new)
         if np.all(np.abs(new - s) <= 1e-15 * np.maximum(np.abs(s), 1e-12)):
@@ -358,7 +361,7 @@ def saddlepoint(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray
     lam = _weights(eigenvalues)
     qs, _ = _quantiles(q)
     out = np.ones(qs.size)
-    pos = qs > 1e-250 * lam.max()  # below, p = 1 to double precision (see _auto_rows)
+    pos = qs > 1e-34 * lam.max()  # below, p = 1 to double precision (see _auto_rows)
     if not pos.any():
         return out
     qq = qs[pos]
@@ -379,7 +382,7 @@ def saddlepoint(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray
     mills = np.sqrt(np.pi / 2.0) * special.erfcx(ww / np.sqrt(2.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         upper = np.exp(log_phi + np.log(np.maximum(mills + 1.0 / vv - 1.0 / ww, _TINY)))
-    lower = stats.norm.sf(ww) + np.exp(log_phi) * (1.0 / vv - 1.0 / ww)
+        lower = stats.norm.sf(ww) + np.exp(log_phi) * (1.0 / vv - 1.0 / ww)
     res[~near] = np.where(big, upper, lower)
     out[pos] = np.clip(res, _TINY, 1.0)
     return out
@@ -395,8 +398,9 @@ def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> np.ndarray:
     out = np.ones(qs.size)
     npos = (lam > 0).sum(axis=1)
     top = lam.max(axis=1)
-    # P(Q <= q) <= P(top chi2_1 <= q) ~ sqrt(q / top): below 1e-250 * top, p = 1 to double precision.
-    pos = qs > 1e-250 * top
+    # P(Q <= q) <= P(top chi2_1 <= q) < sqrt(q / top): below 1e-34 * top that is < 1e-17, so p = 1 to
+    # double precision (and the tail integrals would only meet underflow there).
+    pos = qs > 1e-34 * top
     one = (npos == 1) & pos
     out[one] = stats.chi2.sf(qs[one] / top[one], 1)
     many = (npos > 1) & pos
