@@ -104,12 +104,15 @@ class NumpyShrinker:
                 r = zf - (est.reshape(B, m) @ R).ravel() + est if k else zf + zero
                 sgn = np.where(r < 0, minus_one, one)
                 np.arcsinh(r, out=vals[0])
-                np.arcsinh(est, out=vals[1])
+                if k:
+                    np.arcsinh(est, out=vals[1])
+                else:
+                    vals[1] = zero  # asinh(0)
                 np.abs(r, out=vals[2])
                 a_r, a_e, abs_r = vals
                 abs_ar = np.abs(a_r)
                 nb_vals = vals.ravel()[idx_3]  # (3, T, B * m); one flat gather
-                dom = np.max(abs_corr_t * nb_vals[2], axis=0)
+                dom = np.maximum.reduce(abs_corr_t * nb_vals[2], axis=0)
                 # Lead: no strong partner with a strictly larger |r| (the dense rule of
                 # features.iteration_features on the sparse pairs).
                 lead = np.ones(B * m, dtype=f32)
