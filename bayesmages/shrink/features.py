@@ -166,7 +166,7 @@ def _top_abs(R: np.ndarray, k: int) -> np.ndarray:
     selection in O(m^2) time and O(m * k) extra memory beyond ``|R|`` (never an m*k*m temporary):
     the columns are split into ``w >= k`` interleaved groups (column c with c + w, c + 2w, ...); the
     k-th largest group maximum bounds each row's k-th largest value from below, so only the
-    entries at or above it (on LD blocks, barely more than k per row) are sorted. About 3x faster
+    entries at or above it (on LD blocks, barely more than k per row) are sorted. About 2-3x faster
     than ``torch.topk`` on a 600-variant block.
     """
     m = R.shape[0]
