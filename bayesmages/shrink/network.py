@@ -288,8 +288,8 @@ class NeuralShrinker(BayesianModel):
             return ensemble_predictor(nets)
         if self.mode == "ensemble":
             return ensemble_predictor(self.members_)
-        # Point mode: the numpy float32 copy of the network (same outputs up to round-off, ~3x
-        # times faster on CPU); the torch path for networks it does not cover (normalisation layers).
+        # Point mode: the numpy float32 copy of the network (same outputs up to round-off, about 3x
+        # faster on CPU); the torch path for networks it does not cover (normalisation layers).
         return numpy_predictor(self.members_[0]) or point_predictor(self.members_[0])
 
     @torch.no_grad()
