@@ -12,26 +12,26 @@ from typing import Any
 __all__ = ["add_common", "positive_int", "run_metadata", "seed_type"]
 
 
-def seed_type(text: str) -> int:
-    """Parse a non-negative integer seed (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}")
-    return value
+def _int_at_least(minimum: int, what: str):
+    """An argparse type accepting integers >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+            raise argparse.ArgumentTypeError(f"{what} must be {kind}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """Parse a positive integer (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+#: argparse type of ``--seed`` (a non-negative integer)
+seed_type = _int_at_least(0, "seed")
+#: argparse type of counts such as ``--workers`` (a positive integer)
+positive_int = _int_at_least(1, "the value")
 
 
 def add_common(parser: argparse.ArgumentParser, *, seed: bool = True, workers: bool = False) -> None:

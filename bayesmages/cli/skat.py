@@ -11,8 +11,7 @@ import numpy as np
 
 from bayesmages.cli._common import add_common, run_metadata
 from bayesmages.errors import InputError
-
-_ID_ALIASES = ("IID", "SAMPLE", "SAMPLE_ID", "ID")
+from bayesmages.io.genotypes import SAMPLE_ID_ALIASES
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _id_column(df: Any) -> str | None:
     from bayesmages.io.tables import find_column
 
-    return find_column(list(df.columns), _ID_ALIASES)
+    return find_column(list(df.columns), SAMPLE_ID_ALIASES)
 
 
 def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:

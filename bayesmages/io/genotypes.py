@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 
 from bayesmages.errors import InputError
-from bayesmages.io.tables import read_table
+from bayesmages.io.tables import find_column, read_table
 
-__all__ = ["Genotypes", "read_genotypes"]
+__all__ = ["SAMPLE_ID_ALIASES", "Genotypes", "read_genotypes"]
+
+#: column names (case-insensitive) recognised as sample identifiers in genotype and phenotype tables
+SAMPLE_ID_ALIASES: tuple[str, ...] = ("IID", "SAMPLE", "SAMPLE_ID", "ID")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
         return _read_bed(bed)
     df = read_table(p, what="genotype")
     cols = list(df.columns)
-    id_col = sample_column or next((c for c in cols if c.upper() in ("IID", "SAMPLE", "SAMPLE_ID", "ID")), None)
+    id_col = sample_column or find_column(cols, SAMPLE_ID_ALIASES)
     if sample_column is not None and sample_column not in cols:
         raise InputError(f"{p}: sample column {sample_column!r} not found")
     samples = df[id_col].astype(str).to_numpy() if id_col else np.arange(len(df)).astype(str)
