@@ -272,6 +272,13 @@ class NeuralShrinker(BayesianModel):
         return draws
 
     # ----------------------------------------------------------------- prediction
+    def __getstate__(self) -> dict[str, Any]:
+        # The predictor cache holds closures, which cannot be pickled; it is rebuilt on first use. Dropping it
+        # lets a model that has already predicted be sent to worker processes (shrink(..., workers=N)).
+        state = self.__dict__.copy()
+        state["_predictor_cache"] = None
+        return state
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "members_"):
             raise NotFittedError("neural_shrinker is not fitted yet; call fit(...) or use the pretrained default")
