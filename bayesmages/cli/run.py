@@ -1,0 +1,66 @@
+"""``bayesmages run``: the end-to-end pipeline (shrink, cluster, gene tests, gene summaries, figures, report)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bayesmages.cli._common import add_common, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``run`` sub-command."""
+    p = sub.add_parser(
+        "run",
+        help="end-to-end: shrink -> cluster and gene tests per trait -> multi-trait clusters -> gene summaries",
+        description=(
+            "Shrink each trait's GWAS effects for LD, cluster them per trait (dp_mixture) and test genes for "
+            "enrichment, cluster the traits jointly, and summarise genes across traits. Writes one folder per "
+            "step, figures/, report.md and run.json into --out. Running again on the same --out reuses the "
+            "finished steps whose inputs and arguments are unchanged (--force recomputes everything)."
+        ),
+    )
+    p.add_argument("--gwas", type=Path, nargs="+", required=True, metavar="FILE",
+                   help="GWAS summary statistics, one file per trait, all on the same variants in the same order")
+    p.add_argument("--traits", nargs="+", default=None, metavar="NAME",
+                   help="trait names, one per GWAS file (default: the file names without gwas_ and suffixes)")
+    p.add_argument("--ld", type=Path, nargs="+", required=True, metavar="FILE|DIR",
+                   help="LD blocks (.ld, .npy, .npz) in GWAS row order, or one folder holding them (sorted by name)")
+    p.add_argument("--genes", type=Path, required=True, help="gene table (START/END or ML-MAGES index columns)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new, or an earlier run to resume)")
+    p.add_argument("--model", default="default", help="'default' (pretrained shrinker) or a train-shrinker file")
+    p.add_argument("--fdr", type=float, default=0.05, help="FDR level of the gene-test figures (default 0.05)")
+    p.add_argument("--truncation", type=positive_int, default=20, help="dp_mixture truncation K (default 20)")
+    p.add_argument("--restarts", type=positive_int, default=5, help="dp_mixture restarts (default 5)")
+    p.add_argument("--select", choices=("quantile", "posterior", "all"), default="quantile",
+                   help="variants of the multi-trait clustering: top --quantile of |beta_shrunk| in any trait "
+                   "(default), |beta_shrunk| > 1.96 sd in any trait, or all")
+    p.add_argument("--quantile", type=float, default=0.9, help="quantile of --select quantile (default 0.9)")
+    p.add_argument("--force", action="store_true", help="recompute every step, even finished ones")
+    add_common(p, seed=True, workers=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline and print where the results are."""
+    from bayesmages.pipeline import run as run_pipeline
+
+    result = run_pipeline(
+        args.gwas, args.ld, args.genes, args.out, traits=args.traits, model=args.model, seed=args.seed,
+        workers=args.workers, scheduler=args.scheduler, force=args.force, fdr=args.fdr, truncation=args.truncation,
+        restarts=args.restarts, select=args.select, quantile=args.quantile, progress=not args.quiet,
+        arguments={"cli": {k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
+                           for k, v in vars(args).items() if k != "func"}},
+    )
+    if not args.quiet:
+        reused = [r.name for r in result.steps if r.reused]
+        print(f"{len(result.traits)} trait(s), {result.metadata['inputs']['n_variants']} variants, "
+              f"{result.metadata['inputs']['n_genes']} genes"
+              + (f"; reused {len(reused)} finished step(s)" if reused else ""))
+        for t in result.traits:
+            res = result.enrichment[t]
+            print(f"  {t}: {int((res['q_value'] <= args.fdr).sum())} of {len(res)} genes with q <= {args.fdr:g}")
+        print(f"report: {(result.out / 'report.md').resolve()}")
+        print(f"results written to {result.out.resolve()}")
+    return 0

@@ -1,0 +1,333 @@
+"""``bayesmages.pipeline.run``: GWAS summary statistics to gene-level answers, resumably.
+
+Steps (each in its own folder of ``out``; see :mod:`bayesmages.pipeline.steps` for reuse):
+
+1. ``shrink_<trait>``: shrink every trait's effects for LD (blocks mapped over ``workers``/``scheduler``);
+2. ``cluster_<trait>``: a one-trait ``dp_mixture`` on the shrunk effects;
+3. ``enrich_<trait>``: the gene-level enrichment test, epsilon from that clustering;
+4. ``cluster_multi`` (two or more traits): a multi-trait ``dp_mixture`` on the shrunk effects;
+5. ``genes``: gene summaries (cluster fractions, effect products, S_g, association-type scores) from the
+   multi-trait clustering (from the single-trait one when there is one trait);
+
+then ``figures/``, ``report.md`` and ``run.json`` are rebuilt from the step folders.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayesmages.errors import InputError
+from bayesmages.pipeline import steps
+from bayesmages.pipeline.inputs import PipelineInputs, load_inputs
+from bayesmages.pipeline.steps import ClusterOutput, StepRecord, run_step, step_seed
+
+__all__ = ["PipelineResult", "run"]
+
+MULTI = "multi"
+
+
+@dataclass
+class PipelineResult:
+    """Everything a pipeline run produced (tables in memory; files under ``out``).
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The output folder.
+    traits : list of str
+        Trait names.
+    shrinkage : pandas.DataFrame
+        Long table ``SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper`` (all traits).
+    clusters : dict of str to ClusterOutput
+        Per trait, and ``"multi"`` for the multi-trait clustering (two or more traits).
+    enrichment : dict of str to pandas.DataFrame
+        Per trait: ``GENE, CHR, n_variants, Q, p_value, q_value``.
+    genes : dict of str to pandas.DataFrame
+        ``gene_cluster_fractions``, ``gene_effect_products``, ``gene_S``, ``gene_type_scores``.
+    steps : list of StepRecord
+        Per step: key, seconds and whether it was reused.
+    figures : list of str
+        Figure files, relative to ``out``.
+    metadata : dict
+        The content of ``run.json``.
+    """
+
+    out: Path
+    traits: list[str]
+    shrinkage: pd.DataFrame
+    clusters: dict[str, ClusterOutput]
+    enrichment: dict[str, pd.DataFrame]
+    genes: dict[str, pd.DataFrame]
+    steps: list[StepRecord] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def effects(self) -> pd.DataFrame:
+        """(m, p) shrunk effects, one column per trait, indexed by SNP in data order."""
+        return _wide(self.shrinkage, self.traits)
+
+
+def _wide(shrinkage: pd.DataFrame, traits: Sequence[str]) -> pd.DataFrame:
+    cols = {t: shrinkage.loc[shrinkage["trait"] == t, "beta_shrunk"].to_numpy() for t in traits}
+    snps = shrinkage.loc[shrinkage["trait"] == traits[0], "SNP"].astype(str).to_numpy()
+    return pd.DataFrame(cols, index=pd.Index(snps, name="SNP"))
+
+
+def _model_id(model: Any) -> str:
+    """What identifies the shrinker in step keys: ``"default"`` or a content hash of the model file."""
+    import hashlib
+
+    if isinstance(model, str) and model == "default":
+        return "default"
+    if isinstance(model, str | os.PathLike):
+        path = Path(model)
+        if not path.is_file():
+            raise InputError(f"model: {path} is not a file (use 'default' or a file from train-shrinker)")
+        return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    raise InputError(f"model: expected 'default' or a model file path, got {type(model).__name__}")
+
+
+def _check_settings(seed: Any, workers: Any, truncation: Any, restarts: Any, fdr: Any) -> None:
+    for name, value, low in (("seed", seed, 0), ("workers", workers, 1), ("truncation", truncation, 2),
+                             ("restarts", restarts, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if not (isinstance(fdr, int | float) and 0 < fdr < 1):
+        raise InputError(f"fdr: expected a number in (0, 1), got {fdr!r}")
+
+
+def _check_out(out: Path) -> bool:
+    """True when ``out`` holds an earlier run to resume; False when it does not exist yet."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+    if entries and not (out / "run.json").is_file() and not any(out.glob(f"*/{steps.MANIFEST}")):
+        raise InputError(f"{out}: exists and is not a bayesmages run folder (no run.json); choose a new --out")
+    return True
+
+
+def run(
+    gwas: Any,
+    ld: Any,
+    genes: Any,
+    out: str | os.PathLike[str],
+    *,
+    traits: Sequence[str] | None = None,
+    model: Any = "default",
+    seed: int = 0,
+    workers: int = 1,
+    scheduler: Any = None,
+    force: bool = False,
+    fdr: float = 0.05,
+    truncation: int = 20,
+    restarts: int = 5,
+    select: str = "quantile",
+    quantile: float = 0.9,
+    figures: bool = True,
+    progress: bool = False,
+    arguments: dict[str, Any] | None = None,
+) -> PipelineResult:
+    """Run the end-to-end pipeline: shrink -> cluster and enrichment per trait -> multi-trait clustering -> genes.
+
+    Parameters
+    ----------
+    gwas : path, DataFrame, or a sequence (or trait-keyed mapping) of them
+        One GWAS summary-statistics table per trait (DESIGN §5 columns), all on the same variants in
+        the same order.
+    ld : folder, file path(s), or array(s)
+        LD blocks in data order that together cover every GWAS row once. A folder means all its
+        ``.ld``/``.npy``/``.npz`` files sorted by name. Blocks with variant ids are aligned to the GWAS ids.
+    genes : path or DataFrame
+        Gene table: START/END positions or the ML-MAGES index columns.
+    out : path
+        Output folder. A new folder is built under a temporary name and appears only when the run
+        succeeds; an existing run folder is resumed (finished steps with unchanged inputs and
+        arguments are reused).
+    traits : sequence of str, optional
+        Trait names, one per GWAS table (default: the file names without ``gwas_`` and suffixes).
+    model : "default" or path
+        The shrinker (see :func:`bayesmages.shrink.shrink`).
+    seed : int
+        Run seed; every step gets its own seed derived from it and the step's name.
+    workers : int
+        Local worker processes for the LD blocks (and threads for the gene tests).
+    scheduler : str or dask.distributed.Client, optional
+        A Dask cluster for the LD blocks instead of local workers.
+    force : bool
+        Recompute every step even when a finished one matches.
+    fdr : float
+        FDR level of the gene-test figures and report.
+    truncation, restarts : int
+        ``dp_mixture`` truncation and restarts of every clustering.
+    select : {"quantile", "posterior", "all"}
+        Which variants the multi-trait clustering uses (:func:`bayesmages.cluster.select_variants`): those
+        above the ``quantile`` of |beta_shrunk| in any trait (default: the top 10% of each trait), those with
+        ``|beta_shrunk| > 1.96 sd`` in any trait, or all. The others count as unclustered in the gene
+        summaries. Single-trait clusterings always use every variant (they estimate the null variance).
+    quantile : float
+        Quantile of the ``"quantile"`` rule, in [0, 1).
+    figures : bool
+        Render ``figures/`` (the report then links them).
+    progress : bool
+        Progress bars (on a terminal).
+    arguments : dict, optional
+        Extra entries for ``run.json`` (the CLI records its command line here).
+
+    Returns
+    -------
+    PipelineResult
+
+    Raises
+    ------
+    InputError
+        Any input problem (see :func:`bayesmages.pipeline.inputs.load_inputs`), bad settings, or an
+        ``out`` that exists and is not a run folder. Nothing is written in that case.
+
+    Examples
+    --------
+    >>> import bayesmages as bm
+    >>> res = bm.pipeline.run(["sim/gwas_T1.tsv", "sim/gwas_T2.tsv"], "sim/ld", "sim/genes.tsv",
+    ...                       "results", traits=["T1", "T2"], seed=0)  # doctest: +SKIP
+    >>> res.enrichment["T1"].sort_values("p_value").head()  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    _check_settings(seed, workers, truncation, restarts, fdr)
+    if select not in ("quantile", "posterior", "all"):
+        raise InputError(f"select: expected 'quantile', 'posterior' or 'all', got {select!r}")
+    if not (isinstance(quantile, int | float) and 0 <= quantile < 1):
+        raise InputError(f"quantile: expected a number in [0, 1), got {quantile!r}")
+    model_id = _model_id(model)
+    out = Path(out)
+    inputs = load_inputs(gwas, ld, genes, traits)
+    settings = dict(model=model, model_id=model_id, seed=seed, workers=workers, scheduler=scheduler, force=force,
+                    fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
+                    figures=figures, progress=progress, arguments=arguments or {}, started=started)
+    if _check_out(out):
+        return _execute(out, out, inputs, settings)
+    from bayesmages.io import atomic_dir
+
+    with atomic_dir(out, overwrite=False) as tmp:
+        return _execute(tmp, out, inputs, settings)
+
+
+def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any]) -> PipelineResult:
+    """Run the steps inside ``folder`` (the final ``out`` or its temporary twin)."""
+    seed, force, progress = s["seed"], s["force"], s["progress"]
+    records: list[StepRecord] = []
+    shrink_keys, shrunk = {}, []
+    for t in inputs.traits:
+        name = f"shrink_{t}"
+        spec = {"gwas": inputs.hashes[f"gwas:{t}"], "ld": inputs.hashes["ld"], "model": s["model_id"],
+                "seed": step_seed(seed, name)}
+        rec = run_step(folder, name, spec, lambda f, t=t, sd=spec["seed"]: steps.shrink_trait(
+            f, inputs, t, model=s["model"], seed=sd, workers=s["workers"], scheduler=s["scheduler"],
+            progress=progress), force=force)
+        records.append(rec)
+        shrink_keys[t] = rec.key
+        shrunk.append(steps.read_shrinkage(folder / name))
+    shrinkage = pd.concat(shrunk, ignore_index=True)
+    effects = _wide(shrinkage, inputs.traits)
+
+    fit_settings = {"truncation": s["truncation"], "restarts": s["restarts"]}
+    clusters: dict[str, ClusterOutput] = {}
+    enrichment: dict[str, pd.DataFrame] = {}
+    cluster_keys = {}
+    for t in inputs.traits:
+        name = f"cluster_{t}"
+        spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
+        rec = run_step(folder, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(
+            f, effects[[t]], seed=sd, progress=progress, **fit_settings), force=force)
+        records.append(rec)
+        cluster_keys[t] = rec.key
+        clusters[t] = steps.read_clusters(folder / name, [t])
+
+        name = f"enrich_{t}"
+        spec = {"effects": shrink_keys[t], "clusters": rec.key, "ld": inputs.hashes["ld"],
+                "genes": inputs.hashes["genes"]}
+        rec = run_step(folder, name, spec, lambda f, t=t: steps.enrich_trait(
+            f, inputs, effects[t].to_numpy(), clusters[t], workers=s["workers"]), force=force)
+        records.append(rec)
+        enrichment[t] = steps.read_enrichment(folder / name)
+        enrichment[t].attrs.update({k: rec.info.get(k) for k in ("null_variance", "null_variance_rule")})
+
+    if len(inputs.traits) >= 2:
+        from bayesmages.cluster import select_variants
+
+        name = f"cluster_{MULTI}"
+        rule = {"select": s["select"], "quantile": s["quantile"] if s["select"] == "quantile" else None}
+        spec = {"effects": [shrink_keys[t] for t in inputs.traits], **fit_settings, **rule,
+                "seed": step_seed(seed, name)}
+        sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits).to_numpy()
+        mask = select_variants(effects.to_numpy(), sds, rule=s["select"], quantile=s["quantile"])
+        rec = run_step(folder, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(
+            f, effects, seed=sd, progress=progress, selected=mask, **fit_settings), force=force)
+        records.append(rec)
+        clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)
+        basis, basis_key = clusters[MULTI], rec.key
+    else:
+        basis, basis_key = clusters[inputs.traits[0]], cluster_keys[inputs.traits[0]]
+
+    spec = {"effects": [shrink_keys[t] for t in inputs.traits], "clusters": basis_key,
+            "genes": inputs.hashes["genes"]}
+    rec = run_step(folder, "genes", spec, lambda f: steps.gene_summaries(f, inputs, effects, basis), force=force)
+    records.append(rec)
+    gene_tables = steps.read_gene_tables(folder / "genes")
+
+    result = PipelineResult(out=out, traits=list(inputs.traits), shrinkage=shrinkage, clusters=clusters,
+                            enrichment=enrichment, genes=gene_tables, steps=records)
+    _finish(folder, result, inputs, s)
+    return result
+
+
+def _finish(folder: Path, result: PipelineResult, inputs: PipelineInputs, s: dict[str, Any]) -> None:
+    """Figures, report.md and run.json (always rebuilt: they are cheap and describe this run)."""
+    from bayesmages import __version__
+    from bayesmages.io import atomic_dir, write_json, write_text
+    from bayesmages.pipeline.figures import write_figures
+    from bayesmages.pipeline.report import render_report
+
+    timings: dict[str, float] = {}
+    if s["figures"]:
+        t0 = time.perf_counter()
+        with atomic_dir(folder / "figures") as tmp:
+            names = write_figures(tmp, result, fdr=s["fdr"], seed=s["seed"])
+        result.figures = [f"figures/{n}" for n in names]
+        timings["figures"] = round(time.perf_counter() - t0, 3)
+    result.metadata = {
+        "bayesmages_version": __version__,
+        "pipeline": "shrink -> cluster + enrich per trait -> cluster_multi -> genes",
+        "arguments": {
+            "traits": result.traits, "model": str(s["model"]), "seed": s["seed"], "workers": s["workers"],
+            "scheduler": None if s["scheduler"] is None else str(s["scheduler"]), "force": s["force"],
+            "fdr": s["fdr"], "truncation": s["truncation"], "restarts": s["restarts"], "select": s["select"],
+            "quantile": s["quantile"], **s["arguments"],
+        },
+        "inputs": {"sources": inputs.sources, "hashes": inputs.hashes, "n_variants": inputs.n_variants,
+                   "n_blocks": len(inputs.blocks), "n_genes": len(inputs.genes),
+                   "unmapped_genes": inputs.unmapped_genes},
+        "seeds": {"run": s["seed"], **{r.name: step_seed(s["seed"], r.name) for r in result.steps
+                                       if r.name.startswith(("shrink_", "cluster_"))}},
+        "steps": [{"name": r.name, "key": r.key, "seconds": r.seconds, "reused": r.reused, "info": r.info}
+                  for r in result.steps],
+        "figures": result.figures,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "command": " ".join(["bayesmages", *sys.argv[1:]]) if s["arguments"] else None,
+    }
+    t0 = time.perf_counter()
+    write_text(render_report(result, inputs, folder, fdr=s["fdr"]), folder / "report.md")
+    timings["report"] = round(time.perf_counter() - t0, 3)
+    timings["total"] = round(time.perf_counter() - s["started"], 3)
+    result.metadata["timings"] = {**{r.name: r.seconds for r in result.steps}, **timings}
+    write_json(result.metadata, folder / "run.json")

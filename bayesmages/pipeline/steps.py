@@ -1,0 +1,282 @@
+"""The pipeline's resumable steps: what each computes, what it writes, and when it is reused.
+
+A step writes its files into its own folder of the output (``shrink_<trait>/``, ``cluster_<trait>/``,
+``enrich_<trait>/``, ``cluster_multi/``, ``genes/``) through :func:`bayesmages.io.atomic_dir`, with a
+manifest ``step.json`` holding the step's *key*: a hash of everything its result depends on (the
+content hashes of its inputs, the keys of the steps it reads, its arguments and seed, the package
+version). A folder whose manifest carries the same key is reused; any other is recomputed, and since
+a step's key includes its upstream keys, a changed input or argument invalidates everything
+downstream of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmages.errors import ConvergenceWarning, InputError
+from bayesmages.pipeline.inputs import PipelineInputs
+
+__all__ = ["ClusterOutput", "StepRecord", "run_step", "step_seed"]
+
+MANIFEST = "step.json"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened to one step in this run.
+
+    Attributes
+    ----------
+    name : str
+        The step (= its folder name).
+    key : str
+        Hash of everything the step's result depends on.
+    seconds : float
+        Compute time of the step (from its manifest when reused).
+    reused : bool
+        True when a finished folder with the same key was found and kept.
+    info : dict
+        Step-specific facts (null variance, number of clusters, convergence notes, ...).
+    """
+
+    name: str
+    key: str
+    seconds: float
+    reused: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterOutput:
+    """A DP-mixture clustering as written by a cluster step.
+
+    Attributes
+    ----------
+    traits : list of str
+        Traits clustered (one for single-trait steps).
+    variants : pandas.DataFrame
+        ``SNP, cluster, prob, category, selected`` per variant in data order (cluster ``-1``: not clustered).
+    clusters : pandas.DataFrame
+        ``cluster, weight, trace, category, cov_<a>_<b>`` per kept cluster.
+    elbo : numpy.ndarray
+        ELBO history of the kept restart.
+    """
+
+    traits: list[str]
+    variants: pd.DataFrame
+    clusters: pd.DataFrame
+    elbo: np.ndarray
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """(K, p, p) cluster covariances rebuilt from the ``cov_<a>_<b>`` columns."""
+        p, k = len(self.traits), len(self.clusters)
+        cov = np.zeros((k, p, p))
+        for a in range(p):
+            for b in range(a, p):
+                col = self.clusters[f"cov_{self.traits[a]}_{self.traits[b]}"].to_numpy(np.float64)
+                cov[:, a, b] = cov[:, b, a] = col
+        return cov
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(K,) cluster weights."""
+        return self.clusters["weight"].to_numpy(np.float64)
+
+    @property
+    def categories(self) -> list[str]:
+        """Category of each cluster."""
+        return self.clusters["category"].astype(str).tolist()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(m,) cluster label per variant, ``-1`` for variants that were not clustered."""
+        return self.variants["cluster"].to_numpy(np.int64)
+
+    @property
+    def selected(self) -> np.ndarray:
+        """(m,) True for the variants that were clustered."""
+        return self.labels >= 0
+
+
+def step_seed(seed: int, name: str) -> int:
+    """The seed of step ``name``: depends on the run seed and the step's name only.
+
+    Naming rather than numbering the steps keeps a trait's seeds unchanged when traits are added.
+
+    Examples
+    --------
+    >>> step_seed(0, "cluster_T1") == step_seed(0, "cluster_T1") != step_seed(0, "cluster_T2")
+    True
+    """
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(zlib.crc32(name.encode()),))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def step_key(name: str, spec: Mapping[str, Any]) -> str:
+    """Hash of a step's name, spec and the package version."""
+    from bayesmages import __version__
+
+    text = json.dumps({"step": name, "version": __version__, **spec}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_step(
+    out: Path, name: str, spec: Mapping[str, Any], compute: Callable[[Path], dict[str, Any]], *, force: bool
+) -> StepRecord:
+    """Reuse the finished folder ``out/name`` when its key matches; otherwise run ``compute`` atomically.
+
+    ``compute(folder)`` writes the step's files into ``folder`` and returns its ``info``.
+    """
+    from bayesmages.io import atomic_dir, write_json
+
+    key = step_key(name, spec)
+    manifest = out / name / MANIFEST
+    if not force and manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError):  # an unreadable manifest is a step to redo, not an error
+            old = {}
+        if old.get("key") == key:
+            return StepRecord(name, key, float(old.get("seconds", 0.0)), True, dict(old.get("info", {})))
+    started = time.perf_counter()
+    with atomic_dir(out / name) as tmp:
+        info = compute(tmp)
+        seconds = round(time.perf_counter() - started, 3)
+        write_json({"step": name, "key": key, "spec": dict(spec), "seconds": seconds, "info": info}, tmp / MANIFEST)
+    return StepRecord(name, key, seconds, False, info)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    # Only empty cells are missing: categories such as "none" stay text.
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+# ----------------------------------------------------------------------------------------- shrink
+def shrink_trait(folder: Path, inputs: PipelineInputs, trait: str, *, model: Any, seed: int, workers: int,
+                 scheduler: Any, progress: bool) -> dict[str, Any]:
+    """Shrink one trait block by block; writes ``shrinkage.csv`` (DESIGN §6 columns)."""
+    from bayesmages.genes.mapping import block_layout
+    from bayesmages.io import write_table
+    from bayesmages.shrink import shrink
+
+    gw = inputs.gwas[trait]
+    starts = block_layout([R.shape[0] for R in inputs.blocks])
+    cuts = [slice(int(a), int(a) + R.shape[0]) for a, R in zip(starts, inputs.blocks)]
+    beta, se = gw["BETA"].to_numpy(np.float64), gw["SE"].to_numpy(np.float64)
+    table = shrink([beta[c] for c in cuts], [se[c] for c in cuts], inputs.blocks, model=model,
+                   variants=inputs.variants, trait=trait, workers=workers, scheduler=scheduler, seed=seed,
+                   progress=progress)
+    write_table(table, folder / "shrinkage.csv")
+    return {"n_variants": len(table), "n_blocks": len(inputs.blocks)}
+
+
+def read_shrinkage(folder: Path) -> pd.DataFrame:
+    """The shrinkage table of a finished shrink step."""
+    df = _read(folder / "shrinkage.csv")
+    df["SNP"] = df["SNP"].astype(str)
+    return df
+
+
+# ---------------------------------------------------------------------------------------- cluster
+def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, restarts: int, seed: int,
+                    progress: bool, selected: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit ``dp_mixture`` to the (m, p) effects; writes ``variants.csv``, ``clusters.csv``, ``elbo.csv``.
+
+    With ``selected`` (a boolean mask), only those rows are clustered; the others get cluster ``-1``
+    and category ``"not clustered"`` in ``variants.csv``.
+    """
+    from bayesmages.io import write_table
+    from bayesmages.registry import get_model
+
+    mask = np.ones(len(effects), dtype=bool) if selected is None else np.asarray(selected, dtype=bool)
+    if mask.sum() <= effects.shape[1]:
+        raise InputError(f"only {int(mask.sum())} variants are selected for clustering {list(effects.columns)}; "
+                         "too few (use another selection rule)")
+    model = get_model("dp_mixture", truncation=truncation, restarts=restarts, trait_names=list(effects.columns))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(effects.to_numpy(np.float64)[mask], seed=seed, progress=progress)
+    notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    fitted = model.variant_table(ids=effects.index[mask].tolist())
+    table = pd.DataFrame({"SNP": effects.index.astype(str), "cluster": -1, "prob": np.nan,
+                          "category": "not clustered", "selected": mask})
+    table.loc[mask, ["cluster", "prob", "category"]] = fitted[["cluster", "prob", "category"]].to_numpy()
+    table["cluster"] = table["cluster"].astype(np.int64)
+    write_table(table, folder / "variants.csv")
+    write_table(model.cluster_table(), folder / "clusters.csv")
+    elbo = np.asarray(model.elbo_, dtype=np.float64).ravel()
+    write_table(pd.DataFrame({"step": np.arange(elbo.size), "elbo": elbo}), folder / "elbo.csv")
+    return {"n_clusters": int(model.n_components_), "categories": list(model.categories_),
+            "n_clustered": int(mask.sum()), "convergence_notes": notes}
+
+
+def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
+    """The clustering of a finished cluster step."""
+    variants = _read(folder / "variants.csv")
+    variants["SNP"] = variants["SNP"].astype(str)
+    return ClusterOutput(traits=list(traits), variants=variants, clusters=_read(folder / "clusters.csv"),
+                         elbo=_read(folder / "elbo.csv")["elbo"].to_numpy(np.float64))
+
+
+# ----------------------------------------------------------------------------------------- enrich
+def enrich_trait(folder: Path, inputs: PipelineInputs, beta: np.ndarray, clusters: ClusterOutput, *,
+                 workers: int) -> dict[str, Any]:
+    """Gene-level enrichment test with epsilon from the trait's clustering; writes ``gene_enrichment.csv``."""
+    from bayesmages.genes import enrichment
+    from bayesmages.io import write_table
+
+    fit = SimpleNamespace(weights_=clusters.weights, covariances_=clusters.covariances)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        eps, rule = enrichment.null_variance_from_fit(fit)
+    notes = [str(w.message) for w in caught]
+    variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
+    res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants, workers=workers)
+    write_table(res, folder / "gene_enrichment.csv")
+    return {"null_variance": eps, "null_variance_rule": rule, "notes": notes, "genes_tested": len(res)}
+
+
+def read_enrichment(folder: Path) -> pd.DataFrame:
+    """The gene table of a finished enrichment step."""
+    df = _read(folder / "gene_enrichment.csv")
+    df["GENE"] = df["GENE"].astype(str)
+    return df
+
+
+# ------------------------------------------------------------------------------------------ genes
+GENE_TABLES = ("gene_cluster_fractions", "gene_effect_products", "gene_S", "gene_type_scores")
+
+
+def gene_summaries(folder: Path, inputs: PipelineInputs, effects: pd.DataFrame,
+                   clusters: ClusterOutput) -> dict[str, Any]:
+    """Multi-trait gene summaries (:func:`bayesmages.genes.multitrait.summarize`); writes four tables."""
+    from bayesmages.genes.multitrait import summarize
+    from bayesmages.io import write_table
+
+    variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
+    out = summarize(effects.reset_index(drop=True), inputs.genes, clusters.labels, clusters.categories,
+                    variants=variants)
+    for name, table in zip(GENE_TABLES, (out.fractions, out.products, out.S, out.type_scores)):
+        write_table(table, folder / f"{name}.csv")
+    return {"genes": len(out.fractions), "categories": out.categories}
+
+
+def read_gene_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """The four tables of a finished gene-summary step, by name."""
+    tables = {name: _read(folder / f"{name}.csv") for name in GENE_TABLES}
+    for df in tables.values():
+        df["GENE"] = df["GENE"].astype(str)
+    return tables
