@@ -48,14 +48,6 @@ def test_usage_error_is_one_line(capsys):
     assert len(err) == 1 and "seed must be a non-negative integer" in err[0]
 
 
-def test_demo_writes_results(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quiet"]) == 0
-    assert (out / "run.json").is_file()
-    assert any(out.rglob("*.png"))
-    assert str(out.resolve()) in capsys.readouterr().out
-
-
 def test_runtime_input_error_is_one_line(monkeypatch, capsys):
     import bayesmages.cli.demo as demo
 
