@@ -95,6 +95,16 @@ class NullModel:
         B = self.Qw.T @ A
         return A.T @ A - B.T @ B
 
+    def scores_and_cov(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(G' r, G' P0 G)`` with one pass over G for the scores and the projection."""
+        if self.trait != "continuous":
+            return self.scores(G), self.cov_scores(G)
+        QR = self.__dict__.get("_qr_stack")
+        if QR is None:  # [Qw, r] as one (n, q + 1) block: one matrix product instead of two
+            QR = self.__dict__["_qr_stack"] = np.ascontiguousarray(np.column_stack([self.Qw, self.residuals]).T)
+        B = QR @ G
+        return B[-1], G.T @ G - B[:-1].T @ B[:-1]
+
     def _whiten(self, G: np.ndarray) -> np.ndarray:
         # V = I for the Gaussian model: skip a pass over the n x p block
         return G if self.trait == "continuous" else G * self.sqrt_var[:, None]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["davies_one"]
+__all__ = ["davies_many", "davies_one"]
 
 _LOG28 = 0.0866  # log(2) / 8, used in the convergence-factor coefficient
 _DIVIS = (2.0, 1.4, 1.2, 1.1)
@@ -407,3 +407,21 @@ def davies_one(q: float, lam: np.ndarray, acc: float, lim: int) -> tuple[float, 
     except _LimitReached:
         qfval, ifault = -1.0, 4
     return 1.0 - qfval, ifault
+
+
+def davies_many(q: np.ndarray, lam: np.ndarray, acc: float, lim: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`davies_one` for many quantiles with the same weights: ``(p, fault)`` arrays.
+
+    Examples
+    --------
+    >>> p, fault = davies_many(np.array([2.0, 3.84]), np.array([1.0, 0.5]), 1e-6, 10_000)
+    >>> p.round(4).tolist(), fault.tolist()
+    ([0.2575, 0.0806], [0, 0])
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    qs = np.asarray(q, dtype=np.float64).ravel()
+    p = np.empty(qs.size)
+    fault = np.zeros(qs.size, dtype=np.int64)
+    for i, qi in enumerate(qs.tolist()):
+        p[i], fault[i] = davies_one(qi, lam, acc, lim)
+    return p, fault
