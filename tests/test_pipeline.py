@@ -122,6 +122,11 @@ def test_resume_reuses_steps_and_invalidates_downstream(sim, tmp_path, cli_run):
     assert not any(r.reused for r in forced.steps)
     assert manifest.stat().st_mtime_ns != stamp
 
+    # One trait left: its steps are reused, the other trait's and the multi-trait folders are removed.
+    single = bm.pipeline.run([gwas[0]], ld, genes, out, traits=["T1"], figures=False, truncation=8, restarts=1)
+    assert [r.reused for r in single.steps] == [True, True, True, False]  # genes now from T1's clustering
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["cluster_T1", "enrich_T1", "genes", "shrink_T1"]
+
 
 @pytest.mark.slow  # two process pools start (spawn) on the two cores: about 45 s
 def test_workers_do_not_change_shrinkage(sim, tmp_path, cli_run):

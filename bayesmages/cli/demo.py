@@ -124,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
                    tmp / "run.json")
     out = args.out.resolve()
     print("Recovery of the simulated truth (average precision; baseline = a random ranking):")
-    print(table[["ranking", "n_positive", "n_genes", "baseline", "average_precision", "significant",
-                 "true_positive"]].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    shown = table[["ranking", "n_positive", "n_genes", "baseline", "average_precision", "significant",
+                   "true_positive"]].astype({"significant": object, "true_positive": object}).fillna("-")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"report: {out / 'results' / 'report.md'}")
     print(f"simulated data: {out / 'data'} (rerun the analysis with: bayesmages run --gwas {out / 'data'}/gwas_T1.tsv "
           f"{out / 'data'}/gwas_T2.tsv --ld {out / 'data'}/ld --genes {out / 'data'}/genes.tsv --out DIR)")

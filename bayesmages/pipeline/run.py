@@ -284,6 +284,7 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
     records.append(rec)
     gene_tables = steps.read_gene_tables(folder / "genes")
 
+    steps.remove_stale(folder, [r.name for r in records])
     result = PipelineResult(out=out, traits=list(inputs.traits), shrinkage=shrinkage, clusters=clusters,
                             enrichment=enrichment, genes=gene_tables, steps=records)
     _finish(folder, result, inputs, s)

@@ -28,7 +28,7 @@ import pandas as pd
 from bayesmages.errors import ConvergenceWarning, InputError
 from bayesmages.pipeline.inputs import PipelineInputs
 
-__all__ = ["ClusterOutput", "StepRecord", "run_step", "step_seed"]
+__all__ = ["ClusterOutput", "StepRecord", "remove_stale", "run_step", "step_seed"]
 
 MANIFEST = "step.json"
 
@@ -157,6 +157,20 @@ def run_step(
         seconds = round(time.perf_counter() - started, 3)
         write_json({"step": name, "key": key, "spec": dict(spec), "seconds": seconds, "info": info}, tmp / MANIFEST)
     return StepRecord(name, key, seconds, False, info)
+
+
+def remove_stale(out: Path, current: Sequence[str]) -> list[str]:
+    """Delete step folders of an earlier run that this run has no step for (e.g. a trait left out).
+
+    Only folders holding a step manifest are touched; returns their names.
+    """
+    import shutil
+
+    stale = sorted(p.name for p in out.iterdir()
+                   if p.is_dir() and p.name not in current and (p / MANIFEST).is_file())
+    for name in stale:
+        shutil.rmtree(out / name)
+    return stale
 
 
 def _read(path: Path) -> pd.DataFrame:
