@@ -134,6 +134,34 @@ def _kernel_sets(
     return sets, out_names
 
 
+_QP_CACHE: dict[int, tuple[Any, Any, Any, Any]] = {}
+_QP_CACHE_SIZE = 32
+
+
+def _qp_problem(K: int) -> tuple[Any, Any, Any, Any]:
+    """The QP for K kernels as a parametrised cvxpy problem, built once per K.
+
+    min ||L v||^2 s.t. c'v = 1, v >= 0 with parameters L (L'L = B) and c is DPP, so cvxpy
+    canonicalises it once and later solves only substitute the parameters (canonicalisation is
+    most of the cost of a fresh solve at these sizes).
+    """
+    import cvxpy as cp
+
+    hit = _QP_CACHE.get(K)
+    if hit is None:
+        v = cp.Variable(K, nonneg=True)
+        L, c = cp.Parameter((K, K)), cp.Parameter(K)
+        prob = cp.Problem(cp.Minimize(cp.sum_squares(L @ v)), [c @ v == 1])
+        # The first solve canonicalises and differs from later ones in the last bits; solving a
+        # dummy instance here keeps every real solve on the same path (same input, same output).
+        L.value, c.value = np.eye(K), np.ones(K)
+        prob.solve(solver=cp.CLARABEL)
+        if len(_QP_CACHE) >= _QP_CACHE_SIZE:
+            _QP_CACHE.clear()
+        hit = _QP_CACHE[K] = (prob, v, L, c)
+    return hit
+
+
 def _solve_qp(c: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Argmin u'Bu s.t. c'u = 1, u >= 0 (cvxpy), on the diagonally rescaled problem for conditioning."""
     import cvxpy as cp
@@ -143,8 +171,13 @@ def _solve_qp(c: np.ndarray, B: np.ndarray) -> np.ndarray:
     Bs = 0.5 * (Bs + Bs.T) + 1e-12 * np.eye(B.shape[0])
     cs = c / s
     cs = cs / np.abs(cs).max()
-    v = cp.Variable(c.size, nonneg=True)
-    prob = cp.Problem(cp.Minimize(cp.quad_form(v, cp.psd_wrap(Bs))), [cs @ v == 1])
+    prob, v, L, cpar = _qp_problem(c.size)
+    try:
+        L.value = np.linalg.cholesky(Bs).T
+    except np.linalg.LinAlgError:  # B is a Gram matrix (PSD); jitter only for round-off
+        w, V = np.linalg.eigh(Bs)
+        L.value = (V * np.sqrt(np.clip(w, 1e-12, None))).T
+    cpar.value = cs
     try:
         prob.solve(solver=cp.CLARABEL)
     except cp.SolverError:
@@ -180,9 +213,12 @@ def learn_kernel_weights(
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     K = len(sets)
-    Q = np.array([float(S[J] @ S[J]) for J in sets])
-    EQ = np.array([float(np.trace(Omega[np.ix_(J, J)])) for J in sets])
-    B = np.array([[float(np.sum(Omega[np.ix_(Jk, Jl)] ** 2)) for Jl in sets] for Jk in sets])
+    A = np.zeros((S.size, K))  # kernel membership: sums over kernels become products with A
+    for k, J in enumerate(sets):
+        A[J, k] = 1.0
+    Q = A.T @ (S * S)
+    EQ = A.T @ np.diag(Omega)
+    B = A.T @ (Omega * Omega) @ A
     c = Q - EQ
     b = np.diag(B).copy()
     M = B if objective == "standardized" else np.diag(b)
