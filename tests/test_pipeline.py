@@ -155,6 +155,7 @@ def test_used_shrinker_still_pickles():
 
 def test_one_trait_runs_and_renders(sim, tmp_path):
     gwas, ld, genes = _files(sim)
+    (tmp_path / "one").mkdir()  # an empty folder is used like a new one
     res = bm.pipeline.run({"T1": gwas[0]}, ld, genes, tmp_path / "one", **FAST)
     assert res.traits == ["T1"] and "multi" not in res.clusters
     assert [r.name for r in res.steps] == ["shrink_T1", "cluster_T1", "enrich_T1", "genes"]

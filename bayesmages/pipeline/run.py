@@ -106,13 +106,14 @@ def _check_settings(seed: Any, workers: Any, truncation: Any, restarts: Any, fdr
 
 
 def _check_out(out: Path) -> bool:
-    """True when ``out`` holds an earlier run to resume; False when it does not exist yet."""
+    """True when ``out`` holds an earlier run to resume; False when it does not exist yet or is empty."""
     if not out.exists():
         return False
     if not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
-    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
-    if entries and not (out / "run.json").is_file() and not any(out.glob(f"*/{steps.MANIFEST}")):
+    if not any(out.iterdir()):
+        return False
+    if not (out / "run.json").is_file() and not any(out.glob(f"*/{steps.MANIFEST}")):
         raise InputError(f"{out}: exists and is not a bayesmages run folder (no run.json); choose a new --out")
     return True
 
@@ -217,7 +218,8 @@ def run(
         return _execute(out, out, inputs, settings)
     from bayesmages.io import atomic_dir
 
-    with atomic_dir(out, overwrite=False) as tmp:
+    # A new (or empty) folder is built whole under a temporary name: a failed run leaves nothing behind.
+    with atomic_dir(out, overwrite=out.exists()) as tmp:
         return _execute(tmp, out, inputs, settings)
 
 
