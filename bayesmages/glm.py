@@ -165,13 +165,11 @@ class GLMGaussian(_GLM):
     Priors (defaults are weakly informative for data of order 1; rescale your data or set
     priors otherwise):
 
-    ============  ===========  ====================  ==========================
-    name          shape        support               default
-    ============  ===========  ====================  ==========================
-    intercept     ()           real                  Normal(0, 10)
-    coef          (q,)         real                  Normal(0, 10) per coefficient
-    scale         ()           positive              HalfCauchy(5)
-    ============  ===========  ====================  ==========================
+    | name      | shape | support  | default                       |
+    |-----------|-------|----------|-------------------------------|
+    | intercept | ()    | real     | Normal(0, 10)                 |
+    | coef      | (q,)  | real     | Normal(0, 10) per coefficient |
+    | scale     | ()    | positive | HalfCauchy(5)                 |
 
     Parameters
     ----------
@@ -210,12 +208,10 @@ class GLMLogistic(_GLM):
     The Bayesian face of the SKAT binary null model (whose score test uses the exact
     maximum-likelihood fit, :func:`bayesmages.skat.fit_null`).
 
-    ============  ===========  ====================  ==========================
-    name          shape        support               default
-    ============  ===========  ====================  ==========================
-    intercept     ()           real                  Normal(0, 5)
-    coef          (q,)         real                  Normal(0, 2.5) per coefficient
-    ============  ===========  ====================  ==========================
+    | name      | shape | support | default                        |
+    |-----------|-------|---------|--------------------------------|
+    | intercept | ()    | real    | Normal(0, 5)                   |
+    | coef      | (q,)  | real    | Normal(0, 2.5) per coefficient |
 
     The defaults are weakly informative on the log-odds scale for standardised covariates.
 

@@ -58,15 +58,14 @@ class DPMixture(BayesianModel):
 
     Priors (``priors={...}``; p = number of traits, K = truncation):
 
-    ==============  ===========  ===================  ==========================================
-    name            shape        support              default
-    ==============  ===========  ===================  ==========================================
-    concentration   ()           positive             fixed at ``concentration`` (pass e.g.
-                                                      ``dist.Gamma(1., 1.)`` to make it random)
-    precision       (K, p, p)    positive definite    Wishart(df=p + 3, 1000 I) (``"wishart"`` only)
-    corr_cholesky   (K, p, p)    corr. Cholesky       LKJCholesky(p, 1) (``"lkj"``, p >= 2)
-    scales          (K, p)       positive             HalfCauchy(1) per trait (``"lkj"`` only)
-    ==============  ===========  ===================  ==========================================
+    | name          | shape     | support           | default                                               |
+    |---------------|-----------|-------------------|-------------------------------------------------------|
+    | concentration | ()        | positive          | fixed at ``concentration`` unless given a prior       |
+    | precision     | (K, p, p) | positive definite | Wishart(df=p + 3, 1000 I) (``"wishart"`` only)        |
+    | corr_cholesky | (K, p, p) | corr. Cholesky    | LKJCholesky(p, 1) (``"lkj"``, p >= 2)                 |
+    | scales        | (K, p)    | positive          | HalfCauchy(1) per trait (``"lkj"`` only)              |
+
+    A ``concentration`` prior such as ``dist.Gamma(1., 1.)`` makes alpha random.
 
     The default Wishart has inverse scale ``1e-3 I``: in the conjugate update it adds the
     scatter of ``p + 3`` pseudo-rows of variance about ``1e-3`` (scaled units) to each cluster,

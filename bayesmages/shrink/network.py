@@ -52,12 +52,10 @@ class NeuralShrinker(BayesianModel):
 
     Priors (``mode="bayesian"`` only; scalars expanded to every weight/bias):
 
-    ======  =====  =======  ==============
-    name    shape  support  default
-    ======  =====  =======  ==============
-    weight  any    real     Normal(0, 1)
-    bias    any    real     Normal(0, 1)
-    ======  =====  =======  ==============
+    | name   | shape | support | default      |
+    |--------|-------|---------|--------------|
+    | weight | any   | real    | Normal(0, 1) |
+    | bias   | any   | real    | Normal(0, 1) |
 
     Parameters
     ----------
