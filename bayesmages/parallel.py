@@ -202,7 +202,8 @@ def _map_dask(
         results: list[Any] = [None] * len(units)
         bar = tqdm(total=len(futures), desc=label, disable=not show, leave=False)
         try:
-            for fut in as_completed(futures):
+            # The client is not the process default (set_as_default=False), so name its loop.
+            for fut in as_completed(futures, loop=client.loop):
                 if fut.status == "error":
                     exc = fut.exception()
                     for other in futures:

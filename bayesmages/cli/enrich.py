@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--null-variance", type=float, default=None, help="epsilon (default: from a dp_mixture fit)")
     p.add_argument("--fdr", type=float, default=0.05, help="FDR level for the figure and summary (default 0.05)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    add_common(p)
+    add_common(p, workers=True)
     p.set_defaults(func=run)
     return p
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     genes = read_genes(args.genes)
     variants = df if {"CHR", "POS"} <= set(df.columns) else None
     res = enrichment.test(beta, blocks, genes, null_variance=args.null_variance, variants=variants, by=args.by,
-                          seed=args.seed)
+                          seed=args.seed, workers=args.workers, scheduler=args.scheduler)
     n_sig = int((res["q_value"] <= args.fdr).sum())
     with atomic_dir(args.out) as tmp:
         write_table(res, tmp / "gene_enrichment.csv")
