@@ -2,7 +2,8 @@
 
 Steps (each in its own folder of ``out``; see :mod:`bayesmages.pipeline.steps` for reuse):
 
-1. ``shrink_<trait>``: shrink every trait's effects for LD (blocks mapped over ``workers``/``scheduler``);
+1. ``shrink_<trait>``: shrink every trait's effects for LD (the blocks of all traits that need it mapped
+   together over ``workers``/``scheduler``);
 2. ``cluster_<trait>``: a one-trait ``dp_mixture`` on the shrunk effects;
 3. ``enrich_<trait>``: the gene-level enrichment test, epsilon from that clustering;
 4. ``cluster_multi`` (two or more traits): a multi-trait ``dp_mixture`` on the shrunk effects;
@@ -228,13 +229,17 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
     seed, force, progress = s["seed"], s["force"], s["progress"]
     records: list[StepRecord] = []
     shrink_keys, shrunk = {}, []
+    specs = {t: {"gwas": inputs.hashes[f"gwas:{t}"], "ld": inputs.hashes["ld"], "model": s["model_id"]}
+             for t in inputs.traits}
+    pending = [t for t in inputs.traits if force or not steps.is_finished(folder, f"shrink_{t}", specs[t])]
+    t0 = time.perf_counter()
+    fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"], scheduler=s["scheduler"],
+                                progress=progress) if pending else {}
+    share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"
-        spec = {"gwas": inputs.hashes[f"gwas:{t}"], "ld": inputs.hashes["ld"], "model": s["model_id"],
-                "seed": step_seed(seed, name)}
-        rec = run_step(folder, name, spec, lambda f, t=t, sd=spec["seed"]: steps.shrink_trait(
-            f, inputs, t, model=s["model"], seed=sd, workers=s["workers"], scheduler=s["scheduler"],
-            progress=progress), force=force)
+        rec = run_step(folder, name, specs[t], lambda f, t=t: steps.write_shrinkage(f, fresh[t]), force=force,
+                       extra_seconds=share)
         records.append(rec)
         shrink_keys[t] = rec.key
         shrunk.append(steps.read_shrinkage(folder / name))
@@ -320,7 +325,7 @@ def _finish(folder: Path, result: PipelineResult, inputs: PipelineInputs, s: dic
                    "n_blocks": len(inputs.blocks), "n_genes": len(inputs.genes),
                    "unmapped_genes": inputs.unmapped_genes},
         "seeds": {"run": s["seed"], **{r.name: step_seed(s["seed"], r.name) for r in result.steps
-                                       if r.name.startswith(("shrink_", "cluster_"))}},
+                                       if r.name.startswith("cluster_")}},
         "steps": [{"name": r.name, "key": r.key, "seconds": r.seconds, "reused": r.reused, "info": r.info}
                   for r in result.steps],
         "figures": result.figures,

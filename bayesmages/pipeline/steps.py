@@ -28,7 +28,7 @@ import pandas as pd
 from bayesmages.errors import ConvergenceWarning, InputError
 from bayesmages.pipeline.inputs import PipelineInputs
 
-__all__ = ["ClusterOutput", "StepRecord", "remove_stale", "run_step", "step_seed"]
+__all__ = ["ClusterOutput", "StepRecord", "is_finished", "remove_stale", "run_step", "step_seed"]
 
 MANIFEST = "step.json"
 
@@ -133,28 +133,42 @@ def step_key(name: str, spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _finished(out: Path, name: str, key: str) -> dict[str, Any] | None:
+    """The manifest of ``out/name`` when it carries ``key``, else None."""
+    manifest = out / name / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        old = json.loads(manifest.read_text())
+    except (OSError, ValueError):  # an unreadable manifest is a step to redo, not an error
+        return None
+    return old if old.get("key") == key else None
+
+
+def is_finished(out: Path, name: str, spec: Mapping[str, Any]) -> bool:
+    """True when ``out/name`` holds a finished step with this spec (it would be reused)."""
+    return _finished(out, name, step_key(name, spec)) is not None
+
+
 def run_step(
-    out: Path, name: str, spec: Mapping[str, Any], compute: Callable[[Path], dict[str, Any]], *, force: bool
+    out: Path, name: str, spec: Mapping[str, Any], compute: Callable[[Path], dict[str, Any]], *, force: bool,
+    extra_seconds: float = 0.0,
 ) -> StepRecord:
     """Reuse the finished folder ``out/name`` when its key matches; otherwise run ``compute`` atomically.
 
-    ``compute(folder)`` writes the step's files into ``folder`` and returns its ``info``.
+    ``compute(folder)`` writes the step's files into ``folder`` and returns its ``info``;
+    ``extra_seconds`` is this step's share of work done before the call (steps computed together).
     """
     from bayesmages.io import atomic_dir, write_json
 
     key = step_key(name, spec)
-    manifest = out / name / MANIFEST
-    if not force and manifest.is_file():
-        try:
-            old = json.loads(manifest.read_text())
-        except (OSError, ValueError):  # an unreadable manifest is a step to redo, not an error
-            old = {}
-        if old.get("key") == key:
-            return StepRecord(name, key, float(old.get("seconds", 0.0)), True, dict(old.get("info", {})))
+    old = None if force else _finished(out, name, key)
+    if old is not None:
+        return StepRecord(name, key, float(old.get("seconds", 0.0)), True, dict(old.get("info", {})))
     started = time.perf_counter()
     with atomic_dir(out / name) as tmp:
         info = compute(tmp)
-        seconds = round(time.perf_counter() - started, 3)
+        seconds = round(time.perf_counter() - started + extra_seconds, 3)
         write_json({"step": name, "key": key, "spec": dict(spec), "seconds": seconds, "info": info}, tmp / MANIFEST)
     return StepRecord(name, key, seconds, False, info)
 
@@ -179,22 +193,43 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------- shrink
-def shrink_trait(folder: Path, inputs: PipelineInputs, trait: str, *, model: Any, seed: int, workers: int,
-                 scheduler: Any, progress: bool) -> dict[str, Any]:
-    """Shrink one trait block by block; writes ``shrinkage.csv`` (DESIGN §6 columns)."""
+def shrink_traits(inputs: PipelineInputs, traits: Sequence[str], *, model: Any, workers: int, scheduler: Any,
+                  progress: bool) -> dict[str, pd.DataFrame]:
+    """Shrink several traits in one map over (trait, block) units; the shrinkage table of each trait.
+
+    One call rather than one per trait starts one process pool (or Dask submission) for all of
+    them, and balances the work over every block of every trait.
+    """
     from bayesmages.genes.mapping import block_layout
-    from bayesmages.io import write_table
     from bayesmages.shrink import shrink
 
-    gw = inputs.gwas[trait]
     starts = block_layout([R.shape[0] for R in inputs.blocks])
     cuts = [slice(int(a), int(a) + R.shape[0]) for a, R in zip(starts, inputs.blocks)]
-    beta, se = gw["BETA"].to_numpy(np.float64), gw["SE"].to_numpy(np.float64)
-    table = shrink([beta[c] for c in cuts], [se[c] for c in cuts], inputs.blocks, model=model,
-                   variants=inputs.variants, trait=trait, workers=workers, scheduler=scheduler, seed=seed,
-                   progress=progress)
+    betas, ses = [], []
+    for t in traits:
+        gw = inputs.gwas[t]
+        beta, se = gw["BETA"].to_numpy(np.float64), gw["SE"].to_numpy(np.float64)
+        betas += [beta[c] for c in cuts]
+        ses += [se[c] for c in cuts]
+    variants = pd.concat([inputs.variants] * len(traits), ignore_index=True)
+    # The neural shrinker is deterministic: no seed enters (it would only matter for the elastic net).
+    table = shrink(betas, ses, list(inputs.blocks) * len(traits), model=model, variants=variants,
+                   workers=workers, scheduler=scheduler, progress=progress)
+    m = inputs.n_variants
+    out = {}
+    for i, t in enumerate(traits):
+        part = table.iloc[i * m:(i + 1) * m].reset_index(drop=True)
+        part["trait"] = t
+        out[t] = part
+    return out
+
+
+def write_shrinkage(folder: Path, table: pd.DataFrame) -> dict[str, Any]:
+    """Write one trait's shrinkage table (DESIGN §6 columns) as ``shrinkage.csv``."""
+    from bayesmages.io import write_table
+
     write_table(table, folder / "shrinkage.csv")
-    return {"n_variants": len(table), "n_blocks": len(inputs.blocks)}
+    return {"n_variants": len(table)}
 
 
 def read_shrinkage(folder: Path) -> pd.DataFrame:
