@@ -169,3 +169,20 @@ def test_skato_integral_matches_tight_qags_on_a_closed_form_tail():
         tight = stats.chi2.sf(40, 1) + integrate.quad(f, 0, 40, epsabs=1e-15, epsrel=1e-12, limit=2000,
                                                        points=so._envelope_breaks(q_min, tau, 1 - r))[0]
         assert fast == pytest.approx(tight, rel=1e-3)  # _QUAD_RTOL bounds |K - G|, an overestimate
+
+
+def test_davies_grid_agrees_with_davies():
+    """The shared-grid inversion has Davies' error bounds: both within acc of each other."""
+    from bayesmages.stats.davies import davies_grid, davies_many
+
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        lam = np.sort(rng.gamma(0.3, 5.0, size=30))[::-1]
+        q = np.linspace(0.05, 6.0, 50) * lam.sum()
+        grid = davies_grid(q, lam, 1e-6)
+        ref, fault = davies_many(q, lam, 1e-6, 10_000)
+        assert grid is not None and not fault.any()
+        np.testing.assert_allclose(grid, ref, rtol=0, atol=2e-6)  # each is within acc = 1e-6 of the truth
+        tight = davies_grid(q, lam, 1e-10)
+        exact = bm.stats.quadform.pvalue(q, lam)  # saddlepoint-contour engine, relative accuracy ~1e-6
+        np.testing.assert_allclose(tight, exact, rtol=1e-4, atol=1e-9)
