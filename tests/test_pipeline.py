@@ -140,6 +140,24 @@ def test_workers_do_not_change_shrinkage(sim, tmp_path, cli_run):
         np.testing.assert_array_equal(parallel["beta_shrunk"].to_numpy(), serial["beta_shrunk"].to_numpy())
 
 
+@pytest.mark.slow  # starts a two-process LocalCluster
+def test_dask_scheduler_gives_identical_results(sim, tmp_path, cli_run):
+    distributed = pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
+    gwas, ld, genes = _files(sim)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        res = bm.pipeline.run(gwas, ld, genes, tmp_path / "dask", scheduler=cluster.scheduler_address,
+                              figures=False, **FAST)
+    for t in ("T1", "T2"):
+        serial = pd.read_csv(cli_run / f"shrink_{t}" / "shrinkage.csv")
+        np.testing.assert_array_equal(res.shrinkage.loc[res.shrinkage["trait"] == t, "beta_shrunk"].to_numpy(),
+                                      serial["beta_shrunk"].to_numpy())
+        serial_genes = pd.read_csv(cli_run / f"enrich_{t}" / "gene_enrichment.csv")
+        # Same chunks of the same genes, whichever machine computes them; CSV keeps 10 significant digits.
+        np.testing.assert_allclose(res.enrichment[t]["p_value"].to_numpy(), serial_genes["p_value"].to_numpy(),
+                                   rtol=1e-8)
+
+
 def test_used_shrinker_still_pickles():
     # shrink(workers=N) pickles the model for the worker processes, also after it has predicted once.
     import pickle

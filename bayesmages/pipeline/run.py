@@ -165,7 +165,7 @@ def run(
     workers : int
         Local worker processes for the LD blocks (and threads for the gene tests).
     scheduler : str or dask.distributed.Client, optional
-        A Dask cluster for the LD blocks instead of local workers.
+        A Dask cluster for the LD blocks and the gene tests instead of local workers.
     force : bool
         Recompute every step even when a finished one matches.
     fdr : float
@@ -263,7 +263,8 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
         spec = {"effects": shrink_keys[t], "clusters": rec.key, "ld": inputs.hashes["ld"],
                 "genes": inputs.hashes["genes"]}
         rec = run_step(folder, name, spec, lambda f, t=t: steps.enrich_trait(
-            f, inputs, effects[t].to_numpy(), clusters[t], workers=s["workers"]), force=force)
+            f, inputs, effects[t].to_numpy(), clusters[t], workers=s["workers"], scheduler=s["scheduler"]),
+            force=force)
         records.append(rec)
         enrichment[t] = steps.read_enrichment(folder / name)
         enrichment[t].attrs.update({k: rec.info.get(k) for k in ("null_variance", "null_variance_rule")})

@@ -282,7 +282,7 @@ def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
 
 # ----------------------------------------------------------------------------------------- enrich
 def enrich_trait(folder: Path, inputs: PipelineInputs, beta: np.ndarray, clusters: ClusterOutput, *,
-                 workers: int) -> dict[str, Any]:
+                 workers: int, scheduler: Any = None) -> dict[str, Any]:
     """Gene-level enrichment test with epsilon from the trait's clustering; writes ``gene_enrichment.csv``."""
     from bayesmages.genes import enrichment
     from bayesmages.io import write_table
@@ -293,7 +293,8 @@ def enrich_trait(folder: Path, inputs: PipelineInputs, beta: np.ndarray, cluster
         eps, rule = enrichment.null_variance_from_fit(fit)
     notes = [str(w.message) for w in caught]
     variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
-    res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants, workers=workers)
+    res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants, workers=workers,
+                          scheduler=scheduler)
     write_table(res, folder / "gene_enrichment.csv")
     return {"null_variance": eps, "null_variance_rule": rule, "notes": notes, "genes_tested": len(res)}
 
