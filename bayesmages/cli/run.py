@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(result.traits)} trait(s), {result.metadata['inputs']['n_variants']} variants, "
               f"{result.metadata['inputs']['n_genes']} genes"
               + (f"; reused {len(reused)} finished step(s)" if reused else ""))
+        for r in result.steps:
+            print(f"  {r.name}: {'reused' if r.reused else 'computed'} ({r.seconds:.1f} s)")
         for t in result.traits:
             res = result.enrichment[t]
             print(f"  {t}: {int((res['q_value'] <= args.fdr).sum())} of {len(res)} genes with q <= {args.fdr:g}")
