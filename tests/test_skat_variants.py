@@ -89,3 +89,36 @@ def test_bad_genotypes(bad):
 def test_bad_impute_name():
     with pytest.raises(InputError, match="impute"):
         bm.skat.prepare_variants(np.zeros((3, 1)), impute="mean")
+
+
+def test_complete_block_fast_path_matches_the_general_path():
+    """Blocks without missing values skip n x p temporaries; the result must equal the general path's."""
+    rng = np.random.default_rng(11)
+    Z = rng.binomial(2, [0.01, 0.3, 0.7, 0.0, 0.02, 0.95], size=(300, 6)).astype(float)
+    Z[:, 3] = 2.0  # monomorphic at the major allele: dropped, not flipped
+    fast = bm.skat.prepare_variants(Z)
+    Zm = Z.copy()
+    Zm[0, 1] = np.nan  # one missing value sends the block through the general path
+    general = bm.skat.prepare_variants(Zm)
+    assert fast.kept.tolist() == general.kept.tolist() == [0, 1, 2, 4, 5]
+    assert fast.flipped.tolist() == general.flipped.tolist() == [2, 5]
+    np.testing.assert_allclose(fast.G[1:], general.G[1:], rtol=0, atol=0)
+    cols = [0, 2, 3, 4]  # columns without the missing value: identical MAFs
+    np.testing.assert_allclose(fast.maf[cols], general.maf[cols], rtol=1e-15)
+    np.testing.assert_array_equal(Z[:, 2], Zm[:, 2])  # the caller's matrix is never flipped in place
+
+
+@pytest.mark.parametrize("bad", [0.5, 1.000001, -1.0, 3.0])
+def test_fast_genotype_check_rejects_non_genotypes(bad):
+    Z = np.zeros((50, 3))
+    Z[:5, 0] = 1.0
+    Z[7, 2] = bad
+    with pytest.raises(InputError, match=r"Z\[7, 2\]"):
+        bm.skat.test(Z, bm.skat.fit_null(np.arange(50.0), None), test="skat")
+
+
+def test_beta_weights_closed_form_matches_scipy():
+    maf = np.array([1e-4, 0.003, 0.01, 0.2, 0.5, 0.7])
+    for a in ((1, 25), (1, 1), (0.5, 0.5), (2, 3)):
+        expected = stats.beta.pdf(np.where(maf > 0.5, 1 - maf, maf), *a)
+        np.testing.assert_allclose(bm.skat.beta_weights(maf, a), expected, rtol=1e-12)  # round-off of exp/log
