@@ -171,11 +171,15 @@ def test_used_shrinker_still_pickles():
     np.testing.assert_array_equal(first["beta_shrunk"].to_numpy(), again["beta_shrunk"].to_numpy())
 
 
-def test_one_trait_runs_and_renders(sim, tmp_path):
-    gwas, ld, genes = _files(sim)
+def test_one_trait_from_memory_runs_and_renders(sim, tmp_path, cli_run):
+    gwas, _, genes = _files(sim)
     (tmp_path / "one").mkdir()  # an empty folder is used like a new one
-    res = bm.pipeline.run({"T1": gwas[0]}, ld, genes, tmp_path / "one", **FAST)
+    blocks = [np.load(f)["R"] for f in sorted((sim / "ld").glob("*.npz"))]  # in-memory tables and arrays
+    res = bm.pipeline.run({"T1": pd.read_csv(gwas[0], sep="\t")}, blocks, pd.read_csv(genes, sep="\t"),
+                          tmp_path / "one", **FAST)
     assert res.traits == ["T1"] and "multi" not in res.clusters
+    serial = pd.read_csv(cli_run / "enrich_T1" / "gene_enrichment.csv")
+    np.testing.assert_allclose(res.enrichment["T1"]["p_value"], serial["p_value"], rtol=1e-8)  # CSV round-off
     assert [r.name for r in res.steps] == ["shrink_T1", "cluster_T1", "enrich_T1", "genes"]
     assert len(res.genes["gene_cluster_fractions"]) == len(res.enrichment["T1"])
     for name in res.figures:
