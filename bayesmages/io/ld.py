@@ -139,7 +139,8 @@ def read_ld(
             pos = {v: i for i, v in enumerate(file_ids)}
             missing = [v for v in ids if v not in pos]
             if missing:
-                raise InputError(f"{p}: variant id {missing[0]!r} (and {len(missing) - 1} more) not in the LD file")
+                raise InputError(f"{p}: variant id {str(missing[0])!r} (and {len(missing) - 1} more) "
+                                 "not in the LD file")
             order = np.array([pos[v] for v in ids])
             R = R[np.ix_(order, order)]
             file_ids = ids
