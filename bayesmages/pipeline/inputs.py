@@ -177,7 +177,7 @@ def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str) -> tuple[list[
             if stop > m:
                 raise InputError(f"{path}: the LD blocks up to this one cover {stop} variants but {gwas_source} "
                                  f"has only {m} rows")
-            if block.ids is not None:
+            if block.ids is not None and not np.array_equal(block.ids, snps[start:stop]):
                 block = read_ld(path, ids=snps[start:stop])  # align to the GWAS order by variant id
             blocks.append(block.R)
             start = stop
