@@ -62,7 +62,7 @@ class NeuralShrinker(BayesianModel):
     mode : {"point", "bayesian", "ensemble"}
         Point network (MAP), Bayesian network (priors on weights, mean-field SVI initialised at
         the point fit), or an ensemble of ``n_members`` point networks.
-    architecture : {"linear", "2L", "3L"}
+    architecture : {"2L", "linear", "3L"}
         Reference MLP family; ``widths``/``dropout`` override it.
     widths : sequence of int, optional
         Hidden widths.
@@ -164,8 +164,8 @@ class NeuralShrinker(BayesianModel):
             ``(train, validation)`` blocks, e.g. from
             :func:`bayesmages.shrink.train.simulate_training_data` (their ``n_neighbours`` must
             match the model's).
-        method : {"map", "svi"}, optional
-            Defaults to ``"svi"`` for ``mode="bayesian"``, else ``"map"`` (plain training).
+        method : str, optional
+            ``"map"`` or ``"svi"``; by default ``"svi"`` for ``mode="bayesian"``, else ``"map"`` (plain training).
         seed : int
             Seed (initialisation, minibatch order, ensemble subsets, SVI).
         progress : bool
