@@ -285,3 +285,23 @@ def test_new_figures_render(tmp_path, p):
     assert _png_ok(tmp_path / "top.png")
     with pytest.raises(InputError, match="columns"):
         plot_top_variants(tab.drop(columns="sd"))
+
+
+def test_load_inputs_aligns_ld_blocks_by_variant_ids(tmp_path):
+    from bayesmages.io import write_npz
+    from bayesmages.pipeline import load_inputs
+
+    rng = np.random.default_rng(0)
+    R = np.corrcoef(rng.normal(size=(30, 4)), rowvar=False)
+    R = (R + R.T) / 2
+    ids = np.array(["a", "b", "c", "d"])
+    perm = np.array([2, 0, 3, 1])
+    write_npz(tmp_path / "shuffled.npz", R=R[np.ix_(perm, perm)], ids=ids[perm])
+    write_npz(tmp_path / "foreign.npz", R=R, ids=np.array(["a", "b", "c", "x"]))
+    pd.DataFrame({"SNP": ids, "CHR": 1, "POS": [1, 2, 3, 4], "BETA": 0.01, "SE": 0.01}).to_csv(
+        tmp_path / "g.csv", index=False)
+    pd.DataFrame({"GENE": ["G"], "CHR": [1], "START": [1], "END": [3]}).to_csv(tmp_path / "genes.csv", index=False)
+    inputs = load_inputs([tmp_path / "g.csv"], [tmp_path / "shuffled.npz"], tmp_path / "genes.csv")
+    np.testing.assert_array_equal(inputs.blocks[0], R)  # a permutation: exact
+    with pytest.raises(InputError, match="variant id 'd'"):
+        load_inputs([tmp_path / "g.csv"], [tmp_path / "foreign.npz"], tmp_path / "genes.csv")
