@@ -5,7 +5,9 @@ them, whatever the backend:
 
 * ``workers=1`` (default): a plain loop in this process;
 * ``workers=N``: a local process pool (``spawn`` start method, so that torch/BLAS threads in the
-  parent cannot deadlock children); each worker uses one torch/BLAS thread;
+  parent cannot deadlock children); each worker uses one torch/BLAS thread. The pool is kept
+  and reused by later calls with the same ``workers`` (worker start-up imports torch, which takes
+  seconds); :func:`shutdown_pools` stops it early;
 * ``scheduler="tcp://HOST:PORT"`` or a ``dask.distributed.Client``: an existing Dask cluster
   (install ``bayesmages[dask]``). Tasks run with one torch thread each.
 
@@ -33,10 +35,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from bayesmages._threads import limit_blas_threads
 from bayesmages.errors import BayesmagesError, InputError
 from bayesmages.infer import progress_enabled, spawn_seeds
 
-__all__ = ["UnitError", "map_units"]
+__all__ = ["UnitError", "map_units", "shutdown_pools"]
 
 
 class UnitError(BayesmagesError):
@@ -47,6 +50,9 @@ def _single_thread() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # numpy is already loaded when a worker gets here, so the environment variables above come
+    # too late for its BLAS; pin it directly.
+    limit_blas_threads()
     try:
         import torch
 
@@ -132,6 +138,33 @@ def map_units(
     return _map_processes(fn, units, unit_names, seeds, workers, show, label)
 
 
+#: Local process pools by size, kept for the life of the process: starting a spawned worker
+#: (importing torch, Pyro and numpy) takes seconds, so a pipeline that maps several traits or
+#: steps reuses the same workers instead of paying it per call.
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(workers: int) -> Any:
+    import atexit
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = _POOLS.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_single_thread)
+        if not _POOLS:
+            atexit.register(shutdown_pools)
+        _POOLS[workers] = pool
+    return pool
+
+
+def shutdown_pools() -> None:
+    """Stop the worker processes kept by :func:`map_units` (they are also stopped at exit)."""
+    while _POOLS:
+        _, pool = _POOLS.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _map_processes(
     fn: Callable[..., Any],
     units: list[Any],
@@ -141,28 +174,31 @@ def _map_processes(
     show: bool,
     label: str,
 ) -> list[Any]:
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_EXCEPTION, wait
+    from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("spawn")
+    ex = _pool(workers)
     results: list[Any] = [None] * len(units)
-    with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, initializer=_single_thread) as ex:
-        futures = {ex.submit(_run_unit, fn, u, n, s, True): i for i, (u, n, s) in enumerate(zip(units, names, seeds))}
-        bar = tqdm(total=len(futures), desc=label, disable=not show, leave=False)
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    exc = fut.exception()
-                    if exc is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise exc
-                    results[futures[fut]] = fut.result()
-                    bar.update(1)
-        finally:
-            bar.close()
+    futures = {ex.submit(_run_unit, fn, u, n, s, True): i for i, (u, n, s) in enumerate(zip(units, names, seeds))}
+    bar = tqdm(total=len(futures), desc=label, disable=not show, leave=False)
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                exc = fut.exception()
+                if exc is not None:
+                    for other in pending:
+                        other.cancel()
+                    if isinstance(exc, BrokenProcessPool):
+                        _POOLS.pop(workers, None)
+                        raise UnitError(f"{names[futures[fut]]}: a worker process died (out of memory or killed); "
+                                        "try fewer --workers") from exc
+                    raise exc
+                results[futures[fut]] = fut.result()
+                bar.update(1)
+    finally:
+        bar.close()
     return results
 
 

@@ -22,7 +22,6 @@ single cluster, which makes the test conservative, and a warning says so.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmages._threads import one_blas_thread
 from bayesmages.errors import InputError
 from bayesmages.genes.mapping import GeneMap, block_layout, map_genes
 from bayesmages.stats.multitest import bh
@@ -263,7 +263,7 @@ def test(
         # 10x slower than serial here because of that transfer).
         from concurrent.futures import ThreadPoolExecutor
 
-        with _one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
+        with one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
             p = np.concatenate(list(pool.map(_chunk_pvalues, _chunks(gmap, blocks, eps, q_stat, 4 * workers))))
     res = gmap.genes[["GENE", "CHR", "n_variants"]].copy()
     res["Q"] = q_stat
@@ -273,24 +273,10 @@ def test(
     return res
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread for the many small eigen-decompositions.
-
-    Gene LD matrices are small (tens to hundreds of variants): multi-threaded LAPACK gains nothing
-    there, and on a machine with busy cores its spinning threads made a 500 x 500 ``eigvalsh`` take
-    5 s instead of 30 ms in our measurements. Needs threadpoolctl (installed with scikit-learn).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def _chunk_pvalues(unit: tuple[GeneMap, list[np.ndarray], float, np.ndarray]) -> np.ndarray:
     """p-values of one chunk of genes (a picklable work unit)."""
     gmap, blocks, eps, q_stat = unit
-    with _one_blas_thread():
+    with one_blas_thread():
         eigs = gene_eigenvalues(gmap, blocks, eps)
     p = np.ones(q_stat.size)
     ok = np.array([e.size > 0 and e.max() > 0 for e in eigs], dtype=bool)

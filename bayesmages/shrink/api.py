@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmages._threads import one_blas_thread
 from bayesmages.errors import InputError
 from bayesmages.shrink.features import validate_block
 from bayesmages.shrink.network import Z90, NeuralShrinker
@@ -140,8 +141,9 @@ def shrink(
     nn_model = _resolve_model(model) if method == "nn" else None
     units = [(nn_model, method, b, s, Rb) for b, s, Rb in blocks]
     names = [f"block {i + 1}" for i in range(len(units))]
-    results = map_units(_shrink_block, units, workers=workers, scheduler=scheduler, seed=seed,
-                        progress=progress, desc="shrink", names=names)
+    with one_blas_thread():  # small per-block products; see bayesmages._threads
+        results = map_units(_shrink_block, units, workers=workers, scheduler=scheduler, seed=seed,
+                            progress=progress, desc="shrink", names=names)
     b_all = np.concatenate([np.asarray(b, dtype=np.float64) for b, _, _ in blocks])
     s_all = np.concatenate([np.asarray(s, dtype=np.float64) for _, s, _ in blocks])
     mean = np.concatenate([r[0] for r in results])

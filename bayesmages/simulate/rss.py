@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesmages._threads import one_blas_thread
 from bayesmages.errors import InputError
 from bayesmages.simulate._checks import check_positive_int, check_seed, check_vector
 
@@ -43,18 +44,11 @@ _SINGLE_THREAD_EIGH_MAX = 4000
 def _eigh(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``numpy.linalg.eigh``, on one BLAS thread for blocks of up to a few thousand variants.
 
-    Multi-threaded LAPACK gains little at these sizes, but on a machine whose cores are busy
-    (parallel workers, shared servers) its spinning threads made a 300 x 300 decomposition take
-    seconds instead of milliseconds in our measurements. Needs threadpoolctl (installed with
-    scikit-learn); without it the BLAS default is used.
+    See :mod:`bayesmages._threads` for why.
     """
     if R.shape[0] > _SINGLE_THREAD_EIGH_MAX:
         return np.linalg.eigh(R)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return np.linalg.eigh(R)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return np.linalg.eigh(R)
 
 
