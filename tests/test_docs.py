@@ -97,3 +97,48 @@ def test_api_reference_is_generated_from_docstrings(site, page, objects):
     assert not re.search(r":(func|class|mod|meth|attr):`", source)
     # numpydoc sections were parsed (no raw 'Parameters' underline left in the page)
     assert "----------" not in source
+
+
+def test_documented_defaults_match_the_signatures():
+    # The API reference shows each parameter's default as parsed from the docstring: a numpydoc
+    # choice list must name the default first, and multi-name entries ("a, b : float") must not
+    # give every name the first one's default (docs/_hooks/griffe_rst_roles.py splits them).
+    griffe = pytest.importorskip("griffe")
+    sys.path.insert(0, str(REPO / "docs" / "_hooks"))
+    try:
+        from griffe_rst_roles import RstRoles
+    finally:
+        sys.path.pop(0)
+    pkg = griffe.load("bayesmages", search_paths=[str(REPO)], docstring_parser="numpy",
+                      extensions=griffe.load_extensions(RstRoles))
+    wrong, checked, seen = [], 0, set()
+
+    def signature(obj):
+        init = obj.members.get("__init__") if obj.is_class else obj
+        return {} if init is None or init.is_alias else {p.name: p for p in init.parameters}
+
+    def walk(obj):
+        nonlocal checked
+        for member in list(obj.members.values()):
+            if member.is_alias or member.path in seen or member.name.startswith("_"):
+                continue
+            seen.add(member.path)
+            if member.is_module or member.is_class:
+                walk(member)
+            if not (member.is_function or member.is_class) or member.docstring is None:
+                continue
+            params = signature(member)
+            for section in member.docstring.parsed:
+                if section.kind.value != "parameters":
+                    continue
+                for p in section.value:
+                    sig = params.get(p.name)
+                    if sig is None or sig.default is None or p.default is None:
+                        continue
+                    checked += 1
+                    if str(p.default).strip("'\"") != str(sig.default).strip("'\""):
+                        wrong.append(f"{member.path}({p.name}): docs {p.default}, code {sig.default}")
+
+    walk(pkg)
+    assert checked > 100  # the walk reached the package's parameters
+    assert not wrong, "\n".join(wrong)
