@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,19 @@ def markdown_table(df: pd.DataFrame, *, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
+def _shown_path(source: str, out: Path) -> str:
+    """An input path as the report shows it: relative to the output folder when next to it, else as given.
+
+    The demo writes its data beside ``results/`` inside a folder that is renamed at the end, so
+    absolute paths would name the temporary folder.
+    """
+    path = Path(source)
+    if not path.exists():
+        return source  # "<DataFrame>" and the like
+    rel = os.path.relpath(path.resolve(), Path(out).resolve())
+    return rel if not rel.startswith(os.pardir + os.sep + os.pardir) else source
+
+
 def _figure_line(path: str) -> str:
     stem = path.rsplit("/", 1)[-1].removesuffix(".png")
     text = _FIGURE_TEXT.get(stem)
@@ -86,9 +100,11 @@ def render_report(
                "Tables are in the step folders listed at the end; `run.json` holds the arguments, seeds and "
                "timings.")
     out += ["", "## Inputs", ""]
-    rows = [{"input": f"GWAS {t}", "source": inputs.sources[f"gwas:{t}"]} for t in inputs.traits]
+    rows = [{"input": f"GWAS {t}", "source": _shown_path(inputs.sources[f"gwas:{t}"], result.out)}
+            for t in inputs.traits]
     rows.append({"input": "LD blocks", "source": f"{len(inputs.blocks)} blocks ({inputs.n_variants} variants)"})
-    rows.append({"input": "genes", "source": f"{inputs.sources['genes']} ({len(inputs.genes)} genes, "
+    rows.append({"input": "genes", "source": f"{_shown_path(inputs.sources['genes'], result.out)} "
+                                             f"({len(inputs.genes)} genes, "
                                              f"{len(inputs.unmapped_genes)} without variants in the data)"})
     out.append(markdown_table(pd.DataFrame(rows)))
     out += ["", "## Steps", ""]
