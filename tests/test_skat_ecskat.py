@@ -106,6 +106,22 @@ def test_fallback_when_no_kernel_exceeds_its_null_mean():
     assert out["fallback"] and out["weights"].tolist().count(1.0) == 1
 
 
+def test_kernel_without_training_alleles_gets_no_weight():
+    # A variant with minor alleles only in the test split has null variance 0 on the training split;
+    # it must not take the weight (round-off divided by ~0 used to give it weight 1 and lose the signal).
+    Z, X, y = _sim(4, n=1000, effects=(1.0, -1.0))
+    split = bm.skat.ecskat(Z, y, X, trait="continuous", seed=5)
+    Z = Z.copy()
+    Z[:, 5] = 0.0
+    Z[split.test_idx[:8], 5] = 1.0
+    res = bm.skat.ecskat(Z, y, X, trait="continuous", seed=5)
+    np.testing.assert_array_equal(res.train_idx, split.train_idx)  # the split does not depend on Z
+    assert res.weights[5] == 0.0 and res.weights.sum() == pytest.approx(1.0)
+    assert res.weights[:2].sum() > 0.5  # the causal variants carry the weight
+    out = learn_kernel_weights(np.array([1.0, 0.0, 2.0]), np.diag([1.0, 0.0, 1.0]), [np.array([j]) for j in range(3)])
+    assert out["weights"][1] == 0.0 and not out["fallback"]
+
+
 def test_groups_as_labels_and_binary_trait():
     Z, X, y = _sim(6, binary=True, effects=(1.0, 1.0))
     labels = ["a"] * 4 + ["b"] * 4 + ["c"] * 4

@@ -222,15 +222,21 @@ def learn_kernel_weights(
     c = Q - EQ
     b = np.diag(B).copy()
     M = B if objective == "standardized" else np.diag(b)
-    fallback = not np.any(c > 0)
+    # A kernel whose variants carry no minor allele in the training split has null variance 0: the
+    # split says nothing about it, and in the rescaled QP its round-off would be divided by ~0 and
+    # take all the weight. It gets weight 0.
+    informative = b > 1e-12 * max(float(b.max()), 1e-300)
+    fallback = not np.any((c > 0) & informative)
+    u = np.zeros(K)
     if fallback:
-        k = int(np.argmax(c / np.sqrt(np.maximum(np.diag(M), 1e-300))))
-        u = np.zeros(K)
-        u[k] = 1.0
-    elif K == 1:
-        u = np.array([1.0 / c[0]])
+        score = np.where(informative, c / np.sqrt(np.maximum(b, 1e-300)), -np.inf)
+        u[int(np.argmax(score))] = 1.0
+    elif informative.sum() == 1:
+        k = int(np.flatnonzero(informative)[0])
+        u[k] = 1.0 / c[k]
     else:
-        u = _solve_qp(c, M)
+        keep = np.flatnonzero(informative)
+        u[keep] = _solve_qp(c[keep], M[np.ix_(keep, keep)])
     w = u / u.sum()
     value = float(c @ w / math.sqrt(max(2.0 * w @ M @ w, 1e-300)))
     J = float(c @ w / math.sqrt(max(float(np.sum(b * w * w)), 1e-300)))
