@@ -34,6 +34,7 @@ from bayesmages.errors import BayesmagesError, ConvergenceWarning, InputError
 __all__ = [
     "NUTSResult",
     "SVIResult",
+    "khat_from_log_weights",
     "param_scope",
     "progress_enabled",
     "psis_khat",
@@ -494,4 +495,40 @@ def psis_khat(
             max_simultaneous_particles=max_simultaneous_particles or num_particles,
             **kwargs,
         )
+    return float(k)
+
+
+def khat_from_log_weights(log_weights: Any) -> float:
+    """PSIS k-hat from importance log-weights ``log p(x, z_s) - log q(z_s)`` of draws ``z_s ~ q``.
+
+    The same estimator as :func:`psis_khat` (Pyro's: a generalised Pareto fit to the largest
+    ``min(0.2 S, 3 sqrt(S))`` weights), for models whose guides are evaluated by hand, such as
+    one restart of a batched guide.
+
+    Parameters
+    ----------
+    log_weights : array_like
+        (S,) log importance weights.
+
+    Returns
+    -------
+    float
+        k-hat (``inf`` when fewer than 10 weights lie in the tail).
+
+    Examples
+    --------
+    >>> lw = torch.randn(2000, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
+    >>> khat_from_log_weights(lw) < 0.5   # nearly equal weights: a good proposal
+    True
+    """
+    from pyro.ops.stats import fit_generalized_pareto
+
+    lw = torch.as_tensor(log_weights, dtype=torch.float64).flatten()
+    lw = torch.sort(lw - lw.max())[0]
+    n = lw.numel()
+    cutoff = max(math.log(1e-15), float(lw[-math.ceil(min(0.2 * n, 3.0 * math.sqrt(n))) - 1]))
+    tail = lw[lw > cutoff]
+    if tail.numel() < 10:
+        return float("inf")
+    k, _ = fit_generalized_pareto(tail.exp() - math.exp(cutoff))
     return float(k)

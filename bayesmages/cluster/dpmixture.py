@@ -517,20 +517,12 @@ class DPMixture(BayesianModel):
         """
         fd = self._fit_data
         guide = self._svi.guide
-        N, R, K = fd.num_data, self._n_batch, self.truncation
-        chunk = max(1, min(particles, int(2e7 // max(1, N * R * K))))
+        R = self._n_batch
         with infer.seeded(self.seed_), infer.param_scope(self._svi.param_state), torch.no_grad():
             if self.method_ == "map":
                 elbo = self._log_joint(guide.point())
             else:
-                total = torch.zeros(R, dtype=_F64)
-                done = 0
-                while done < particles:
-                    m = min(chunk, particles - done)
-                    values, log_q = guide.sample(m)
-                    total += (self._log_joint(values) - log_q).sum(0)
-                    done += m
-                elbo = total / particles
+                elbo = self._restart_log_weights(particles).mean(0)
             point = guide.point()
             log_w = kernels.log_stick_weights(point["v"])
             comp = kernels.component_log_density(*fd.args, self._precision(point), **fd.kwargs)
@@ -540,6 +532,40 @@ class DPMixture(BayesianModel):
         self.restart_agreement_ = np.array(
             [adjusted_rand_index(labels[:, self.best_restart_], labels[:, r]) for r in range(R)]
         )
+
+    def _restart_log_weights(self, particles: int) -> torch.Tensor:
+        """(particles, R) importance log-weights ``log p(x, z) - log q(z)``, ``z ~ q``, per restart.
+
+        Call inside the fit's parameter scope; draws are evaluated in chunks that keep the
+        (particles x N x R x K) log-densities to about 2e7 numbers.
+        """
+        fd = self._fit_data
+        guide = self._svi.guide
+        N, R, K = fd.num_data, self._n_batch, self.truncation
+        chunk = max(1, min(particles, int(2e7 // max(1, N * R * K))))
+        out = []
+        done = 0
+        while done < particles:
+            m = min(chunk, particles - done)
+            values, log_q = guide.sample(m)
+            out.append(self._log_joint(values) - log_q)
+            done += m
+        return torch.cat(out, 0)
+
+    def psis_khat(self, num_particles: int = 500, seed: int = 0) -> float:
+        """PSIS k-hat of the kept restart's mean-field guide (> 0.7: do not trust posterior expectations).
+
+        The restarts are one batched guide; k-hat is computed from the importance weights of the
+        kept restart alone (the batch's joint weights would mix all restarts).
+        """
+        self._check_fitted()
+        if self.method_ != "svi":
+            raise InputError(f"psis_khat applies to mean-field SVI fits, not {self.method_!r}")
+        if self._custom_guide:
+            return super().psis_khat(num_particles=num_particles, seed=seed)
+        with infer.seeded(seed), infer.param_scope(self._svi.param_state), torch.no_grad():
+            lw = self._restart_log_weights(num_particles)[:, self.best_restart_]
+        return infer.khat_from_log_weights(lw)
 
     # ------------------------------------------------------------------ posterior API
     def sample_posterior(self, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -574,8 +600,8 @@ class DPMixture(BayesianModel):
         """ArviZ InferenceData with draws of the kept clusters' ``weights`` and ``covariances``.
 
         ``sample_stats`` holds the ELBO history (SVI: summed over the batched restarts) and
-        the attributes carry per-restart ELBOs, restart agreement and the cluster categories.
-        ``psis`` is not supported for the batched guides and is ignored.
+        the attributes carry per-restart ELBOs, restart agreement and the cluster categories;
+        with ``psis`` (SVI fits) also the kept restart's k-hat (:meth:`psis_khat`).
         """
         self._check_fitted()
         chains = self.method_ == "nuts"
@@ -588,6 +614,8 @@ class DPMixture(BayesianModel):
             attrs["restart_elbos"] = [float(x) for x in self.restart_elbos_]
         if getattr(self, "restart_agreement_", None) is not None:
             attrs["restart_agreement"] = [float(x) for x in self.restart_agreement_]
+        if psis and self.method_ == "svi":
+            attrs["psis_khat"] = self.psis_khat(seed=seed)
         return diagnostics.to_inference_data(
             post, chains=chains, sample_stats=self._nuts_stats if chains else None,
             elbo=None if chains else self.elbo_, observed_data=self._fit_data.observed,
