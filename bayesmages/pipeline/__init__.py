@@ -13,7 +13,7 @@ Examples
 
 from bayesmages.pipeline.figures import plot_cluster_covariances, plot_top_variants
 from bayesmages.pipeline.inputs import PipelineInputs, load_inputs
-from bayesmages.pipeline.run import PipelineResult, run
+from bayesmages.pipeline.runner import PipelineResult, run
 from bayesmages.pipeline.steps import ClusterOutput, StepRecord
 
 __all__ = [

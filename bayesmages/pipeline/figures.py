@@ -21,7 +21,7 @@ from bayesmages.errors import InputError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bayesmages.pipeline.run import PipelineResult
+    from bayesmages.pipeline.runner import PipelineResult
 
 __all__ = ["plot_cluster_covariances", "plot_top_variants", "write_figures"]
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from bayesmages.pipeline.inputs import PipelineInputs
-    from bayesmages.pipeline.run import PipelineResult
+    from bayesmages.pipeline.runner import PipelineResult
 
 __all__ = ["markdown_table", "render_report"]
 

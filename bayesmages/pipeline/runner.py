@@ -1,4 +1,4 @@
-"""``bayesmages.pipeline.run``: GWAS summary statistics to gene-level answers, resumably.
+"""The pipeline runner behind ``bayesmages.pipeline.run``: GWAS summary statistics to gene-level answers, resumably.
 
 Steps (each in its own folder of ``out``; see :mod:`bayesmages.pipeline.steps` for reuse):
 
