@@ -34,14 +34,18 @@ def test_khat_needs_enough_tail_draws():
     assert khat_from_log_weights(torch.zeros(20)) == float("inf")
 
 
-def test_dp_mixture_khat_is_per_restart_and_seeded():
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dp_mixture_khat_is_per_restart_and_seeded(seed):
+    from bayesmages.model import BayesianModel
+
+    rng = np.random.default_rng(seed)
     X = np.concatenate([rng.normal(scale=0.02, size=(300, 2)), rng.normal(scale=0.2, size=(100, 2))])
-    m = bm.get_model("dp_mixture", truncation=10).fit(X, seed=0)
+    m = bm.get_model("dp_mixture", truncation=10).fit(X, seed=seed)
     k = m.psis_khat(num_particles=300, seed=1)
-    # The weights of the kept restart alone: a well-specified mean-field fit of 400 rows gave 0.41-0.62 over
-    # seeds; the old batched computation (all five restarts' joint weights) returned about 5.
-    assert np.isfinite(k) and k < 1.0
-    assert m.psis_khat(num_particles=300, seed=1) == k
+    assert np.isfinite(k) and m.psis_khat(num_particles=300, seed=1) == k
+    # The generic computation treats the five batched restarts as one guide: its weights are sums over
+    # restarts, with heavier tails (2.8-3.3 on these data, where the kept restart alone gives 0.3-1.0 —
+    # mean-field guides of mixtures are often marginal by this diagnostic, which is why it is reported).
+    assert k < BayesianModel.psis_khat(m, num_particles=300, seed=1) - 1.0
     with pytest.raises(InputError, match="mean-field SVI"):
         bm.get_model("dp_mixture", truncation=5).fit(X, method="map", seed=0).psis_khat()

@@ -409,8 +409,11 @@ class DPMixture(BayesianModel):
         init_cov, init_log_w = initial_covariances(X, R, K)
         # Components that start empty in every restart stay at their prior in CAVI: leave them out.
         k_init = int((init_log_w > -20.0).sum(-1).max())
+        # CAVI only starts SVI, which refines on all rows: 1e-5 nats per row is converged enough (the
+        # benchmark's ARIs were unchanged against 1e-6; 1e-4 was faster still but left one small
+        # test fit short of SVI convergence in 300 steps).
         q = kernels.cavi_fit(XX, weight, init_cov[:, :k_init], init_log_w[:, :k_init], alpha=alpha, prior_df=df,
-                             prior_scale_inv=scale_inv, n_iter=self.init_iterations)
+                             prior_scale_inv=scale_inv, n_iter=self.init_iterations, tol=1e-5)
         pad = K - k_init
         counts = factor * torch.nn.functional.pad(q["counts"], (0, pad))
         scatter = factor * torch.cat([q["scatter"], q["scatter"].new_zeros(R, pad, p, p)], 1)
