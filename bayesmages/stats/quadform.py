@@ -505,11 +505,14 @@ def pvalue_many(q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.nd
     sets = [_weights(e, name=f"eigenvalue_sets[{i}]") for i, e in enumerate(eigenvalue_sets)]
     sizes = np.array([s.size for s in sets])
     out = np.empty(qs.size)
-    # Buckets of similar size (powers of 1.25) keep the zero padding below ~25%.
+    # Buckets of similar size (powers of 1.25) keep the zero padding below ~25%. Each bucket is
+    # padded to its own fixed width, not to its largest member: the padding length changes numpy's
+    # pairwise summation, so a width that depended on the other forms in the call would make a
+    # form's p-value depend (in the last bits) on how the forms were split into calls.
     bucket = np.floor(np.log(sizes) / np.log(1.25)).astype(int)
     for b in np.unique(bucket):
         idx = np.flatnonzero(bucket == b)
-        width = int(sizes[idx].max())
+        width = max(int(np.ceil(1.25 ** (b + 1))), int(sizes[idx].max()))  # max(): guards round-off only
         mat = np.zeros((idx.size, width))
         for r, i in enumerate(idx):
             mat[r, : sizes[i]] = sets[i]
