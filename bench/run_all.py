@@ -10,6 +10,10 @@ Usage::
 Each benchmark runs as its own process (``python bench/<name>.py [--quick]``), so one failing
 benchmark does not stop the others; its exit status and wall time are in the summary. The summary
 collects the Markdown table every benchmark writes next to its JSON results.
+
+``--quick`` never replaces full-size results: whatever a quick run writes to ``bench/results/`` is
+moved to ``bench/results/quick/`` (the full files are put back), and its summary is
+``bench/results/quick/summary.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+QUICK = RESULTS / "quick"
 
 #: name -> (title, results Markdown of the full run, of the quick run, extra arguments of the full run)
 BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
@@ -49,6 +55,21 @@ def run_one(name: str, quick: bool) -> dict:
             "exit_status": proc.returncode, "seconds": round(seconds, 1)}
 
 
+def run_quick_isolated(name: str) -> dict:
+    """Run a benchmark with ``--quick`` and move what it wrote into ``results/quick/``."""
+    before = {p: p.read_bytes() for p in RESULTS.iterdir() if p.is_file()}
+    record = run_one(name, True)
+    QUICK.mkdir(exist_ok=True)
+    for p in RESULTS.iterdir():
+        if p.is_file() and (p not in before or p.read_bytes() != before[p]):
+            shutil.copy2(p, QUICK / p.name)
+            if p in before:
+                p.write_bytes(before[p])
+            else:
+                p.unlink()
+    return record
+
+
 def _demote(markdown: str) -> str:
     """Headings two levels down (the summary's sections are level 2)."""
     return "\n".join("##" + line if line.startswith("#") else line for line in markdown.splitlines())
@@ -69,15 +90,15 @@ def write_summary(runs: list[dict], quick: bool) -> Path:
         lines += [f"| {r['name']} | `{r['command']}` | {r['exit_status']} | {r['seconds']:.0f} |" for r in runs]
         lines.append("")
     for name, (title, full_md, quick_md, _) in BENCHMARKS.items():
-        path = RESULTS / (quick_md if quick else full_md)
+        path = QUICK / quick_md if quick else RESULTS / full_md
         lines += [f"## {title}", ""]
         if path.exists():
             stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-            lines += [f"From `bench/results/{path.name}` (written {stamp:%Y-%m-%d %H:%M} UTC).", "",
+            lines += [f"From `{path.relative_to(HERE.parent)}` (written {stamp:%Y-%m-%d %H:%M} UTC).", "",
                       _demote(path.read_text().strip()), ""]
         else:
             lines += [f"No results yet: run `python bench/{name}.py{' --quick' if quick else ''}`.", ""]
-    out = RESULTS / "summary.md"
+    out = (QUICK if quick else RESULTS) / "summary.md"
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines).rstrip() + "\n")
     tmp.replace(out)
@@ -91,13 +112,15 @@ def main() -> int:
     ap.add_argument("--summary-only", action="store_true", help="rebuild summary.md without running anything")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
+    record = (QUICK if args.quick else RESULTS) / "run_all.json"
     runs: list[dict] = []
     if not args.summary_only:
         for name in args.only or list(BENCHMARKS):
-            runs.append(run_one(name, args.quick))
-        (RESULTS / "run_all.json").write_text(json.dumps({"quick": args.quick, "runs": runs}, indent=2) + "\n")
-    elif (RESULTS / "run_all.json").exists():
-        runs = json.loads((RESULTS / "run_all.json").read_text())["runs"]
+            runs.append(run_quick_isolated(name) if args.quick else run_one(name, False))
+        record.parent.mkdir(exist_ok=True)
+        record.write_text(json.dumps({"quick": args.quick, "runs": runs}, indent=2) + "\n")
+    elif record.exists():
+        runs = json.loads(record.read_text())["runs"]
     print(f"summary: {write_summary(runs, args.quick)}")
     return 1 if any(r["exit_status"] != 0 for r in runs) else 0
 

@@ -27,9 +27,9 @@ Run ``python bench/skat.py [--quick] [--parts speed,typei,power] [--workers 2]``
 20 CPU-minutes for (b), measured 17 + 6 minutes wall with 2 workers on the shared machine, a few
 minutes for (a) and (c); quick: about 30 s); writes
 bench/results/skat.json (parts not run are kept from the previous file) and bench/results/skat.md,
-or skat_quick.json and skat_quick.md with ``--quick``. BLAS runs single-threaded (set
-OPENBLAS_NUM_THREADS etc. to override): on a shared, oversubscribed machine multi-threaded BLAS
-on these thin (n x 30) products was measured 200x slower than one thread.
+or skat_quick.json and skat_quick.md with ``--quick`` (moved to bench/results/quick/ by run_all.py).
+BLAS runs single-threaded (set OPENBLAS_NUM_THREADS etc. to override): on a shared, oversubscribed
+machine multi-threaded BLAS on these thin (n x 30) products was measured 200x slower than one thread.
 """
 
 from __future__ import annotations
