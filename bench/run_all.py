@@ -75,12 +75,14 @@ def _demote(markdown: str) -> str:
     return "\n".join("##" + line if line.startswith("#") else line for line in markdown.splitlines())
 
 
-def write_summary(runs: list[dict], quick: bool) -> Path:
+def write_summary(runs: list[dict], quick: bool, summary_only: bool = False) -> Path:
     lines = [
         "# bayesmages benchmark summary",
         "",
         f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `python bench/run_all.py"
-        f"{' --quick' if quick else ''}` on {platform.platform()}, Python {platform.python_version()}, "
+        f"{' --quick' if quick else ''}{' --summary-only' if summary_only else ''}`"
+        f"{' from the results on disk (each section says when its benchmark ran)' if summary_only else ''}"
+        f" on {platform.platform()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (load average now {os.getloadavg()[0]:.1f}). Times are wall-clock on a shared "
         "machine; every speed goal is a ratio to a baseline measured in the same run.",
         "",
@@ -121,7 +123,7 @@ def main() -> int:
         record.write_text(json.dumps({"quick": args.quick, "runs": runs}, indent=2) + "\n")
     elif record.exists():
         runs = json.loads(record.read_text())["runs"]
-    print(f"summary: {write_summary(runs, args.quick)}")
+    print(f"summary: {write_summary(runs, args.quick, args.summary_only)}")
     return 1 if any(r["exit_status"] != 0 for r in runs) else 0
 
 
