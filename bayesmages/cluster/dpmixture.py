@@ -11,7 +11,6 @@ Restarts are a batch dimension of one SVI run; initialisation is a few closed-fo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,13 +20,12 @@ import pyro
 import pyro.distributions as dist
 import torch
 from torch.distributions import constraints
-from torch.distributions.transforms import CorrCholeskyTransform
 
 from bayesmages import diagnostics, infer
 from bayesmages.cluster import kernels
 from bayesmages.cluster.data import prepare_effects
 from bayesmages.cluster.guides import DPMixtureGuide
-from bayesmages.cluster.initialise import initial_covariances
+from bayesmages.cluster.initialise import cavi_start
 from bayesmages.cluster.postprocess import (
     adjusted_rand_index,
     categorize_clusters,
@@ -396,8 +394,7 @@ class DPMixture(BayesianModel):
         if N > self.init_rows:
             rows = torch.randperm(N)[: self.init_rows]
             X, XX = X[rows], XX[rows]
-        factor = N / X.shape[0]  # CAVI may run on a subset; counts are scaled up to N
-        R, K, p = self._n_batch, self.truncation, self.n_traits_
+        p = self.n_traits_
         prior = self._resolved.get("precision")
         if isinstance(prior, dist.Wishart) and len(prior.batch_shape) == 0:
             df, scale_inv = float(prior.df), torch.linalg.inv(prior.covariance_matrix)
@@ -405,50 +402,11 @@ class DPMixture(BayesianModel):
             # No conjugate prior (LKJ, or per-component Wisharts): a weak Wishart for the start only.
             df, scale_inv = p + 2.0, 1e-3 * torch.eye(p, dtype=_F64)
         alpha = self._resolved["concentration"].mean if self._random_alpha() else self._resolved["concentration"].v
-        alpha = float(alpha)
-        init_cov, init_log_w = initial_covariances(X, R, K)
-        # Components that start empty in every restart stay at their prior in CAVI: leave them out.
-        k_init = int((init_log_w > -20.0).sum(-1).max())
-        # CAVI only starts SVI, which refines on all rows: 1e-5 nats per row is converged enough (the
-        # benchmark's ARIs were unchanged against 1e-6; 1e-4 was faster still but left one small
-        # test fit short of SVI convergence in 300 steps).
-        q = kernels.cavi_fit(XX, weight, init_cov[:, :k_init], init_log_w[:, :k_init], alpha=alpha, prior_df=df,
-                             prior_scale_inv=scale_inv, n_iter=self.init_iterations, tol=1e-5)
-        pad = K - k_init
-        counts = factor * torch.nn.functional.pad(q["counts"], (0, pad))
-        scatter = factor * torch.cat([q["scatter"], q["scatter"].new_zeros(R, pad, p, p)], 1)
+        out, occupied = cavi_start(X, XX, weight, restarts=self._n_batch, truncation=self.truncation,
+                                   prior_df=df, prior_scale_inv=scale_inv, alpha=float(alpha), n_rows=N,
+                                   n_iter=self.init_iterations)
         if self.adaptive_truncation:
-            self._k_fit = min(K, int((counts >= 1.0).sum(-1).max()) + 1)
-        after = counts.flip(-1).cumsum(-1).flip(-1) - counts
-        a, b = 1.0 + counts[..., :-1], alpha + after[..., :-1]
-        post = dist.Wishart(df + counts, covariance_matrix=torch.linalg.inv(scale_inv + scatter))
-        # MAP start: the Wishart mode (mean if the mode does not exist) and v = a / (a + b), the
-        # logit-scale mode of Beta(a, b).
-        shrink = torch.where(post.df > p + 1, (post.df - p - 1) / post.df, torch.ones_like(post.df))
-        mode = shrink[..., None, None] * post.mean
-        # Mean-field start: the Normal factor matched to draws of the CAVI Wishart in the
-        # unconstrained coordinates; the Beta factor is the CAVI Beta.
-        u = kernels.wishart_unconstrained_draws(post.df, post.covariance_matrix, 256)
-        out = {
-            "v_logit": torch.log(a) - torch.log(b),
-            "v_count": torch.stack([a, b], -1),
-            "log_alpha": torch.full((R, 1), math.log(alpha), dtype=_F64),
-            "log_alpha_sd": torch.full((R, 1), 0.3, dtype=_F64),
-            "prec": kernels.VechToPrecision().inv(mode),
-            "prec_mf": u.mean(0),
-            "prec_sd": u.std(0).clamp_min(1e-4),
-        }
-        cov = torch.cholesky_inverse(torch.linalg.cholesky(mode))
-        sds = torch.diagonal(cov, dim1=-2, dim2=-1).sqrt()
-        # LKJ starts: the sds of log scales and correlation coordinates from the curvature of the
-        # log-likelihood with N_k points (about 1 / sqrt(2 N_k) and 1 / sqrt(N_k)).
-        n_eff = (counts + p + 2.0)[..., None]
-        out["log_scales"] = sds.log()
-        out["log_scales_sd"] = (1.0 / (2.0 * n_eff).sqrt()).expand(R, K, p).clamp(1e-4, 0.5)
-        if p > 1:
-            corr = cov / (sds.unsqueeze(-1) * sds.unsqueeze(-2))
-            out["corr"] = CorrCholeskyTransform().inv(torch.linalg.cholesky(corr))
-            out["corr_sd"] = (1.0 / n_eff.sqrt()).expand(R, K, p * (p - 1) // 2).clamp(1e-4, 0.5)
+            self._k_fit = min(self.truncation, occupied + 1)
         return out
 
     # ------------------------------------------------------------------ after fitting
