@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmages._threads import one_blas_thread
 from bayesmages.genes import GeneMap, enrichment
 from bayesmages.stats import quadform
 
@@ -66,7 +67,7 @@ def baseline_per_gene(gmap: GeneMap, blocks: list[np.ndarray], beta: np.ndarray,
     """Seconds per gene of the plain loop: slice R_g, eigvalsh, Davies (acc 1e-6, lim 1e4)."""
     starts = np.arange(len(blocks) + 1) * BLOCK
     t0 = time.perf_counter()
-    with enrichment._one_blas_thread():
+    with one_blas_thread():
         for ix in gmap.indices[:n]:
             b = int(np.searchsorted(starts, ix[0], side="right") - 1)
             loc = ix - starts[b]
@@ -83,7 +84,7 @@ def speed(n_genes: int) -> dict:
     res = enrichment.test(beta, blocks, gmap, null_variance=EPS)
     out["serial_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with enrichment._one_blas_thread():
+    with one_blas_thread():
         enrichment.gene_eigenvalues(gmap, blocks, EPS)
     out["eigen_only_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
