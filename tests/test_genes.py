@@ -93,7 +93,7 @@ def test_columns_and_block_diagonal_eigenvalues():
     R1, R2 = ar1(4, 0.7), ar1(3, 0.4)
     genes = index_table([(0, 1), (2, 5)])  # the second gene spans both blocks
     res = enrichment.test(np.arange(7) * 0.01, [R1, R2], genes, null_variance=2.0)
-    assert res.columns.tolist() == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value"]
+    assert res.columns.tolist() == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test"]
     assert res.Q.tolist() == pytest.approx([1e-4, (4 + 9 + 16 + 25) * 1e-4])
     gm = map_genes(genes, n_variants=7)
     eig = enrichment.gene_eigenvalues(gm, [R1, R2], 2.0)[1]
@@ -274,8 +274,8 @@ def test_cli_enrich_and_genes(tmp_path: Path):
     beta[12:15] += 0.2
     pd.DataFrame({"SNP": snps, "beta_shrunk": beta}).to_csv(tmp_path / "eff.csv", index=False)
     rc = cli_main(["enrich", "--effects", str(tmp_path / "eff.csv"), "--ld", str(tmp_path / "block.npy"),
-                   "--genes", str(tmp_path / "genes.csv"), "--null-variance", "1e-4", "--out", str(tmp_path / "e"),
-                   "--quiet"])
+                   "--genes", str(tmp_path / "genes.csv"), "--test", "epsilon", "--null-variance", "1e-4",
+                   "--out", str(tmp_path / "e"), "--quiet"])
     assert rc == 0
     res = pd.read_csv(tmp_path / "e" / "gene_enrichment.csv")
     assert res.p_value.idxmin() == 1 and (tmp_path / "e" / "run.json").is_file()
@@ -299,7 +299,8 @@ def test_cli_bad_gene_range_exits_2(tmp_path: Path, capsys):
     pd.DataFrame({"beta_shrunk": np.zeros(5)}).to_csv(tmp_path / "eff.csv", index=False)
     with warnings.catch_warnings():
         rc = cli_main(["enrich", "--effects", str(tmp_path / "eff.csv"), "--ld", str(tmp_path / "block.npy"),
-                       "--genes", str(tmp_path / "genes.csv"), "--null-variance", "1", "--out", str(tmp_path / "o")])
+                       "--genes", str(tmp_path / "genes.csv"), "--test", "epsilon", "--null-variance", "1",
+                       "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "error" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # no partial output

@@ -62,7 +62,8 @@ def test_cli_run_on_simulate_output_writes_everything(cli_run):
         assert {"cluster", "weight", "trace", "category"} <= set(clusters.columns)
         assert clusters["weight"].sum() == pytest.approx(1.0, abs=1e-6)  # renormalised kept weights
     enrich = pd.read_csv(out / "enrich_T2" / "gene_enrichment.csv")
-    assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value"]
+    assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test", "n_conditioned"]
+    assert set(enrich["test"]) == {"conditional"}
     for name in steps.GENE_TABLES:
         assert (out / "genes" / f"{name}.csv").is_file()
 
@@ -83,7 +84,7 @@ def test_cli_run_on_simulate_output_writes_everything(cli_run):
     for fig in figures:
         assert f"](figures/{fig.name})" in report, fig.name
         assert _png_ok(fig), fig.name
-    assert "## Gene-level enrichment" in report and "| GENE |" in report
+    assert "## Gene-level tests" in report and "| GENE |" in report
 
 
 def test_resume_reuses_steps_and_invalidates_downstream(sim, tmp_path, cli_run):
@@ -102,11 +103,12 @@ def test_resume_reuses_steps_and_invalidates_downstream(sim, tmp_path, cli_run):
     assert manifest.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(again.enrichment["T1"], first.enrichment["T1"], check_exact=False, rtol=1e-9)
 
-    # A changed argument of the clusterings: shrinkage is reused, everything after it recomputed.
+    # A changed argument of the clusterings: shrinkage and the gene tests (the default conditional test does
+    # not use the clusters) are reused, the clusterings and gene summaries recomputed.
     changed = bm.pipeline.run(gwas, ld, genes, out, figures=False, truncation=8, restarts=1)
     status = {r.name: r.reused for r in changed.steps}
-    assert status["shrink_T1"] and status["shrink_T2"]
-    assert not any(v for k, v in status.items() if not k.startswith("shrink_"))
+    assert status["shrink_T1"] and status["shrink_T2"] and status["enrich_T1"] and status["enrich_T2"]
+    assert not any(v for k, v in status.items() if k.startswith("cluster") or k == "genes")
 
     # A changed input (T2's GWAS): T1's steps are reused, T2's and the joint ones recomputed.
     table = pd.read_csv(gwas[1], sep="\t")
@@ -126,6 +128,12 @@ def test_resume_reuses_steps_and_invalidates_downstream(sim, tmp_path, cli_run):
     single = bm.pipeline.run([gwas[0]], ld, genes, out, traits=["T1"], figures=False, truncation=8, restarts=1)
     assert [r.reused for r in single.steps] == [True, True, True, False]  # genes now from T1's clustering
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["cluster_T1", "enrich_T1", "genes", "shrink_T1"]
+    # The paper's epsilon test takes epsilon from the trait's clustering: switching to it recomputes the tests.
+    eps = bm.pipeline.run([gwas[0]], ld, genes, out, traits=["T1"], figures=False, truncation=8, restarts=1,
+                          gene_test="epsilon")
+    status = {r.name: r.reused for r in eps.steps}
+    assert not status["enrich_T1"] and status["cluster_T1"]
+    assert set(eps.enrichment["T1"]["test"]) == {"epsilon"} and eps.enrichment["T1"].attrs["null_variance"] > 0
 
 
 @pytest.mark.slow  # a spawned process pool imports torch in each worker: about 25 s on two busy cores

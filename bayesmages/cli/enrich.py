@@ -1,4 +1,4 @@
-"""``bayesmages enrich``: single-trait gene-level enrichment test (gene-epsilon)."""
+"""``bayesmages enrich``: single-trait gene test (LD-conditional by default, marginal, or the paper's epsilon test)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from bayesmages.cli._common import add_common, run_metadata
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 _EFFECT_COLUMNS = ("beta_shrunk", "BETA_SHRUNK", "BETA", "beta")
@@ -19,11 +20,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``enrich`` sub-command."""
     p = sub.add_parser(
         "enrich",
-        help="gene-level enrichment test of one trait's shrunk effects",
+        help="gene-level test of one trait (calibrated LD-conditional test by default)",
         description=(
-            "Q_g = sum of squared shrunk effects per gene, tested against sum_k lambda_k chi2_1 with lambda = "
-            "eigenvalues of epsilon * R_g (exact p-values, BH q-values). epsilon comes from --null-variance or "
-            "from a one-trait dp_mixture fit (rule documented in bayesmages.genes.enrichment)."
+            "--test conditional (default): each gene's z-scores (beta_hat/se) residualised on the outside "
+            "variants the shrinker keeps (|beta_shrunk/se| > --threshold), against their exact null; p- and "
+            "q-values are error rates. Needs the shrink output table (beta_hat, se, beta_shrunk). "
+            "--test marginal: z_g'z_g against eig(R_g) on raw effects (needs beta_hat/BETA and se/SE). "
+            "--test epsilon: the ML-MAGES paper's test, sum of squared shrunk effects against eig(epsilon R_g), "
+            "epsilon from --null-variance or a one-trait dp_mixture fit; its p-values rank genes but are not "
+            "error rates. BH q-values for every test."
         ),
     )
     p.add_argument("--effects", type=Path, required=True,
@@ -34,7 +39,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--genes", type=Path, required=True, help="gene table (START/END or ML-MAGES index columns)")
     p.add_argument("--by", choices=("auto", "index", "positions"), default="auto",
                    help="map genes by index ranges or by positions (default: index when present)")
-    p.add_argument("--null-variance", type=float, default=None, help="epsilon (default: from a dp_mixture fit)")
+    p.add_argument("--test", choices=("conditional", "marginal", "epsilon"), default="conditional",
+                   help="gene test (default: conditional)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="conditional test: |beta_shrunk/se| above which an outside variant is conditioned on "
+                   "(default 0.5)")
+    p.add_argument("--null-variance", type=float, default=None,
+                   help="epsilon of --test epsilon (default: from a dp_mixture fit)")
     p.add_argument("--fdr", type=float, default=0.05, help="FDR level for the figure and summary (default 0.05)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     add_common(p, workers=True)
@@ -62,6 +73,26 @@ def effects_table(path: Path, column: str | None, trait: str | None) -> tuple[pd
     return df, col
 
 
+def _raw_columns(df: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(beta_hat, se) of an effects table: the shrink output's columns, or a GWAS table's BETA/SE."""
+    import numpy as np
+
+    from bayesmages.errors import InputError
+
+    for b_col, s_col in (("beta_hat", "se"), ("BETA", "SE")):
+        if {b_col, s_col} <= set(df.columns):
+            b = np.asarray(df[b_col], dtype=np.float64)
+            s = np.asarray(df[s_col], dtype=np.float64)
+            bad = ~(np.isfinite(b) & np.isfinite(s) & (s > 0))
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise InputError(f"{path}: row {row + 2}: {b_col}/{s_col} must be finite with {s_col} > 0, "
+                                 f"got {b[row]:g}/{s[row]:g}")
+            return b, s
+    raise InputError(f"{path}: the conditional and marginal tests need beta_hat and se columns (the shrink output) "
+                     f"or BETA and SE; found {list(df.columns)}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the enrichment test and write ``gene_enrichment.csv``, a figure and ``run.json``."""
     import numpy as np
@@ -79,19 +110,30 @@ def run(args: argparse.Namespace) -> int:
     blocks = [read_ld(p) for p in args.ld]
     genes = read_genes(args.genes)
     variants = df if {"CHR", "POS"} <= set(df.columns) else None
-    res = enrichment.test(beta, blocks, genes, null_variance=args.null_variance, variants=variants, by=args.by,
-                          seed=args.seed, workers=args.workers, scheduler=args.scheduler)
+    if args.test == "epsilon":
+        res = enrichment.test(beta, blocks, genes, null_variance=args.null_variance, method="epsilon",
+                              variants=variants, by=args.by, seed=args.seed, workers=args.workers,
+                              scheduler=args.scheduler)
+    else:
+        if args.null_variance is not None:
+            raise InputError(f"--null-variance belongs to --test epsilon, not --test {args.test}")
+        raw = _raw_columns(df, args.effects)
+        res = enrichment.test(beta, blocks, genes, beta_hat=raw[0], se=raw[1], method=args.test,
+                              threshold=args.threshold, variants=variants, by=args.by, workers=args.workers,
+                              scheduler=args.scheduler)
     n_sig = int((res["q_value"] <= args.fdr).sum())
     with atomic_dir(args.out) as tmp:
         write_table(res, tmp / "gene_enrichment.csv")
         (tmp / "figures").mkdir()
         plot_gene_pvalues(res, fdr=args.fdr).savefig(tmp / "figures" / "gene_pvalues.png", dpi=100)
-        write_json(run_metadata(args, started, effect_column=col, null_variance=res.attrs["null_variance"],
+        write_json(run_metadata(args, started, effect_column=col, test=args.test,
+                                null_variance=res.attrs["null_variance"],
                                 null_variance_rule=res.attrs["null_variance_rule"], genes_tested=len(res),
                                 genes_unmapped=res.attrs["unmapped"], significant_at_fdr=n_sig),
                    tmp / "run.json")
     if not args.quiet:
-        print(f"{len(res)} genes tested (epsilon = {res.attrs['null_variance']:.4g}, "
-              f"{res.attrs['null_variance_rule']}); {n_sig} with q <= {args.fdr:g}")
+        how = (f"epsilon test, epsilon = {res.attrs['null_variance']:.4g}, {res.attrs['null_variance_rule']}"
+               if args.test == "epsilon" else f"{args.test} test")
+        print(f"{len(res)} genes tested ({how}); {n_sig} with q <= {args.fdr:g}")
         print(f"results written to {args.out.resolve()}")
     return 0

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="variants of the multi-trait clustering: top --quantile of |beta_shrunk| in any trait "
                    "(default), |beta_shrunk| > 1.96 sd in any trait, or all")
     p.add_argument("--quantile", type=float, default=0.9, help="quantile of --select quantile (default 0.9)")
+    p.add_argument("--gene-test", choices=("conditional", "marginal", "epsilon"), default="conditional",
+                   help="single-trait gene test: calibrated LD-conditional (default), marginal LD-aware test on raw "
+                   "effects, or the paper's epsilon test (its p-values rank genes but are not error rates)")
     p.add_argument("--force", action="store_true", help="recompute every step, even finished ones")
     add_common(p, seed=True, workers=True)
     p.set_defaults(func=run)
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_pipeline(
         args.gwas, args.ld, args.genes, args.out, traits=args.traits, model=args.model, seed=args.seed,
         workers=args.workers, scheduler=args.scheduler, force=args.force, fdr=args.fdr, truncation=args.truncation,
-        restarts=args.restarts, select=args.select, quantile=args.quantile, progress=not args.quiet,
+        restarts=args.restarts, select=args.select, quantile=args.quantile, gene_test=args.gene_test,
+        progress=not args.quiet,
         arguments={"cli": {k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "func"}},
     )

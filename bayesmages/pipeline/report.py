@@ -26,6 +26,16 @@ _FIGURE_TEXT = {
 }
 
 
+_TEST_NOTES = {
+    "conditional": "Test: LD-conditional (the gene's z-scores residualised on the outside signals the shrinker "
+                   "keeps, against their exact null); p- and q-values are error rates (docs/genes.md).",
+    "marginal": "Test: marginal LD-aware test on raw z-scores (z_g'z_g against eig(R_g)); it also calls genes "
+                "that only tag a causal neighbour.",
+    "epsilon": "Test: the ML-MAGES paper's epsilon test on shrunk effects; its p-values rank genes but are not "
+               "error rates (docs/genes.md).",
+}
+
+
 def markdown_table(df: pd.DataFrame, *, digits: int = 4) -> str:
     """A DataFrame as a GitHub-flavoured markdown table (floats to ``digits`` significant digits).
 
@@ -111,14 +121,16 @@ def render_report(
     out.append(markdown_table(pd.DataFrame([{"step": r.name, "seconds": r.seconds,
                                              "status": "reused" if r.reused else "computed"} for r in result.steps])))
 
-    out += ["", "## Gene-level enrichment (one trait at a time)", ""]
+    out += ["", "## Gene-level tests (one trait at a time)", ""]
     for t in result.traits:
         res = result.enrichment[t]
         n_sig = int((res["q_value"] <= fdr).sum())
-        eps = res.attrs.get("null_variance")
-        out += [f"### {t}", "",
-                f"{len(res)} genes tested; {n_sig} with BH q <= {fdr:g}. Null variance epsilon = "
-                f"{eps:.4g} ({res.attrs.get('null_variance_rule')}).", ""]
+        test = str(res["test"].iloc[0]) if "test" in res and len(res) else str(res.attrs.get("test"))
+        out += [f"### {t}", "", f"{len(res)} genes tested; {n_sig} with BH q <= {fdr:g}. {_TEST_NOTES.get(test, '')}"]
+        if test == "epsilon":
+            out[-1] += (f" Null variance epsilon = {res.attrs.get('null_variance'):.4g} "
+                        f"({res.attrs.get('null_variance_rule')}).")
+        out.append("")
         out.append(markdown_table(res.sort_values("p_value", kind="stable").head(top)))
         out += ["", *_figures(result, f"gene_pvalues_{t}"), ""]
 

@@ -5,7 +5,8 @@ Steps (each in its own folder of ``out``; see :mod:`bayesmages.pipeline.steps` f
 1. ``shrink_<trait>``: shrink every trait's effects for LD (the blocks of all traits that need it mapped
    together over ``workers``/``scheduler``);
 2. ``cluster_<trait>``: a one-trait ``dp_mixture`` on the shrunk effects;
-3. ``enrich_<trait>``: the gene-level enrichment test, epsilon from that clustering;
+3. ``enrich_<trait>``: the gene-level test (default: the calibrated LD-conditional test; ``gene_test="epsilon"``
+   gives the paper's test with epsilon from that clustering);
 4. ``cluster_multi`` (two or more traits): a multi-trait ``dp_mixture`` on the shrunk effects;
 5. ``genes``: gene summaries (cluster fractions, effect products, S_g, association-type scores) from the
    multi-trait clustering (from the single-trait one when there is one trait);
@@ -136,6 +137,7 @@ def run(
     restarts: int = 5,
     select: str = "quantile",
     quantile: float = 0.9,
+    gene_test: str = "conditional",
     figures: bool = True,
     progress: bool = False,
     arguments: dict[str, Any] | None = None,
@@ -179,6 +181,10 @@ def run(
         summaries. Single-trait clusterings always use every variant (they estimate the null variance).
     quantile : float
         Quantile of the ``"quantile"`` rule, in [0, 1).
+    gene_test : {"conditional", "marginal", "epsilon"}
+        The single-trait gene test (:func:`bayesmages.genes.enrichment.test`): the calibrated LD-conditional
+        test (default; p- and q-values are error rates), the marginal LD-aware test on raw effects, or the
+        paper's epsilon test (ranking only: its p-values are not error rates).
     figures : bool
         Render ``figures/`` (the report then links them).
     progress : bool
@@ -209,12 +215,16 @@ def run(
         raise InputError(f"select: expected 'quantile', 'posterior' or 'all', got {select!r}")
     if not (isinstance(quantile, int | float) and 0 <= quantile < 1):
         raise InputError(f"quantile: expected a number in [0, 1), got {quantile!r}")
+    from bayesmages.genes.enrichment import TESTS
+
+    if gene_test not in TESTS:
+        raise InputError(f"gene_test: expected one of {list(TESTS)}, got {gene_test!r}")
     model_id = _model_id(model)
     out = Path(out)
     inputs = load_inputs(gwas, ld, genes, traits)
     settings = dict(model=model, model_id=model_id, seed=seed, workers=workers, scheduler=scheduler, force=force,
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
-                    figures=figures, progress=progress, arguments=arguments or {}, started=started)
+                    gene_test=gene_test, figures=figures, progress=progress, arguments=arguments or {}, started=started)
     if _check_out(out):
         return _execute(out, out, inputs, settings)
     from bayesmages.io import atomic_dir
@@ -260,14 +270,15 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
         clusters[t] = steps.read_clusters(folder / name, [t])
 
         name = f"enrich_{t}"
-        spec = {"effects": shrink_keys[t], "clusters": rec.key, "ld": inputs.hashes["ld"],
-                "genes": inputs.hashes["genes"]}
-        rec = run_step(folder, name, spec, lambda f, t=t: steps.enrich_trait(
-            f, inputs, effects[t].to_numpy(), clusters[t], workers=s["workers"], scheduler=s["scheduler"]),
+        spec = {"effects": shrink_keys[t], "clusters": rec.key if s["gene_test"] == "epsilon" else None,
+                "ld": inputs.hashes["ld"], "genes": inputs.hashes["genes"], "test": s["gene_test"]}
+        rows = shrinkage[shrinkage["trait"] == t]
+        rec = run_step(folder, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(
+            f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"]),
             force=force)
         records.append(rec)
         enrichment[t] = steps.read_enrichment(folder / name)
-        enrichment[t].attrs.update({k: rec.info.get(k) for k in ("null_variance", "null_variance_rule")})
+        enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
 
     if len(inputs.traits) >= 2:
         from bayesmages.cluster import select_variants
@@ -320,6 +331,7 @@ def _finish(folder: Path, result: PipelineResult, inputs: PipelineInputs, s: dic
             "traits": result.traits, "model": str(s["model"]), "seed": s["seed"], "workers": s["workers"],
             "scheduler": None if s["scheduler"] is None else str(s["scheduler"]), "force": s["force"],
             "fdr": s["fdr"], "truncation": s["truncation"], "restarts": s["restarts"], "select": s["select"],
+            "gene_test": s["gene_test"],
             "quantile": s["quantile"], **s["arguments"],
         },
         "inputs": {"sources": inputs.sources, "hashes": inputs.hashes, "n_variants": inputs.n_variants,

@@ -281,22 +281,33 @@ def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
 
 
 # ----------------------------------------------------------------------------------------- enrich
-def enrich_trait(folder: Path, inputs: PipelineInputs, beta: np.ndarray, clusters: ClusterOutput, *,
-                 workers: int, scheduler: Any = None) -> dict[str, Any]:
-    """Gene-level enrichment test with epsilon from the trait's clustering; writes ``gene_enrichment.csv``."""
+def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clusters: ClusterOutput, *,
+                 test: str = "conditional", workers: int, scheduler: Any = None) -> dict[str, Any]:
+    """Single-trait gene test on one trait's shrinkage rows; writes ``gene_enrichment.csv``.
+
+    ``test="epsilon"`` takes epsilon from the trait's clustering; the other tests do not use it.
+    """
     from bayesmages.genes import enrichment
     from bayesmages.io import write_table
 
-    fit = SimpleNamespace(weights_=clusters.weights, covariances_=clusters.covariances)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        eps, rule = enrichment.null_variance_from_fit(fit)
-    notes = [str(w.message) for w in caught]
     variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
-    res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants, workers=workers,
-                          scheduler=scheduler)
+    beta = shrunk["beta_shrunk"].to_numpy(np.float64)
+    notes: list[str] = []
+    if test == "epsilon":
+        fit = SimpleNamespace(weights_=clusters.weights, covariances_=clusters.covariances)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            eps, _ = enrichment.null_variance_from_fit(fit)
+        notes = [str(w.message) for w in caught]
+        res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants,
+                              workers=workers, scheduler=scheduler)
+    else:
+        res = enrichment.test(beta, inputs.blocks, inputs.genes, beta_hat=shrunk["beta_hat"].to_numpy(np.float64),
+                              se=shrunk["se"].to_numpy(np.float64), method=test, variants=variants,
+                              workers=workers, scheduler=scheduler)
     write_table(res, folder / "gene_enrichment.csv")
-    return {"null_variance": eps, "null_variance_rule": rule, "notes": notes, "genes_tested": len(res)}
+    return {"test": test, "null_variance": res.attrs["null_variance"],
+            "null_variance_rule": res.attrs["null_variance_rule"], "notes": notes, "genes_tested": len(res)}
 
 
 def read_enrichment(folder: Path) -> pd.DataFrame:

@@ -1,0 +1,171 @@
+"""The LD-conditional gene test: gene p-values that are error rates (the default of ``enrichment.test``).
+
+**Question answered.** Does gene g hold a causal variant? Under H0 the gene's own effects are zero
+(beta_g = 0); variants elsewhere in its LD blocks may have any effect.
+
+**Statistic.** On the z scale (z = beta_hat / se, RSS model z ~ N(R lambda, R)), the shrinker's output
+zeta = beta_shrunk / se says which variants carry signal. For each LD block that the gene touches let
+A be the variants *outside* the gene with |zeta| > ``threshold`` (the signals the shrinker attributes
+elsewhere). The gene's z-scores are residualised on them,
+
+    r_g = z_g - R_gA R_AA^+ z_A,      Var(r_g | H0) = C_g = R_gg - R_gA R_AA^+ R_Ag,
+
+and Q_g = sum of squares of r_g in the directions where C_g has variance (eigenvalues >= ``min_variance``).
+Under H0 with no effect outside A, r_g ~ N(0, C_g) exactly whatever the effects in A are (the effects of
+A cancel in r_g), so Q_g ~ sum_k c_k chi2_1 with c = eig(C_g), and the exact quadratic-form engine gives
+the p-value. With A empty this is the marginal LD-aware test (fastBAT/MAGMA-style: z_g'z_g against
+eig(R_g)), which is exact under the complete null but calls genes that merely tag a causal neighbour.
+
+**Why condition on the shrinker's selection.** The marginal test answers "is the gene marginally
+associated", and LD spill-over makes most genes near a causal one marginally associated (simulations:
+two thirds of its BH calls false). Conditioning on *every* other variant of the block (the joint Wald
+test) removes spill-over but has no power where the gene's variants have close proxies outside it, which
+real and msprime blocks are full of. The shrinker decides which outside variants carry the signal; only
+those are removed. Because r_g is independent of z_A under H0 (Cov(r_g, z_A) = 0), conditioning on large
+outside signals does not distort r_g's null law; the selection itself looks at the gene's own z only
+through the shrinker, which makes the test slightly conservative under the complete null
+(docs/genes.md has the measured calibration).
+
+**Where the guarantee stops.** The null law is exact when the LD matrices are those of the GWAS sample
+and outside signals that the shrinker misses are small. Directions of C_g with variance below
+``min_variance`` are dropped (a gene that is a near-copy of a conditioned outside signal is not
+testable there; with reference-panel LD such directions carry only LD error). When the shrinker puts
+the signal of a causal variant on a near-perfect proxy inside a neighbouring gene (|r| > ~0.9), the
+neighbour is called and the causal gene is not: no summary-statistic method can tell such variants
+apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayesmages.errors import InputError
+from bayesmages.genes.mapping import GeneMap, block_layout
+
+__all__ = ["DEFAULT_MIN_VARIANCE", "DEFAULT_THRESHOLD", "GeneStatistics", "gene_statistics"]
+
+#: |beta_shrunk / se| above which an outside variant is conditioned on. Chosen on msprime blocks that the
+#: shrinker was not trained on (docs/genes.md): 0.25 conditions on shrinkage noise and loses power,
+#: 1.0-2.0 leaves part of the neighbours' signal in and doubles the false calls.
+DEFAULT_THRESHOLD = 0.5
+#: Conditional variance (correlation scale) below which a direction of C_g is not tested: |r| >= 0.99995
+#: with the conditioning set, i.e. indistinguishable from LD estimation error.
+DEFAULT_MIN_VARIANCE = 1e-4
+_PINV_RCOND = 1e-8  # relative eigenvalue cut-off of the pseudo-inverse of R_AA (near-duplicate selections)
+
+
+@dataclass(frozen=True)
+class GeneStatistics:
+    """Per-gene statistic and null weights of the LD-conditional test.
+
+    Attributes
+    ----------
+    Q : numpy.ndarray
+        (G,) sum of squared residualised z-scores in the tested directions.
+    weights : list of numpy.ndarray
+        Eigenvalues of C_g kept for each gene (the null is sum_k w_k chi2_1); empty when none is kept.
+    n_conditioned : numpy.ndarray
+        (G,) number of outside variants conditioned on (summed over the gene's blocks).
+    """
+
+    Q: np.ndarray
+    weights: list[np.ndarray]
+    n_conditioned: np.ndarray
+
+
+def _pinv_psd(M: np.ndarray) -> np.ndarray:
+    w, U = np.linalg.eigh((M + M.T) / 2)
+    keep = w > _PINV_RCOND * max(float(w.max(initial=0.0)), 1.0)
+    return (U[:, keep] / w[keep]) @ U[:, keep].T
+
+
+def gene_statistics(
+    z: np.ndarray,
+    zeta: np.ndarray | None,
+    blocks: list[np.ndarray],
+    gene_map: GeneMap,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_variance: float = DEFAULT_MIN_VARIANCE,
+) -> GeneStatistics:
+    """Residualised statistics and null weights of every gene (conditional, or marginal when ``zeta`` is None).
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        (m,) z-scores ``beta_hat / se`` in data order (blocks laid one after another).
+    zeta : numpy.ndarray or None
+        (m,) shrunk z-scores ``beta_shrunk / se``; ``None`` gives the marginal test (nothing conditioned on).
+    blocks : list of numpy.ndarray
+        LD blocks in data order.
+    gene_map : GeneMap
+        Genes and their rows.
+    threshold : float
+        |zeta| above which an outside variant is conditioned on.
+    min_variance : float
+        Smallest conditional variance of a tested direction.
+
+    Returns
+    -------
+    GeneStatistics
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> R = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> gm = GeneMap(pd.DataFrame({"GENE": ["A", "B"], "CHR": ["1", "1"], "n_variants": [1, 2]}),
+    ...              [np.array([0]), np.array([1, 2])])
+    >>> z = np.array([9.0, 8.1, 0.0]); zeta = np.array([9.0, 0.0, 0.0])  # the shrinker puts the signal on A
+    >>> st = gene_statistics(z, zeta, [R], gm)
+    >>> st.n_conditioned.tolist(), round(float(st.Q[1]), 6)    # B's spill-over from A is removed
+    ([0, 1], 0.0)
+    """
+    starts = block_layout([b.shape[0] for b in blocks])
+    n_genes = len(gene_map.indices)
+    Q = np.zeros(n_genes)
+    n_cond = np.zeros(n_genes, dtype=np.int64)
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_genes)]
+    by_block: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for g, ix in enumerate(gene_map.indices):
+        if ix.size and ix[-1] >= starts[-1]:
+            raise InputError(f"genes: gene {gene_map.genes['GENE'].iloc[g]!r} uses variant {ix[-1]} but the LD "
+                             f"blocks hold {starts[-1]} variants")
+        blk = np.searchsorted(starts, ix, side="right") - 1
+        for b in np.unique(blk):
+            by_block.setdefault(int(b), []).append((g, ix[blk == b] - starts[b]))
+    for b, members in by_block.items():
+        R = blocks[b]
+        zb = z[starts[b]:starts[b + 1]]
+        selected = (np.flatnonzero(np.abs(zeta[starts[b]:starts[b + 1]]) > threshold) if zeta is not None
+                    else np.empty(0, dtype=np.int64))
+        shared_pinv: np.ndarray | None = None  # R_AA^+ for the genes that contain no selected variant
+        by_size: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for g, loc in members:
+            inside = np.isin(selected, loc)
+            A = selected[~inside]
+            Rgg = R[np.ix_(loc, loc)]
+            if A.size:
+                if inside.any():
+                    P = _pinv_psd(R[np.ix_(A, A)])
+                else:
+                    if shared_pinv is None:
+                        shared_pinv = _pinv_psd(R[np.ix_(A, A)])
+                    P = shared_pinv
+                RgA = R[np.ix_(loc, A)]
+                K = RgA @ P
+                r = zb[loc] - K @ zb[A]
+                C = Rgg - K @ RgA.T
+            else:
+                r, C = zb[loc], Rgg
+            n_cond[g] += A.size
+            by_size.setdefault(loc.size, []).append((g, r, (C + C.T) / 2))
+        for items in by_size.values():
+            w, U = np.linalg.eigh(np.stack([c for _, _, c in items]))
+            for (g, r, _), wk, Uk in zip(items, w, U):
+                keep = wk >= min_variance
+                Q[g] += float(np.sum((Uk[:, keep].T @ r) ** 2))
+                parts[g].append(wk[keep])
+    weights = [np.concatenate(p) if p else np.empty(0) for p in parts]
+    return GeneStatistics(Q=Q, weights=weights, n_conditioned=n_cond)
