@@ -220,8 +220,9 @@ def test(
     beta_hat, se : array_like, optional
         (m,) observed effects and their standard errors (the shrinker's inputs); required by the
         ``"conditional"`` and ``"marginal"`` tests.
-    method : {"conditional", "marginal", "epsilon"}, optional
-        Default: ``"epsilon"`` when ``null_variance`` or ``cluster_fit`` is given, else ``"conditional"``.
+    method : str, optional
+        ``"conditional"``, ``"marginal"`` or ``"epsilon"``. When omitted: ``"epsilon"`` if ``null_variance`` or
+        ``cluster_fit`` is given, else ``"conditional"``.
     threshold : float
         |beta_shrunk / se| above which an outside variant is conditioned on (``"conditional"``).
     variants : pandas.DataFrame, optional

@@ -63,7 +63,8 @@ def plot_gene_pvalues(result: pd.DataFrame, *, fdr: float = 0.05, max_labels: in
         ax.annotate(str(result["GENE"].iloc[i]), (x[i], y[i]), xytext=(3, 3), textcoords="offset points", fontsize=7)
     ax.set_xlabel("gene (table order)")
     ax.set_ylabel("-log10 p")
-    ax.set_title("Gene-level enrichment")
+    tests = sorted(set(result["test"].astype(str))) if "test" in result.columns else []
+    ax.set_title("Gene-level test" + (f" ({', '.join(tests)})" if tests else ""))
     ax.legend(loc="upper right", fontsize=8, frameon=False)
     return fig
 
