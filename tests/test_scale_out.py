@@ -73,6 +73,15 @@ def test_enrichment_on_dask_equals_local(gwas_files, cluster):
         remote = bm.genes.enrichment.test(beta, blocks, genes, null_variance=1e-4, variants=gwas, scheduler=client)
     pd.testing.assert_frame_equal(local, remote)
     assert (local["p_value"] < 1).all()
+    # the default conditional test ships z and zeta with each chunk's blocks: same numbers on Dask
+    se = gwas["SE"].to_numpy()
+    shrunk = np.where(np.abs(beta / se) > 2, beta, 0.0)
+    local = bm.genes.enrichment.test(shrunk, blocks, genes, beta_hat=beta, se=se, variants=gwas)
+    with distributed.Client(cluster) as client:
+        remote = bm.genes.enrichment.test(shrunk, blocks, genes, beta_hat=beta, se=se, variants=gwas,
+                                          scheduler=client)
+    pd.testing.assert_frame_equal(local, remote)
+    assert (local["n_conditioned"] > 0).any()
 
 
 def test_skat_sets_on_dask_equal_serial(cluster):
