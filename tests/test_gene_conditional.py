@@ -206,3 +206,19 @@ def test_cli_enrich_conditional_and_marginal(tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "beta_hat and se" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_signal_on_a_near_perfect_proxy_is_not_credited_to_the_gene():
+    # Variant 1 (in the gene) and variant 0 (outside) have r = 0.97: the data cannot say on which side of the gene
+    # boundary the signal lies, so the gene's selected variant brings its outside near-copy into the conditioning
+    # set and the gene is not called; with proxy_r = 1 (rule off) it is.
+    R = np.array([[1.0, 0.97, 0.1], [0.97, 1.0, 0.1], [0.1, 0.1, 1.0]])
+    gmap = GeneMap(pd.DataFrame({"GENE": ["g"], "CHR": "1", "n_variants": [2]}), [np.array([1, 2])])
+    z = np.array([11.6, 12.0, 1.2])
+    zeta = np.array([0.0, 12.0, 0.0])  # the shrinker credited the inside variant
+    on = gene_statistics(z, zeta, [R], gmap)
+    off = gene_statistics(z, zeta, [R], gmap, proxy_r=1.0)
+    assert on.n_conditioned.tolist() == [1] and off.n_conditioned.tolist() == [0]
+    p_on = enrichment._pvalues(on.Q, on.weights)[0]
+    p_off = enrichment._pvalues(off.Q, off.weights)[0]
+    assert p_off < 1e-20 and p_on > 1e-3
