@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import integrate, special, stats
@@ -181,7 +182,7 @@ def imhof(
         a, env = amp(u)
         return np.sin(a - 0.5 * qi * u) * env
 
-    kw = {"epsabs": epsabs, "epsrel": epsrel, "limit": limit}
+    kw: dict[str, Any] = {"epsabs": epsabs, "epsrel": epsrel, "limit": limit}
     for i, qi in enumerate(qs):
         if qi <= 0:
             continue
