@@ -147,7 +147,7 @@ class NeuralShrinker(BayesianModel):
         widths, drops = resolve_architecture(self.architecture, self.widths, self.dropout)
         return UnrolledShrinker(self.n_neighbours, self.n_iter, widths, drops, self.norm)
 
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         data: Any,
         method: str | None = None,
