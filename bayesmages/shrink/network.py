@@ -399,6 +399,7 @@ class NeuralShrinker(BayesianModel):
     def _restore(self, state: Mapping[str, Any]) -> None:
         params = dict(state["params"])
         priors = params.pop("priors", None)
+        # re-running __init__ on a loaded instance restores its settings (mypy flags any explicit __init__ call)
         self.__init__(priors=priors, **params)  # type: ignore[misc]
         if "members" in state:
             members = []

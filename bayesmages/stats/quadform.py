@@ -253,8 +253,8 @@ def liu_params(eigenvalues: Sequence[float] | np.ndarray, modified: bool) -> dic
     }
 
 
-def _liu(q: object, eigenvalues: object, modified: bool) -> np.ndarray:
-    par = liu_params(eigenvalues, modified)  # type: ignore[arg-type]
+def _liu(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray, modified: bool) -> np.ndarray:
+    par = liu_params(eigenvalues, modified)
     qs, _ = _quantiles(q)
     x = (qs - par["muQ"]) / par["sigmaQ"] * par["sigmaX"] + par["muX"]
     if par["ncp"] == 0.0:
