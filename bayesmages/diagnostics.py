@@ -178,7 +178,7 @@ def plot_elbo(elbo: Any, *, ax: Any = None, skip: int = 0, title: str | None = N
     import matplotlib.pyplot as plt
 
     if isinstance(elbo, az.InferenceData):
-        elbo = elbo.sample_stats["elbo"].values
+        elbo = elbo["sample_stats"]["elbo"].values
     elif hasattr(elbo, "elbo_"):
         elbo = elbo.elbo_
     histories = dict(elbo) if isinstance(elbo, Mapping) else {"ELBO": np.asarray(elbo, dtype=float)}

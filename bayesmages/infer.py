@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyro
@@ -30,6 +30,9 @@ from pyro.infer.importance import psis_diagnostic
 from tqdm.auto import tqdm
 
 from bayesmages.errors import BayesmagesError, ConvergenceWarning, InputError
+
+if TYPE_CHECKING:
+    from pyro.params.param_store import StateDict
 
 __all__ = [
     "NUTSResult",
@@ -111,7 +114,7 @@ def param_scope(state: Mapping[str, Any] | None = None) -> Iterator[dict[str, An
         store.set_state(saved)
 
 
-def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
+def _copy_state(state: Mapping[str, Any]) -> StateDict:
     return {
         "params": {k: v.detach().clone() for k, v in state["params"].items()},
         "constraints": dict(state["constraints"]),

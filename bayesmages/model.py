@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,11 @@ class BayesianModel:
     #: default keyword arguments of :func:`bayesmages.infer.run_svi` for this model
     svi_defaults: ClassVar[dict[str, Any]] = {}
 
+    # Set by fit(): the SVI/MAP result, or the NUTS draws (``None`` for the other family).
+    _svi: infer.SVIResult | None
+    _nuts_samples: dict[str, np.ndarray] | None
+    elbo_: np.ndarray | None
+
     def __init__(self, priors: Mapping[str, Any] | None = None) -> None:
         self.priors_user = dict(priors or {})
         # Name and support errors surface at construction; shapes need the data.
@@ -134,7 +139,7 @@ class BayesianModel:
         seed: int = 0,
         progress: bool = False,
         **infer_kwargs: Any,
-    ) -> BayesianModel:
+    ) -> Self:
         """Fit the model.
 
         Parameters
@@ -175,7 +180,7 @@ class BayesianModel:
             self.fit_seconds_ = res.seconds
         else:
             opts = {**self.svi_defaults, **infer_kwargs}
-            res = infer.run_svi(
+            svi_res = infer.run_svi(
                 self.model,
                 lambda r: self._make_guide(method, r),
                 *fd.args,
@@ -186,17 +191,29 @@ class BayesianModel:
                 **opts,
                 **fd.kwargs,
             )
-            self._svi = res
+            self._svi = svi_res
             self._nuts_samples = None
-            self.elbo_ = res.elbo
-            self.restart_losses_ = res.restart_losses
-            self.fit_seconds_ = res.seconds
+            self.elbo_ = svi_res.elbo
+            self.restart_losses_ = svi_res.restart_losses
+            self.fit_seconds_ = svi_res.seconds
         self._after_fit()
         return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "method_"):
             raise NotFittedError(f"{self._label} is not fitted yet; call fit(data) first")
+
+    def _fitted_svi(self) -> infer.SVIResult:
+        """The SVI/MAP result of the fit (the code paths that call this are not reached after NUTS)."""
+        if self._svi is None:
+            raise NotFittedError(f"{self._label} has no SVI result (fitted with method {self.method_!r})")
+        return self._svi
+
+    def _fitted_nuts_samples(self) -> dict[str, np.ndarray]:
+        """The NUTS draws of the fit (the code paths that call this are reached after NUTS only)."""
+        if self._nuts_samples is None:
+            raise NotFittedError(f"{self._label} has no NUTS draws (fitted with method {self.method_!r})")
+        return self._nuts_samples
 
     # ----------------------------------------------------------------- posterior
     def _latent_sites(self) -> tuple[dict[str, tuple[int, ...]], int]:
@@ -212,7 +229,9 @@ class BayesianModel:
             dims = [f.dim for f in site["cond_indep_stack"] if f.vectorized and f.dim is not None]
             nesting = max([nesting, *(-d for d in dims)])
             if not site["is_observed"] and not name.startswith("_"):
-                shapes[name] = tuple(site["value"].shape)
+                value = site["value"]
+                assert value is not None  # a traced sample site always holds its value
+                shapes[name] = tuple(value.shape)
         return shapes, nesting
 
     def sample_posterior(self, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -236,7 +255,7 @@ class BayesianModel:
             raise InputError(f"n must be a positive integer, got {n!r}")
         if self.method_ == "nuts":
             rng = np.random.default_rng(seed)
-            pooled = {k: v.reshape(-1, *v.shape[2:]) for k, v in self._nuts_samples.items()}
+            pooled = {k: v.reshape(-1, *v.shape[2:]) for k, v in self._fitted_nuts_samples().items()}
             total = next(iter(pooled.values())).shape[0]
             idx = rng.choice(total, size=n, replace=n > total)
             return {k: v[idx] for k, v in pooled.items()}
@@ -247,9 +266,10 @@ class BayesianModel:
         # not re-run, so models need not be written for vectorised prediction.
         fd = self._fit_data
         shapes, nesting = self._latent_sites()
-        with infer.seeded(seed), infer.param_scope(self._svi.param_state), torch.no_grad():
+        svi = self._fitted_svi()
+        with infer.seeded(seed), infer.param_scope(svi.param_state), torch.no_grad():
             with pyro.plate("_posterior_draws", n, dim=-(nesting + 1)):
-                values = self._svi.guide(*fd.args, **fd.kwargs)
+                values = svi.guide(*fd.args, **fd.kwargs)
         return {
             k: values[k].detach().double().reshape(n, *shape).numpy()
             for k, shape in shapes.items()
@@ -263,7 +283,7 @@ class BayesianModel:
         """
         self._check_fitted()
         if self.method_ == "nuts":
-            return diagnostics.summarize_draws(self._nuts_samples, chains=True)
+            return diagnostics.summarize_draws(self._fitted_nuts_samples(), chains=True)
         return diagnostics.summarize_draws(self.sample_posterior(n, seed))
 
     def to_inference_data(self, n: int = 1000, seed: int = 0, psis: bool = False) -> Any:
@@ -289,7 +309,7 @@ class BayesianModel:
         fd = self._fit_data
         if self.method_ == "nuts":
             return diagnostics.to_inference_data(
-                self._nuts_samples,
+                self._fitted_nuts_samples(),
                 chains=True,
                 sample_stats=self._nuts_stats,
                 observed_data=fd.observed,
@@ -312,8 +332,9 @@ class BayesianModel:
         if self.method_ == "nuts":
             raise InputError("psis_khat applies to SVI fits, not NUTS")
         fd = self._fit_data
+        svi = self._fitted_svi()
         return infer.psis_khat(
-            self.model, self._svi.guide, self._svi.param_state, *fd.args,
+            self.model, svi.guide, svi.param_state, *fd.args,
             num_particles=num_particles, seed=seed, **fd.kwargs,
         )
 
@@ -359,8 +380,8 @@ class BayesianModel:
 
     def _state(self) -> dict[str, Any]:
         state = {k: v for k, v in vars(self).items() if k != "_svi"}
-        if getattr(self, "_svi", None) is not None:
-            svi = self._svi
+        svi = getattr(self, "_svi", None)
+        if svi is not None:
             state["_svi_saved"] = {
                 "param_state": svi.param_state,
                 "losses": svi.losses,

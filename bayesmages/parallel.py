@@ -124,7 +124,7 @@ def map_units(
         raise InputError(f"names has {len(names)} entries for {len(units)} units")
     label = desc or "work"
     unit_names = list(names) if names is not None else [f"{label} unit {i}" for i in range(len(units))]
-    seeds: list[int | None] = spawn_seeds(seed, len(units)) if seed is not None else [None] * len(units)
+    seeds: list[int | None] = list(spawn_seeds(seed, len(units))) if seed is not None else [None] * len(units)
     if not units:
         return []
     show = progress_enabled(progress)
@@ -241,11 +241,11 @@ def _map_dask(
             # The client is not the process default (set_as_default=False), so name its loop.
             for fut in as_completed(futures, loop=client.loop):
                 if fut.status == "error":
-                    exc = fut.exception()
+                    err = fut.exception()
                     for other in futures:
                         if other is not fut:
                             other.cancel()
-                    raise exc
+                    raise err
                 results[index[fut.key]] = fut.result()
                 bar.update(1)
         finally:

@@ -68,7 +68,7 @@ def support_within(inner: constraints.Constraint, outer: constraints.Constraint)
         return True  # parameter-free families (simplex, positive_definite, corr_cholesky, ...)
     lo_in, hi_in = _bounds(inner)
     lo_out, hi_out = _bounds(outer)
-    if lo_in is None or lo_out is None:
+    if lo_in is None or hi_in is None or lo_out is None or hi_out is None:  # both ends or neither
         return False
     # Whether an end point is open or closed is ignored: for a continuous prior the boundary has
     # probability zero (HalfCauchy's support is [0, inf) and it is the classic prior for a scale > 0).
@@ -164,10 +164,13 @@ def resolve_priors(
                 f"{model_name}: prior {name!r} has shape {got} (batch {tuple(d.batch_shape)}, event "
                 f"{tuple(d.event_shape)}); expected {tuple(spec.shape)} or a scalar prior that broadcasts to it"
             )
-        if not support_within(d.support, spec.support):
+        support = d.support
+        if support is None:
+            raise InputError(f"{model_name}: prior {name!r} declares no support")
+        if not support_within(support, spec.support):
             # Unknown constraint pairs: accept only if draws land in the domain.
             ok = False
-            if _bounds(_unwrap(d.support))[0] is None:
+            if _bounds(_unwrap(support))[0] is None:
                 with torch.random.fork_rng():
                     torch.manual_seed(0)
                     try:

@@ -36,7 +36,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 _loaded = False
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Callable[..., Any])
 
 
 def register_model(name: str) -> Callable[[T], T]:
@@ -65,8 +65,9 @@ def register_model(name: str) -> Callable[[T], T]:
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not obj and _qualname(existing) != _qualname(obj):
             raise InputError(f"a model named {name!r} is already registered ({_qualname(existing)})")
-        _REGISTRY[name] = obj  # type: ignore[assignment]
+        _REGISTRY[name] = obj
         if isinstance(obj, type):
+            # registry_name is a ClassVar of BayesianModel; a registered class is not required to subclass it
             obj.registry_name = name  # type: ignore[attr-defined]
         return obj
 

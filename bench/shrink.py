@@ -8,16 +8,19 @@ pretrained shrinker, the elastic net, raw beta_hat and all-zero. A robustness ta
 and p_causal, on the real block and on msprime LD simulated with seeds and demography that the
 training never used.
 
-Usage: python bench/shrink.py [--quick] [--timing] [--model FILE]
-Writes bench/results/shrink.json and bench/results/shrink.md (``--timing``: only the speed part,
-printed as JSON; nothing is written).
+Usage: python bench/shrink.py [--quick] [--timing] [--tables-only] [--model FILE]
+Writes bench/results/shrink.json and bench/results/shrink.md. ``--timing`` runs only the speed part and
+stores it under ``timing_run`` in shrink.json (the accuracy results are kept); ``--tables-only`` rebuilds
+shrink.md from shrink.json without running anything. The Markdown is only ever written by this script.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,8 +158,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 replicates, small robustness table")
     parser.add_argument("--model", default=None, help="model file (default: the pretrained shrinker)")
-    parser.add_argument("--timing", action="store_true", help="only the speed part (printed, not written)")
+    parser.add_argument("--timing", action="store_true",
+                        help="only the speed part (stored as timing_run in shrink.json; the rest is kept)")
+    parser.add_argument("--tables-only", action="store_true", help="rebuild shrink.md from shrink.json")
     args = parser.parse_args()
+    if args.tables_only:
+        for md_name, text in tables(OUT).items():
+            write_text(text, OUT / md_name)
+        return 0
     torch.set_num_threads(1)
     if not REAL_LD.is_file():
         print(f"real LD block not found at {REAL_LD}; set BAYESMAGES_SHARED", file=sys.stderr)
@@ -166,8 +175,15 @@ def main() -> int:
     model = load_model(args.model) if args.model else load_default()
     R = read_ld(REAL_LD).R
     if args.timing:
-        print(json.dumps({"m": int(R.shape[0]), "load_average": os.getloadavg(), "cores": os.cpu_count(),
-                          **timings(model, R)}, indent=2))
+        load_before = os.getloadavg()[0]
+        run = {"m": int(R.shape[0]), "load_average_before": load_before, **timings(model, R),
+               "load_average_after": os.getloadavg()[0], "cores": os.cpu_count(), "commit": _commit(),
+               "date_utc": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}", "model": args.model or "pretrained default"}
+        print(json.dumps(run, indent=2))
+        out = json.loads((OUT / "shrink.json").read_text())
+        out["timing_run"] = run
+        write_json(out, OUT / "shrink.json")
+        write_text(render(out), OUT / "shrink.md")
         return 0
     reps = 10 if args.quick else 50
     started = time.perf_counter()
@@ -208,6 +224,20 @@ def main() -> int:
     return 0
 
 
+def _commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted code changes), for the record of a timing run."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        # results files do not change what is measured
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)bench/results"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def _fmt(x, digits=3) -> str:
     return "–" if x is None else f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
@@ -220,7 +250,7 @@ def render(out: dict) -> str:
         f"# Neural shrinker benchmark (real chr22 block, m = {out['m']}, n = 300,000, 1% causal, "
         f"h2 ~ U(0.005, 0.01), {out['replicates']} RSS replicates)",
         "",
-        "| method | RMSE (1e-3) | RMSE / enet | AP | 90% coverage (all / causal) | s per block |",
+        "| method | RMSE (1e-3) | RMSE / enet | AP | 90% coverage (all / causal) | s per block (accuracy run) |",
         "|---|---|---|---|---|---|",
     ]
     names = {"nn": "neural shrinker (pretrained)", "enet": "elastic net", "raw": "raw beta_hat", "zero": "all-zero"}
@@ -230,7 +260,11 @@ def render(out: dict) -> str:
         lines.append(f"| {names[k]} | {r['rmse_e3']:.3f} | {r['rmse_e3'] / enet_rmse:.2f} | {_fmt(r.get('ap'))} | "
                      f"{cov} | {_fmt(r.get('seconds_per_block'))} |")
     t = m["timing"]
-    lines += ["", f"Time per 603-variant block, one thread, median of 30: features + model "
+    lines += ["", "Times in this section were measured during the accuracy run (machine load not recorded; "
+              "shared machine) with the code of that run; the neural shrinker's column is the median of "
+              "`predict` (input validation + features + model). A later timing-only run, if any, is in the "
+              "last section.", "",
+              f"Time per 603-variant block (accuracy run), one thread, median of 30: features + model "
               f"{t['nn_features_plus_model']:.4f} s (with input validation {t['nn_predict_with_validation']:.4f} s); "
               "reference-style one-shot 2L with its features (re-implemented, same run) "
               f"{t['reference_style_2L']:.4f} s; "
@@ -246,7 +280,28 @@ def render(out: dict) -> str:
         lines.append(f"| {r['ld']} | {r['setting']} | {r['nn']['rmse_e3']:.3f} | {r['enet']['rmse_e3']:.3f} | "
                      f"{r['raw']['rmse_e3']:.3f} | {r['zero']['rmse_e3']:.3f} | {r['nn']['ap']:.3f} | "
                      f"{r['enet']['ap']:.3f} | {r['nn']['coverage90']:.3f} |")
+    tr = out.get("timing_run")
+    if tr:
+        lines += ["", f"## Timing-only run (`python bench/shrink.py --timing`, {tr['date_utc']} UTC, commit "
+                  f"{tr['commit']}; one thread, median of 30; load average {tr['load_average_before']:.1f} before, "
+                  f"{tr['load_average_after']:.1f} after, {tr['cores']} cores)", "",
+                  "| path | s per 603-variant block |", "|---|---|",
+                  f"| neural shrinker, default path (features + model) | {tr['nn_features_plus_model']:.4f} |",
+                  f"| neural shrinker, predict with input validation | {tr['nn_predict_with_validation']:.4f} |"]
+        if "nn_torch_path_features_plus_model" in tr:
+            lines.append(f"| neural shrinker, torch path (same network) | "
+                         f"{tr['nn_torch_path_features_plus_model']:.4f} |")
+        lines += [f"| reference-style one-shot 2L with its features (re-implemented, same run) | "
+                  f"{tr['reference_style_2L']:.4f} |", "",
+                  f"Ratio to the reference-style network: {tr['ratio_to_reference_style']:.2f} (goal <= 0.5); "
+                  f"absolute goal <= 0.011 s per block: {'met' if tr['nn_features_plus_model'] <= 0.011 else 'not met'}"
+                  " in this run."]
     return "\n".join(lines) + "\n"
+
+
+def tables(results: Path) -> dict[str, str]:
+    """The Markdown files of this benchmark, rebuilt from its shrink.jsonON in ``results`` (nothing runs)."""
+    return {"shrink.md": render(json.loads((results / "shrink.json").read_text()))}
 
 
 if __name__ == "__main__":

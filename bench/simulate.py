@@ -112,7 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl)")
+    parser.add_argument("--tables-only", action="store_true", help="rebuild simulate.md from simulate.json")
     args = parser.parse_args()
+    if args.tables_only:
+        for md_name, text in tables(RESULTS).items():
+            (RESULTS / md_name).write_text(text)
+        return
+    name = "simulate.quick" if args.quick else "simulate"
     limiter = None
     if args.threads:
         from threadpoolctl import threadpool_limits
@@ -130,10 +136,17 @@ def main() -> None:
     result = {"quick": args.quick, "threads": args.threads, "python": platform.python_version(),
               "numpy": np.__version__, "rss": rss, "msprime": msp, "demo": demo, "cpu_s": dict(CPU)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "simulate.quick" if args.quick else "simulate"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = render(result)
+    (RESULTS / f"{name}.md").write_text(md)
+    print(md)
+
+
+def render(result: dict) -> str:
+    """simulate.md from the content of simulate.json."""
+    rss, msp, demo, CPU = result["rss"], result["msprime"], result["demo"], result["cpu_s"]
     md = [
-        f"# bench/simulate.py{' --quick' if args.quick else ''}",
+        f"# bench/simulate.py{' --quick' if result['quick'] else ''}",
         "",
         "| task | size | wall (s) | CPU (s) | baseline wall (s) | baseline CPU (s) | speed-up (wall) |",
         "|---|---|---|---|---|---|---|",
@@ -152,11 +165,15 @@ def main() -> None:
         f"{demo['simulate_multitrait_s']:.2f} | {CPU['demo']:.2f} | | | |",
         "",
         "Baseline: `numpy.random.Generator.multivariate_normal(R @ beta, R / n)` per trait (an SVD of R per call).",
-        f"BLAS threads: {args.threads or 'default'}; machine shared with other jobs, timings are noisy.",
+        f"BLAS threads: {result['threads'] or 'default'}; machine shared with other jobs, timings are noisy.",
         "",
     ]
-    (RESULTS / f"{name}.md").write_text("\n".join(md))
-    print("\n".join(md))
+    return "\n".join(md)
+
+
+def tables(results: Path) -> dict[str, str]:
+    """The Markdown files of this benchmark, rebuilt from its simulate.jsonON in ``results`` (nothing runs)."""
+    return {"simulate.md": render(json.loads((results / "simulate.json").read_text()))}
 
 
 if __name__ == "__main__":

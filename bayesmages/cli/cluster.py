@@ -93,7 +93,8 @@ def read_effects(paths: list[Path], traits: list[str] | None) -> tuple[Any, Any,
             if df.duplicated([idc, trait_col]).any():
                 raise InputError(f"{path}: a (SNP, trait) pair appears more than once")
             order = pd.unique(df[idc])  # keep the file's variant order (pivot sorts)
-            wide = df.pivot(index=idc, columns=trait_col, values=eff).loc[order]
+            # pandas-stubs omit the object/extension arrays of labels that pd.unique returns, which .loc accepts
+            wide = df.pivot(index=idc, columns=trait_col, values=eff).loc[order]  # type: ignore[index]
             if wide.isna().any().any():
                 raise InputError(f"{path}: some variants lack an effect for some trait")
             wide.index = wide.index.astype(str).rename("SNP")
@@ -124,7 +125,8 @@ def read_effects(paths: list[Path], traits: list[str] | None) -> tuple[Any, Any,
         if common.empty:
             raise InputError(f"the effects files {[str(p) for p in paths]} share no variant (SNP) ids")
         out_eff = pd.concat([e.loc[common] for e in effects], axis=1)
-        out_sd = (pd.concat([s.loc[common] for s in sds], axis=1) if all(s is not None for s in sds) else None)
+        given_sds = [s for s in sds if s is not None]
+        out_sd = pd.concat([s.loc[common] for s in given_sds], axis=1) if len(given_sds) == len(sds) else None
     if traits is not None:
         if len(traits) != out_eff.shape[1]:
             raise InputError(f"--traits has {len(traits)} names but the effects have {out_eff.shape[1]} traits")

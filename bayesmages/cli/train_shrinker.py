@@ -6,9 +6,13 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bayesmages.cli._common import add_common, run_metadata
 from bayesmages.errors import InputError
+
+if TYPE_CHECKING:
+    from bayesmages.shrink.train import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def load_config(path: Path | None) -> object:
+def load_config(path: Path | None) -> TrainConfig:
     """Read a training config file (None -> defaults)."""
     from bayesmages.shrink.train import TrainConfig
 

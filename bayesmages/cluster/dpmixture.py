@@ -124,6 +124,9 @@ class DPMixture(BayesianModel):
     }
     #: SVI subsamples this many rows per step when the data have more than twice as many
     batch_rows: ClassVar[int] = 2048
+    # Set by fit() (None after NUTS or a custom guide).
+    restart_elbos_: np.ndarray | None
+    restart_agreement_: np.ndarray | None
     #: the CAVI initialisation runs on at most this many rows (a seeded random subset)
     init_rows: ClassVar[int] = 2000
 
@@ -239,7 +242,7 @@ class DPMixture(BayesianModel):
         )
 
     # ------------------------------------------------------------------ model
-    def _scales_prior(self) -> torch.distributions.Distribution:
+    def _scales_prior(self) -> dist.TorchDistribution:
         prior = self._resolved["scales"]
         if len(prior.batch_shape) == 0:
             prior = prior.expand([self.n_traits_])
@@ -414,14 +417,15 @@ class DPMixture(BayesianModel):
         """Draws of the latent sites of the kept restart, shaped (n, ...)."""
         if self.method_ == "nuts":
             rng = np.random.default_rng(seed)
-            pooled = {k: v.reshape(-1, *v.shape[3:]) for k, v in self._nuts_samples.items()}
+            pooled = {k: v.reshape(-1, *v.shape[3:]) for k, v in self._fitted_nuts_samples().items()}
             total = next(iter(pooled.values())).shape[0]
             idx = rng.choice(total, size=n, replace=n > total)
             return {k: _t(v[idx]) for k, v in pooled.items()}
         if self._custom_guide:
             return {k: _t(v).reshape(n, *v.shape[2:]) for k, v in self._guide_draws(n, seed).items()}
-        with infer.seeded(seed), infer.param_scope(self._svi.param_state), torch.no_grad():
-            values, _ = self._svi.guide.sample(n)
+        svi = self._fitted_svi()
+        with infer.seeded(seed), infer.param_scope(svi.param_state), torch.no_grad():
+            values, _ = svi.guide.sample(n)
         return {k: v[:, self.best_restart_] for k, v in values.items()}
 
     def _derived(self, raw: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -445,7 +449,7 @@ class DPMixture(BayesianModel):
         fd = self._fit_data
         if self.method_ == "nuts" or self._custom_guide:
             self.best_restart_ = 0
-            self.restart_elbos_ = None if self.method_ == "nuts" else -np.asarray(self._svi.restart_losses)
+            self.restart_elbos_ = None if self.method_ == "nuts" else -np.asarray(self._fitted_svi().restart_losses)
             self.restart_agreement_ = None
         else:
             self._select_restart()
@@ -477,16 +481,18 @@ class DPMixture(BayesianModel):
         are equivalent fits, which the reported agreement shows.
         """
         fd = self._fit_data
-        guide = self._svi.guide
+        svi = self._fitted_svi()
+        guide = svi.guide
         R = self._n_batch
-        with infer.seeded(self.seed_), infer.param_scope(self._svi.param_state), torch.no_grad():
+        with infer.seeded(self.seed_), infer.param_scope(svi.param_state), torch.no_grad():
             if self.method_ == "map":
                 elbo = self._log_joint(guide.point())
             else:
                 elbo = self._restart_log_weights(particles).mean(0)
             point = guide.point()
             log_w = kernels.log_stick_weights(point["v"])
-            comp = kernels.component_log_density(*fd.args, self._precision(point), **fd.kwargs)
+            XX, weight = fd.args
+            comp = kernels.component_log_density(XX, weight, self._precision(point), **fd.kwargs)
             labels = (log_w + comp).argmax(-1).numpy()  # (N, R)
         self.restart_elbos_ = elbo.numpy()
         self.best_restart_ = int(np.argmax(self.restart_elbos_))
@@ -501,7 +507,7 @@ class DPMixture(BayesianModel):
         (particles x N x R x K) log-densities to about 2e7 numbers.
         """
         fd = self._fit_data
-        guide = self._svi.guide
+        guide = self._fitted_svi().guide
         N, R, K = fd.num_data, self._n_batch, self.truncation
         chunk = max(1, min(particles, int(2e7 // max(1, N * R * K))))
         out = []
@@ -524,7 +530,7 @@ class DPMixture(BayesianModel):
             raise InputError(f"psis_khat applies to mean-field SVI fits, not {self.method_!r}")
         if self._custom_guide:
             return super().psis_khat(num_particles=num_particles, seed=seed)
-        with infer.seeded(seed), infer.param_scope(self._svi.param_state), torch.no_grad():
+        with infer.seeded(seed), infer.param_scope(self._fitted_svi().param_state), torch.no_grad():
             lw = self._restart_log_weights(num_particles)[:, self.best_restart_]
         return infer.khat_from_log_weights(lw)
 
@@ -543,7 +549,7 @@ class DPMixture(BayesianModel):
             return self._kept(self._derived(self._raw_draws(n, seed)))
 
     def _chain_draws(self) -> dict[str, np.ndarray]:
-        raw = {k: _t(v[:, :, 0]) for k, v in self._nuts_samples.items()}
+        raw = {k: _t(v[:, :, 0]) for k, v in self._fitted_nuts_samples().items()}
         with torch.no_grad():
             return self._kept(self._derived(raw))
 
@@ -571,10 +577,12 @@ class DPMixture(BayesianModel):
                   "trait_": self.trait_names_}
         attrs = {"inference": self.method_, "model": self._label, "categories": list(self.categories_),
                  "scale": self.scale_}
-        if getattr(self, "restart_elbos_", None) is not None:
-            attrs["restart_elbos"] = [float(x) for x in self.restart_elbos_]
-        if getattr(self, "restart_agreement_", None) is not None:
-            attrs["restart_agreement"] = [float(x) for x in self.restart_agreement_]
+        restart_elbos = getattr(self, "restart_elbos_", None)
+        if restart_elbos is not None:
+            attrs["restart_elbos"] = [float(x) for x in restart_elbos]
+        restart_agreement = getattr(self, "restart_agreement_", None)
+        if restart_agreement is not None:
+            attrs["restart_agreement"] = [float(x) for x in restart_agreement]
         if psis and self.method_ == "svi":
             attrs["psis_khat"] = self.psis_khat(seed=seed)
         return diagnostics.to_inference_data(

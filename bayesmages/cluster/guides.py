@@ -86,9 +86,9 @@ class DPMixtureGuide:
     def _scale(self, name: str, key: str) -> torch.Tensor:
         return self._param(name, key, constraint=constraints.positive)
 
-    def distributions(self) -> dict[str, torch.distributions.Distribution]:
+    def distributions(self) -> dict[str, dist.TorchDistribution]:
         """The guide's distribution per latent site (batch shape (R, K or K-1 or 1))."""
-        out: dict[str, torch.distributions.Distribution] = {}
+        out: dict[str, dist.TorchDistribution] = {}
         mf = self.kind == "meanfield"
         if mf:
             ab = self._param("v_ab", "v_count", constraint=constraints.positive)
@@ -150,7 +150,7 @@ class DPMixtureGuide:
         times; their log q is the point masses' log-Jacobian terms (see ``distributions``).
         """
         values: dict[str, torch.Tensor] = {}
-        log_q = 0.0
+        log_q: float | torch.Tensor = 0.0
         for name, d in self.distributions().items():
             if isinstance(d, dist.Delta):
                 values[name] = d.v.expand(n, *d.v.shape)
@@ -180,6 +180,7 @@ class DPMixtureGuide:
             elif isinstance(d, dist.LogNormal):
                 out[name] = d.loc.exp()
             else:  # a Normal pushed through one transform
+                assert isinstance(d, dist.TransformedDistribution)
                 base = d.base_dist.base_dist if isinstance(d.base_dist, dist.Independent) else d.base_dist
                 out[name] = d.transforms[0](base.loc)
         return out

@@ -87,7 +87,8 @@ def plot_clusters(
     if p == 1:
         fig, ax = plt.subplots(figsize=(6, 4))
         groups = [Xs[ls == k, 0] for k in range(K)]
-        ax.hist(groups, bins=60, stacked=True, color=colors[:K], label=legend)
+        # matplotlib's stub omits the (K, 4) RGBA array that hist accepts for K stacked groups
+        ax.hist(groups, bins=60, stacked=True, color=colors[:K], label=legend)  # type: ignore[arg-type]
         ax.set_xlabel(names[0])
         ax.set_ylabel("variants")
         ax.legend(fontsize="small")

@@ -256,7 +256,7 @@ def select_variants(
     elif rule == "absolute":
         if threshold is None or not threshold >= 0:
             raise InputError("select_variants: rule 'absolute' needs a non-negative threshold")
-        keep = (A > threshold).any(1)
+        keep = np.any(A > threshold, axis=1)
     elif rule == "quantile":
         if not 0.0 <= quantile < 1.0:
             raise InputError(f"select_variants: quantile must be in [0, 1), got {quantile!r}")
@@ -270,7 +270,7 @@ def select_variants(
             raise InputError(f"select_variants: sd must have the shape of effects {E.shape}")
         if (S[np.isfinite(S)] < 0).any():
             raise InputError("select_variants: sd has negative values")
-        keep = (A > z * np.where(np.isfinite(S), S, np.inf)).any(1)
+        keep = np.any(A > z * np.where(np.isfinite(S), S, np.inf), axis=1)
     else:
         raise InputError(f"select_variants: rule must be 'quantile', 'absolute', 'posterior' or 'all', got {rule!r}")
     return keep & finite

@@ -149,7 +149,7 @@ def plot_s_summary(
     ax = fig.add_subplot()
     im = ax.imshow(entries[order], aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_yticks(np.arange(order.size), np.asarray(genes, dtype=str)[order], fontsize=7)
-    ax.set_xticks(np.arange(iu.size), [f"{traits[i]} x {traits[j]}" for i, j in zip(iu, ju)], rotation=45,
+    ax.set_xticks(np.arange(iu.size), [f"{traits[int(i)]} x {traits[int(j)]}" for i, j in zip(iu, ju)], rotation=45,
                   ha="right", fontsize=7)
     fig.colorbar(im, ax=ax, label="S_g entry (sum of effect products / |g|)")
     ax.set_title("Gene S_g summary")

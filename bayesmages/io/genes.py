@@ -77,7 +77,7 @@ def validate_genes(
         )
     if (start is None) != (end is None):
         raise InputError(f"{source}: gene table has only one of START/END")
-    if start is not None:
+    if start is not None and end is not None:  # both or neither (checked above)
         s = numeric_column(raw, start, source)
         e = numeric_column(raw, end, source)
         bad = (s < 0) | (e < s)
@@ -90,16 +90,16 @@ def validate_genes(
         out["START"] = s.astype(np.int64)
         out["END"] = e.astype(np.int64)
     if has_index:
-        vals = {c: numeric_column(raw, idx_cols[c], source) for c in INDEX_COLUMNS}
+        vals = {c: numeric_column(raw, col, source) for c, col in idx_cols.items() if col is not None}
         for c, v in vals.items():
             if ((v < 0) | (v != np.round(v))).any():
                 row = int(np.flatnonzero((v < 0) | (v != np.round(v)))[0])
                 raise InputError(f"{source}: column {c} must hold non-negative integers, row {row + 1}")
             out[c] = v.astype(np.int64)
         length = out["end_idx_chr"] - out["start_idx_chr"] + 1
-        bad = (length < 1) | (length != out["N_SNPS"])
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+        bad_len = (length < 1) | (length != out["N_SNPS"])
+        if bad_len.any():
+            row = int(np.flatnonzero(bad_len.to_numpy())[0])
             raise InputError(
                 f"{source}: gene {out['GENE'].iloc[row]!r} (row {row + 1}): index range "
                 f"[{out['start_idx_chr'].iloc[row]}, {out['end_idx_chr'].iloc[row]}] does not hold "

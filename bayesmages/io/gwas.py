@@ -75,7 +75,9 @@ def validate_gwas(raw: pd.DataFrame, source: str | Path = "GWAS table") -> pd.Da
     if found["BETA"] is not None:
         out["BETA"] = numeric_column(raw, found["BETA"], source)
     else:
-        odds = numeric_column(raw, found["OR"], source)
+        or_column = found["OR"]
+        assert or_column is not None  # no BETA column without an OR column was rejected above
+        odds = numeric_column(raw, or_column, source)
         if (odds <= 0).any():
             row = int(np.flatnonzero(odds <= 0)[0])
             raise InputError(f"{source}: column {found['OR']} must be > 0 (odds ratio), row {row + 1}")

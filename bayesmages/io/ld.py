@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from bayesmages.errors import InputError
 
@@ -40,7 +41,7 @@ class LDBlock:
         """Number of variants."""
         return int(self.R.shape[0])
 
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: object = None) -> np.ndarray:
         return self.R if dtype is None else self.R.astype(dtype)
 
 

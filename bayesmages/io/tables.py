@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -110,7 +110,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool =
                 raise InputError(f"{target}: writing Parquet needs pyarrow ({exc}); use .csv") from None
         else:
             sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
-            compression = "gzip" if name.endswith(".gz") else None
+            compression: Literal["gzip"] | None = "gzip" if name.endswith(".gz") else None
             df.to_csv(tmp, sep=sep, index=index, compression=compression, float_format="%.10g")
     return target
 

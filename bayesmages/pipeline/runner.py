@@ -248,7 +248,8 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
     share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"
-        rec = run_step(folder, name, specs[t], lambda f, t=t: steps.write_shrinkage(f, fresh[t]), force=force,
+        # mypy cannot infer a lambda with default arguments: hence ignore[misc] on the run_step calls below
+        rec = run_step(folder, name, specs[t], lambda f, t=t: steps.write_shrinkage(f, fresh[t]), force=force,  # type: ignore[misc]
                        extra_seconds=share)
         records.append(rec)
         shrink_keys[t] = rec.key
@@ -263,7 +264,7 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
     for t in inputs.traits:
         name = f"cluster_{t}"
         spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
-        rec = run_step(folder, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(
+        rec = run_step(folder, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
             f, effects[[t]], seed=sd, progress=progress, **fit_settings), force=force)
         records.append(rec)
         cluster_keys[t] = rec.key
@@ -273,7 +274,7 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
         spec = {"effects": shrink_keys[t], "clusters": rec.key if s["gene_test"] == "epsilon" else None,
                 "ld": inputs.hashes["ld"], "genes": inputs.hashes["genes"], "test": s["gene_test"]}
         rows = shrinkage[shrinkage["trait"] == t]
-        rec = run_step(folder, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(
+        rec = run_step(folder, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
             f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"]),
             force=force)
         records.append(rec)
@@ -289,7 +290,7 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
                 "seed": step_seed(seed, name)}
         sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits).to_numpy()
         mask = select_variants(effects.to_numpy(), sds, rule=s["select"], quantile=s["quantile"])
-        rec = run_step(folder, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(
+        rec = run_step(folder, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
             f, effects, seed=sd, progress=progress, selected=mask, **fit_settings), force=force)
         records.append(rec)
         clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)

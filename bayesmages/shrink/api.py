@@ -42,7 +42,10 @@ def load_default() -> NeuralShrinker:
     path = _default_path()
     if not path.is_file():
         raise InputError(f"the pretrained shrinker is missing from the installation ({path})")
-    return load_model(path)  # type: ignore[return-value]
+    model = load_model(path)
+    if not isinstance(model, NeuralShrinker):
+        raise InputError(f"{path} holds a {type(model).__name__}, not the pretrained shrinker")
+    return model
 
 
 def _resolve_model(model: Any) -> NeuralShrinker:

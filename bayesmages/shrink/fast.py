@@ -19,12 +19,16 @@ Only plain ``Linear -> ReLU (-> Dropout)`` MLPs are supported (no normalisation 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from bayesmages.shrink.features import BlockFeatures
+
+if TYPE_CHECKING:
+    from bayesmages.shrink.net import UnrolledShrinker
 
 __all__ = ["NumpyShrinker", "numpy_predictor"]
 
@@ -43,7 +47,7 @@ class NumpyShrinker:
         The trained network; its weights are copied (later changes to ``net`` are not seen).
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: UnrolledShrinker) -> None:
         layers = []
         for module in net.mlp.layers:
             if isinstance(module, nn.Linear):
@@ -134,6 +138,7 @@ class NumpyShrinker:
                 gate = one / (one + np.exp(-out[:, 0]))
                 new = sgn * np.minimum(abs_r * gate, cap_b)
                 est = est + lead * (new - est) if k < self.n_iter - 1 else new
+            assert out is not None and r is not None  # n_iter >= 1
             sd = _softplus(out[:, 1]) * np.sqrt(one + np.square(r)) + f32(1e-4)
         return est.reshape(B, m), sd.reshape(B, m)
 
@@ -147,7 +152,8 @@ def numpy_predictor(net: nn.Module) -> Predictor | None:
     Same contract as :func:`bayesmages.shrink.train.point_predictor`; the weights are copied now.
     """
     try:
-        fast = NumpyShrinker(net)
+        # other networks fail here with TypeError/AttributeError (duck typing), hence the cast
+        fast = NumpyShrinker(cast("UnrolledShrinker", net))
     except (TypeError, AttributeError):
         return None
 

@@ -89,21 +89,22 @@ class ShrinkMLP(PyroModule):
         layers: list[nn.Module] = []
         prev = n_in
         for w, p in zip(widths, dropout):
-            layers.append(PyroModule[nn.Linear](prev, w))
+            layers.append(PyroModule[nn.Linear](prev, w))  # type: ignore[call-arg, arg-type]  # PyroModule[cls] is pyro's metaclass subscription, typed as PyroModule(name)
             if norm == "layer":
-                layers.append(PyroModule[nn.LayerNorm](w))
+                layers.append(PyroModule[nn.LayerNorm](w))  # type: ignore[arg-type]  # as above
             elif norm == "batch":
-                layers.append(PyroModule[nn.BatchNorm1d](w))
+                layers.append(PyroModule[nn.BatchNorm1d](w))  # type: ignore[arg-type]  # as above
             layers.append(nn.ReLU())
             if p > 0:
                 layers.append(nn.Dropout(p))
             prev = w
-        layers.append(PyroModule[nn.Linear](prev, 2))
-        self.layers = PyroModule[nn.Sequential](*layers)
+        head: nn.Linear = PyroModule[nn.Linear](prev, 2)  # type: ignore[call-arg, arg-type, assignment]  # as above
+        layers.append(head)
+        self.layers: nn.Sequential = PyroModule[nn.Sequential](*layers)  # type: ignore[arg-type, assignment]  # as above
         with torch.no_grad():
             # Start half closed (sigmoid(-1) = 0.27): small first steps keep the unrolled
             # parallel updates stable in strong LD while training opens the right gates.
-            layers[-1].bias[0] = -1.0
+            head.bias[0] = -1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (..., n_in) features to (..., 2) outputs."""
@@ -176,11 +177,14 @@ class UnrolledShrinker(PyroModule):
                 # mean-field output); near the fixed point this no longer double counts.
                 est = new
             estimates.append(est)
+        assert out is not None and r is not None  # n_iter >= 1 (checked in __init__)
         sd = nn.functional.softplus(out[..., 1]) * torch.sqrt(1.0 + r.square()) + 1e-4
         return estimates, sd
 
 
-def make_bayesian(net: UnrolledShrinker, weight_prior: dist.Distribution, bias_prior: dist.Distribution) -> None:
+def make_bayesian(
+    net: UnrolledShrinker, weight_prior: dist.TorchDistribution, bias_prior: dist.TorchDistribution
+) -> None:
     """Turn every linear layer's weight and bias into a Pyro sample site (in place).
 
     The scalar priors are expanded to each parameter's shape; normalisation layers stay
@@ -189,5 +193,6 @@ def make_bayesian(net: UnrolledShrinker, weight_prior: dist.Distribution, bias_p
     for module in net.mlp.layers:
         if isinstance(module, nn.Linear):
             w_shape, b_shape = tuple(module.weight.shape), tuple(module.bias.shape)
-            module.weight = PyroSample(weight_prior.expand(w_shape).to_event(2))
-            module.bias = PyroSample(bias_prior.expand(b_shape).to_event(1))
+            # PyroModule.__setattr__ turns a PyroSample into a sample site; torch types these attributes as tensors
+            module.weight = PyroSample(weight_prior.expand(w_shape).to_event(2))  # type: ignore[assignment]
+            module.bias = PyroSample(bias_prior.expand(b_shape).to_event(1))  # type: ignore[assignment]

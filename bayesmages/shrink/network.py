@@ -147,7 +147,7 @@ class NeuralShrinker(BayesianModel):
         widths, drops = resolve_architecture(self.architecture, self.widths, self.dropout)
         return UnrolledShrinker(self.n_neighbours, self.n_iter, widths, drops, self.norm)
 
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         data: Any,
         method: str | None = None,
@@ -399,6 +399,7 @@ class NeuralShrinker(BayesianModel):
     def _restore(self, state: Mapping[str, Any]) -> None:
         params = dict(state["params"])
         priors = params.pop("priors", None)
+        # re-running __init__ on a loaded instance restores its settings (mypy flags any explicit __init__ call)
         self.__init__(priors=priors, **params)  # type: ignore[misc]
         if "members" in state:
             members = []

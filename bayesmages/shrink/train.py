@@ -109,7 +109,7 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise InputError(f"training config: unknown key(s) {sorted(unknown)}; valid: {sorted(names)}")
-        kw = {}
+        kw: dict[str, Any] = {}
         for k, v in d.items():
             kw[k] = tuple(v) if isinstance(v, list) else v
         cfg = cls(**kw)

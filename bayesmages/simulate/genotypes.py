@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -321,6 +321,42 @@ def partition_blocks(R: np.ndarray, *, min_size: int, max_size: int) -> list[sli
         cuts.append(int(prev[cuts[-1]]))
     cuts.reverse()
     return [slice(a, b) for a, b in itertools.pairwise(cuts)]
+
+
+@overload
+def simulate_ld_blocks(
+    n_blocks: int,
+    variants_per_block: int,
+    *,
+    n_samples: int = ...,
+    seed: int,
+    return_genotypes: Literal[False] = ...,
+    **msprime_kwargs: Any,
+) -> list[np.ndarray]: ...
+
+
+@overload
+def simulate_ld_blocks(
+    n_blocks: int,
+    variants_per_block: int,
+    *,
+    n_samples: int = ...,
+    seed: int,
+    return_genotypes: Literal[True],
+    **msprime_kwargs: Any,
+) -> list[SimulatedGenotypes]: ...
+
+
+@overload
+def simulate_ld_blocks(
+    n_blocks: int,
+    variants_per_block: int,
+    *,
+    n_samples: int = ...,
+    seed: int,
+    return_genotypes: bool,
+    **msprime_kwargs: Any,
+) -> list[np.ndarray] | list[SimulatedGenotypes]: ...
 
 
 def simulate_ld_blocks(

@@ -152,6 +152,7 @@ class MultiTraitSimulation:
         variant_truth = table("variant_truth.tsv")
         snps = variant_truth["SNP"].astype(str).to_numpy()
         ld_blocks, ranges = [], []
+        row: Any  # a pandas row named tuple: its fields are untyped
         for row in blocks_df.itertuples():
             sl = slice(int(row.start_idx), int(row.end_idx) + 1)
             ld_blocks.append(read_ld(folder / str(row.FILE), ids=snps[sl]).R)
@@ -307,7 +308,7 @@ def simulate_multitrait(
     beta = np.zeros((m, p))
     gene_info: dict[int, dict[str, Any]] = {}
     for g, members in zip(causal_genes, types):
-        lo, hi = int(genes.at[g, "start_idx_chr"]), int(genes.at[g, "end_idx_chr"]) + 1
+        lo, hi = int(genes["start_idx_chr"].loc[g]), int(genes["end_idx_chr"].loc[g]) + 1
         k = max(1, round(p_causal_in_gene * (hi - lo)))
         idx = np.sort(rng_eff.choice(np.arange(lo, hi), size=k, replace=False))
         e = rng_eff.standard_normal((k, len(members)))
@@ -319,7 +320,7 @@ def simulate_multitrait(
             signs[0] = 1.0
             u = rng_eff.standard_normal((k, 1))
             eff = signs * (np.sqrt(rho) * u + np.sqrt(1.0 - rho) * e)
-        beta[np.ix_(idx, members)] = sigma[idx, None] * eff
+        beta[np.ix_(idx, np.asarray(members))] = sigma[idx, None] * eff
         gene_info[int(g)] = {"traits": members, "n_causal": k, "rho": rho, "signs": signs}
 
     # Scale each trait to its heritability: sum over blocks of beta_b' R_b beta_b.
@@ -349,6 +350,7 @@ def simulate_multitrait(
 
     gene_truth = _gene_truth(genes, gene_info, traits, beta, blocks, ranges)
     gene_of = np.full(m, "", dtype=object)
+    row: Any  # a pandas row named tuple: its fields are untyped
     for row in genes.itertuples():
         gene_of[row.start_idx_chr : row.end_idx_chr + 1] = row.GENE
     block_of = np.repeat(np.arange(len(blocks)), sizes)
@@ -379,6 +381,7 @@ def _ld_and_layout(
     variants_per_block: int, n_ref_samples: int, seed: int, msprime_kwargs: dict[str, Any],
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Per block: positions (offset along chromosome 1), MAFs and LD matrices."""
+    mafs: list[np.ndarray]
     if ld_blocks is not None:
         from bayesmages.io.ld import validate_ld
 
@@ -389,7 +392,7 @@ def _ld_and_layout(
             raise InputError("ld_blocks is empty")
         rng = np.random.default_rng(seed)
         if maf is None:
-            mafs = [rng.uniform(0.01, 0.5, size=R.shape[0]) for R in blocks]
+            mafs = [rng.uniform(0.01, 0.5, size=int(R.shape[0])) for R in blocks]
         else:
             if len(maf) != len(blocks):
                 raise InputError(f"maf has {len(maf)} arrays for {len(blocks)} ld_blocks")
@@ -470,6 +473,7 @@ def _gene_truth(
     blocks: list[np.ndarray], ranges: list[slice],
 ) -> pd.DataFrame:
     rows = []
+    row: Any  # a pandas row named tuple: its fields are untyped
     for g, row in enumerate(genes.itertuples()):
         rec: dict[str, Any] = {"GENE": row.GENE}
         d = info.get(g)

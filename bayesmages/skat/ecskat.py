@@ -239,8 +239,8 @@ def learn_kernel_weights(
         u[keep] = _solve_qp(c[keep], M[np.ix_(keep, keep)])
     w = u / u.sum()
     value = float(c @ w / math.sqrt(max(2.0 * w @ M @ w, 1e-300)))
-    J = float(c @ w / math.sqrt(max(float(np.sum(b * w * w)), 1e-300)))
-    bound = math.exp(-J / 8.0) if (objective == "bound" and J >= 1) else None
+    J_w = float(c @ w / math.sqrt(max(float(np.sum(b * w * w)), 1e-300)))
+    bound = math.exp(-J_w / 8.0) if (objective == "bound" and J_w >= 1) else None
     return {"weights": w, "u": u, "c": c, "B": M, "objective_value": value, "train_bound": bound,
             "fallback": fallback}
 

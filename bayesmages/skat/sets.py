@@ -78,15 +78,16 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
     if G.shape[1] == 0:
         return {**row, "n_tested": 0, "statistic": np.nan, "p_value": np.nan, "method": "no variants found"}
     if opts["test"] == "ecskat":
-        r = ecskat(G, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
-                   objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["method"],
-                   impute=opts["impute"], variant_names=ids)
-        return {**row, "n_tested": r.n_tested, "statistic": r.statistic, "p_value": r.p_value,
-                "method": f"ecskat-{r.objective}" + ("-fallback" if r.fallback else "")}
+        ec = ecskat(G, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
+                    objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["method"],
+                    impute=opts["impute"], variant_names=ids)
+        return {**row, "n_tested": ec.n_tested, "statistic": ec.statistic, "p_value": ec.p_value,
+                "method": f"ecskat-{ec.objective}" + ("-fallback" if ec.fallback else "")}
+    assert null is not None  # fitted by the caller for every test but ecskat
     r = skat_test(G, null, test=opts["test"], weights_beta=opts["weights_beta"], method=opts["method"],
                   impute=opts["impute"], seed=opts["seed"])
     row.update(n_tested=r.n_tested, statistic=r.statistic, p_value=r.p_value, method=r.method)
-    if r.p_each_rho is not None:
+    if r.p_each_rho is not None and r.rho_grid is not None:  # both set by SKAT-O
         row["rho"] = r.rho
         for rho, pr in zip(r.rho_grid, r.p_each_rho):
             row[f"p_rho_{rho:g}"] = pr

@@ -243,9 +243,11 @@ def skato(
     p_each = np.empty(n_r)
     mom = []
     if adjusted:
+        assert Z1 is not None, "a moment-adjusted binary null needs Z1"
         T = _boot_scores(null, Z1)
     for i, rho in enumerate(r):
         if adjusted:
+            assert Z1 is not None
             R = (1.0 - rho) * np.eye(p) + rho * np.ones((p, p))
             prm = moment_params(null, Z1, R, T)
             p_each[i] = moment_pvalue(q_rho[i], prm)
@@ -261,6 +263,7 @@ def skato(
     pm = _mixture_param(M, r)
     used = "optimal.adj" if method == "davies" else "optimal.moment.adj"
     if adjusted:
+        assert Z1 is not None
         C = np.eye(p) - np.outer(np.ones(p), pm["cof1"]) / p
         mu_rem, var_rem, df_rem = moment_params(null, Z1, C @ C.T, T)
         pm = {**pm, "mu_q": mu_rem, "var_q": var_rem + pm["var_remain"], "df": df_rem}

@@ -134,6 +134,7 @@ def _boot_scores(null: NullModel, Z1: np.ndarray) -> np.ndarray:
     """Bootstrap scores ``T* = Z~' (y* - mu)`` (p x B), Z~ = Z1 / sqrt(V): the linearised null scores."""
     cache = null.__dict__.setdefault("_boot_cache", {})
     if "Yc" not in cache:
+        assert null.y_boot is not None  # only moment-adjusted nulls get here, and they carry y_boot
         # centred bootstrap phenotypes, kept as float32 to halve the memory of an (n, B) matrix
         cache["Yc"] = (null.y_boot.astype(np.float32) - null.fitted[:, None].astype(np.float32))
     Zt = (Z1 / null.sqrt_var[:, None]).astype(np.float32)
@@ -228,6 +229,7 @@ def test_prepared(
     p_val, used, fault = mixture_pvalue(Q, lam_all, method)
     res = SKATResult(p_val, Q, p, n_variants, test, used, davies_fault=fault)
     if adjusted:
+        assert Z1 is not None  # set above for adjusted nulls
         params = moment_params(null, Z1, R, _boot_scores(null, Z1))
         # R reports the unadjusted liu.mod value next to the adjusted one
         res.p_value_noadj = mixture_pvalue(Q, lam_all, "liu.mod")[0]

@@ -78,10 +78,10 @@ def _errbd_sums(lam: np.ndarray, lam_list: list[float], u: float) -> tuple[float
             s_c += lj / y
             s_1 += x * x / y + (log1p(-x) + x)
     except (ValueError, ZeroDivisionError):  # outside the domain: numpy's inf/nan semantics
-        x = t * lam
-        y = 1.0 - x
-        s_c = float((lam / y).sum())
-        s_1 = float((x * x / y + (np.log1p(-x) + x)).sum())
+        xa = t * lam
+        ya = 1.0 - xa
+        s_c = float((lam / ya).sum())
+        s_1 = float((xa * xa / ya + (np.log1p(-xa) + xa)).sum())
     return s_c, s_1
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import integrate, special, stats
@@ -181,7 +182,7 @@ def imhof(
         a, env = amp(u)
         return np.sin(a - 0.5 * qi * u) * env
 
-    kw = {"epsabs": epsabs, "epsrel": epsrel, "limit": limit}
+    kw: dict[str, Any] = {"epsabs": epsabs, "epsrel": epsrel, "limit": limit}
     for i, qi in enumerate(qs):
         if qi <= 0:
             continue
@@ -252,8 +253,8 @@ def liu_params(eigenvalues: Sequence[float] | np.ndarray, modified: bool) -> dic
     }
 
 
-def _liu(q: object, eigenvalues: object, modified: bool) -> np.ndarray:
-    par = liu_params(eigenvalues, modified)  # type: ignore[arg-type]
+def _liu(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray, modified: bool) -> np.ndarray:
+    par = liu_params(eigenvalues, modified)
     qs, _ = _quantiles(q)
     x = (qs - par["muQ"]) / par["sigmaQ"] * par["sigmaX"] + par["muX"]
     if par["ncp"] == 0.0:

@@ -1,0 +1,28 @@
+"""The package ships ``py.typed``: mypy must pass on ``bayesmages/`` (settings: ``[tool.mypy]`` in pyproject.toml).
+
+mypy and the stub packages it needs (pandas-stubs, scipy-stubs, types-tqdm) are in the ``dev`` extra, so CI
+runs this check; it is skipped only where mypy itself is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed (pip install -e '.[dev]')")
+def test_mypy_is_clean_on_the_package():
+    # Run from the repository root so that pyproject.toml's [tool.mypy] applies and the checked files are
+    # this checkout's (not an installed copy); no cache is written into the clone.
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", "/dev/null", "bayesmages"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, f"mypy found errors:\n{proc.stdout}\n{proc.stderr}"
+    assert "Success: no issues found" in proc.stdout
