@@ -45,6 +45,26 @@ def load_default() -> NeuralShrinker:
     return load_model(path)  # type: ignore[return-value]
 
 
+def model_file(path: str | os.PathLike[str]) -> Path:
+    """The model file behind ``path``: the file itself, or ``model.pt`` of a ``train-shrinker`` folder.
+
+    Examples
+    --------
+    >>> model_file("my_model/")  # doctest: +SKIP
+    PosixPath('my_model/model.pt')
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model.pt").is_file():
+            return p / "model.pt"
+        raise InputError(f"model {p}: a folder without model.pt; give 'default', a model file or a folder "
+                         "written by train-shrinker")
+    if not p.is_file():
+        raise InputError(f"model {p}: no such file; give 'default', a model file or a folder written by "
+                         "train-shrinker")
+    return p
+
+
 def _resolve_model(model: Any) -> NeuralShrinker:
     if isinstance(model, NeuralShrinker):
         return model
@@ -53,7 +73,7 @@ def _resolve_model(model: Any) -> NeuralShrinker:
     if isinstance(model, str | os.PathLike):
         from bayesmages.model import load_model
 
-        loaded = load_model(model)
+        loaded = load_model(model_file(model))
         if not isinstance(loaded, NeuralShrinker):
             raise InputError(f"{model}: not a neural_shrinker model file")
         return loaded
