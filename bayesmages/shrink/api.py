@@ -157,7 +157,9 @@ def shrink(
 
     if method not in ("nn", "enet"):
         raise InputError(f"method must be 'nn' or 'enet', got {method!r}")
-    blocks = _as_blocks(beta_hat, se, R)
+    # Validated here, named "block <i>", so that a bad block stops the call before any work.
+    blocks = [validate_block(b, s, Rb, name=f"block {i + 1}")
+              for i, (b, s, Rb) in enumerate(_as_blocks(beta_hat, se, R))]
     nn_model = _resolve_model(model) if method == "nn" else None
     units = [(nn_model, method, b, s, Rb) for b, s, Rb in blocks]
     names = [f"block {i + 1}" for i in range(len(units))]
