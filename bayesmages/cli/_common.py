@@ -116,7 +116,15 @@ def map_genes_or_fail(genes: Any, genes_path: Path, data_path: Path, *, variants
     from bayesmages.errors import InputError
     from bayesmages.genes.mapping import map_genes
 
-    gmap = map_genes(genes, variants=variants, n_variants=n_variants, by=by)
+    try:
+        gmap = map_genes(genes, variants=variants, n_variants=n_variants, by=by)
+    except InputError as exc:
+        msg = str(exc)
+        if msg.startswith(("variants:", "genes:")):  # the mapper sees tables only: name the files
+            where = data_path if msg.startswith("variants:") else genes_path
+            raise InputError(f"{where}: {msg.split(':', 1)[1].strip()} (mapping the genes of {genes_path} to "
+                             f"the variants of {data_path})") from None
+        raise
     if len(gmap) == 0:
         raise InputError(f"{genes_path}: none of its {len(genes)} genes contains a variant of {data_path}; check "
                          "chromosomes and positions (or index ranges)")
