@@ -458,3 +458,15 @@ def test_ecskat_result_repr_is_compact():
     res = bm.skat.ecskat(Z, rng.normal(size=200), rng.normal(size=(200, 1)), seed=1)
     text = repr(res)
     assert len(text.splitlines()) == 1 and len(text) < 300 and "p_value=" in text
+
+
+def test_ci_runs_the_readme_test_command():
+    root = Path(bm.__file__).resolve().parents[1]
+    if not (root / ".ci" / "run").is_file():
+        pytest.skip("not a source checkout")
+    quickstart = (root / "README.md").read_text().split("## Quickstart")[1].split("```bash")[1].split("```")[0]
+    commands = quickstart.strip().splitlines()
+    assert len(commands) == 2
+    # Both make (or reuse) .venv themselves: the system Python's pip refuses to install outside one (PEP 668).
+    assert all(c.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install ") for c in commands)
+    assert commands[1] in (root / ".ci" / "run").read_text().splitlines()
