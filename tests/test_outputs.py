@@ -470,3 +470,18 @@ def test_ci_runs_the_readme_test_command():
     # Both make (or reuse) .venv themselves: the system Python's pip refuses to install outside one (PEP 668).
     assert all(c.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install ") for c in commands)
     assert commands[1] in (root / ".ci" / "run").read_text().splitlines()
+
+
+def test_a_folder_of_another_command_is_not_replaced(sim, effects, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "sim"
+    shutil.copytree(sim, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    argv = ["cluster", "--effects", *map(str, effects), "--out", str(folder), "--quiet"]
+    assert main(argv) == 2
+    _one_line(capsys, "cluster", "holds the output of 'bayesmages simulate'")
+    # With --overwrite, simulate's run.json is in the way: not cluster's to replace.
+    assert main([*argv, "--overwrite"]) == 2
+    _one_line(capsys, "cluster", "would replace 'run.json'")
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before

@@ -186,19 +186,29 @@ class OutputDir:
         self.what = what
 
     # ------------------------------------------------------------------ ownership
-    def owned(self) -> set[str]:
-        """Files (relative paths) that bayesmages wrote in the folder."""
+    def _marker(self) -> dict[str, Any] | None:
+        """The folder's marker when it was written by this command (or either side names none)."""
         marker = _read_marker(self.path)
+        if marker is None or (self.command and marker.get("command") not in (None, self.command)):
+            return None  # e.g. a simulate folder given to cluster: its files are not this command's to replace
+        return marker
+
+    def owned(self) -> set[str]:
+        """Files (relative paths) that this bayesmages command wrote in the folder."""
+        marker = self._marker()
         if marker is not None:
             return {str(f) for f in marker["files"]}
+        if _read_marker(self.path) is not None:
+            return set()
         if self.legacy is not None and self.path.is_dir():
             return set(self.legacy(self.path))
         return set()
 
     def is_ours(self) -> bool:
-        """True when the folder carries a bayesmages marker (or is a recognised legacy output)."""
-        return _read_marker(self.path) is not None or bool(self.legacy and self.path.is_dir()
-                                                            and self.legacy(self.path))
+        """True when the folder carries this command's marker (or is a recognised legacy output)."""
+        if _read_marker(self.path) is not None:
+            return self._marker() is not None
+        return bool(self.legacy and self.path.is_dir() and self.legacy(self.path))
 
     def foreign(self) -> list[str]:
         """Files in the folder that bayesmages did not write."""
@@ -219,6 +229,12 @@ class OutputDir:
                 break
         if p.is_dir() and not self.overwrite and not self.is_ours():
             entries = sorted(e.name for e in p.iterdir() if not _is_tmp(e.name))
+            other = _read_marker(p)
+            if other is not None:
+                raise InputError(
+                    f"{self.what} {self.given}: the folder holds the output of 'bayesmages {other.get('command')}', "
+                    f"not of '{self.command}'; choose a new folder, or pass --overwrite to add to it (its files "
+                    "are kept)")
             if entries:
                 raise InputError(
                     f"{self.what} {self.given}: the folder exists and was not written by bayesmages (it holds "

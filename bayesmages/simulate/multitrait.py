@@ -125,7 +125,7 @@ class MultiTraitSimulation:
         from bayesmages.io.outdir import OutputDir
 
         target = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, overwrite=overwrite,
-                                                                           what="out_dir")
+                                                                           command="simulate", what="out_dir")
         with target.build() as tmp:
             self.write_files(tmp)
             if metadata is not None:
