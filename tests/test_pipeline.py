@@ -231,7 +231,8 @@ def _bad_cases(sim, tmp_path):
         "ld short": (["--gwas", gwas[0], "--ld", str(blocks[0]), "--genes", genes], "cover 80 variants"),
         "genes index": (["--gwas", gwas[0], "--ld", ld, "--genes", str(outside)], "genes_outside.tsv"),
         "genes positions": (["--gwas", gwas[0], "--ld", ld, "--genes", str(elsewhere)], "none of its 2 genes"),
-        "out occupied": (["--gwas", gwas[0], "--ld", ld, "--genes", genes, "--out", str(not_run)], "not written by bayesmages"),
+        "out occupied": (["--gwas", gwas[0], "--ld", ld, "--genes", genes, "--out", str(not_run)],
+                         "not written by bayesmages"),
     }
 
 
