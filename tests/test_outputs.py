@@ -485,3 +485,10 @@ def test_a_folder_of_another_command_is_not_replaced(sim, effects, tmp_path, cap
     assert main([*argv, "--overwrite"]) == 2
     _one_line(capsys, "cluster", "would replace 'run.json'")
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_shrink_block_errors_name_the_block_once():
+    b, s = np.array([0.1, 0.2]), np.array([0.05, 0.0])
+    with pytest.raises(InputError) as err:
+        bm.shrink.shrink([b, b], [b * 0 + 0.05, s], [np.eye(2), np.eye(2)])
+    assert str(err.value) == "block 2: se must be > 0; variant 2 has se = 0"
