@@ -42,7 +42,7 @@ def add_common(parser: argparse.ArgumentParser, *, seed: bool = True, workers: b
     """Add ``--seed``, ``--quiet`` (and ``--workers``/``--scheduler``) to a sub-command."""
     if seed:
         parser.add_argument("--seed", type=seed_type, default=0, help="random seed (default 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (notes and errors still show)")
     if workers:
         parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
         parser.add_argument("--scheduler", default=None, metavar="ADDRESS",

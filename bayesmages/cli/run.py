@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--genes", type=Path, required=True, help="gene table (START/END or ML-MAGES index columns)")
     p.add_argument("--out", type=Path, required=True, help="output folder (new, or an earlier run to resume)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    p.add_argument("--model", default="default", help="'default' (pretrained shrinker) or a train-shrinker file")
+    p.add_argument("--model", default="default",
+                   help="'default' (pretrained shrinker), or a model file or folder written by train-shrinker")
     p.add_argument("--fdr", type=float, default=0.05, help="FDR level of the gene-test figures (default 0.05)")
     p.add_argument("--truncation", type=positive_int, default=20, help="dp_mixture truncation K (default 20)")
     p.add_argument("--restarts", type=positive_int, default=5, help="dp_mixture restarts (default 5)")
