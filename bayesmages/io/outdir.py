@@ -210,13 +210,6 @@ class OutputDir:
             return self._marker() is not None
         return bool(self.legacy and self.path.is_dir() and self.legacy(self.path))
 
-    def foreign(self) -> list[str]:
-        """Files in the folder that bayesmages did not write."""
-        if not self.path.is_dir():
-            return []
-        owned = self.owned()
-        return [f for f in files_under(self.path) if f not in owned]
-
     def check(self) -> OutputDir:
         """Refuse an unusable target now, before any work: returns self or raises InputError."""
         p = self.path
