@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,10 @@ def _check_demo_folder(out):
     assert rec["average_precision"].between(0, 1).all() and rec["baseline"].between(0, 1).all()
     meta = json.loads((out / "run.json").read_text())
     assert meta["seeds"] == {"seed": meta["arguments"]["seed"]} and len(meta["recovery"]) == len(rec)
+    # The pipeline ran on the demo's temporary twin; its run.json names the files where they are now.
+    sources = json.loads((out / "results" / "run.json").read_text())["inputs"]["sources"]
+    paths = [sources["gwas:T1"], sources["gwas:T2"], sources["genes"], *sources["ld"]]
+    assert all(Path(p).is_file() and Path(p).is_relative_to(out.resolve()) for p in paths), paths
     return rec
 
 

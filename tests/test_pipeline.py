@@ -12,6 +12,7 @@ import pytest
 import bayesmages as bm
 from bayesmages.cli import main
 from bayesmages.errors import InputError
+from bayesmages.io.outdir import MARKER
 from bayesmages.pipeline import steps
 
 TINY = ["--blocks", "2", "--variants-per-block", "80", "--ref-samples", "300"]
@@ -194,7 +195,7 @@ def test_one_trait_from_memory_runs_and_renders(sim, tmp_path, cli_run):
         assert _png_ok(tmp_path / "one" / name), name
 
 
-def test_failed_step_leaves_no_new_folder_and_keeps_finished_steps(sim, tmp_path, monkeypatch):
+def test_failed_step_keeps_finished_steps_and_no_temporary_folder(sim, tmp_path, monkeypatch):
     gwas, ld, genes = _files(sim)
 
     def boom(*args, **kwargs):
@@ -204,16 +205,19 @@ def test_failed_step_leaves_no_new_folder_and_keeps_finished_steps(sim, tmp_path
     out = tmp_path / "fresh"
     with pytest.raises(RuntimeError, match="simulated failure"):
         bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
-    assert not out.exists() and list(tmp_path.iterdir()) == []  # no temporary folder either
+    # The finished steps stay for a rerun to reuse; nothing half-written, no temporary folder.
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "cluster_T1", "enrich_T1", "shrink_T1"]
+    assert list(tmp_path.iterdir()) == [out]
 
     monkeypatch.undo()
-    bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
+    res = bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
+    assert [r.reused for r in res.steps] == [True, True, True, False]
     shutil.rmtree(out / "genes")
     monkeypatch.setattr(steps, "gene_summaries", boom)
     with pytest.raises(RuntimeError):
         bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
     assert (out / "cluster_T1" / "step.json").is_file() and not (out / "genes").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != MARKER]
 
 
 def _bad_cases(sim, tmp_path):
@@ -235,7 +239,8 @@ def _bad_cases(sim, tmp_path):
         "ld short": (["--gwas", gwas[0], "--ld", str(blocks[0]), "--genes", genes], "cover 80 variants"),
         "genes index": (["--gwas", gwas[0], "--ld", ld, "--genes", str(outside)], "genes_outside.tsv"),
         "genes positions": (["--gwas", gwas[0], "--ld", ld, "--genes", str(elsewhere)], "none of its 2 genes"),
-        "out occupied": (["--gwas", gwas[0], "--ld", ld, "--genes", genes, "--out", str(not_run)], "not a bayesmages"),
+        "out occupied": (["--gwas", gwas[0], "--ld", ld, "--genes", genes, "--out", str(not_run)],
+                         "not written by bayesmages"),
     }
 
 

@@ -4,18 +4,23 @@ Each sub-command lives in its own module of this package and exposes
 ``register(subparsers) -> argparse.ArgumentParser`` (setting ``func`` via ``set_defaults``);
 modules are discovered automatically, so adding a command never edits this file.
 
-All commands share one error path: an :class:`~bayesmages.errors.InputError` (or a missing
-file) prints one line ``bayesmages <command>: error: ...`` on stderr and exits with status 2.
+All commands share one error path: an :class:`~bayesmages.errors.InputError` or an operating-system
+error (a missing file, no permission, a full disk) prints one line ``bayesmages <command>: error: ...``
+on stderr and exits with status 2; SIGTERM and Ctrl-C clean up and exit with 143 and 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from bayesmages.errors import BayesmagesError, InputError
 
@@ -51,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -59,19 +72,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_INPUT_ERROR
     name = args.command
+    # SIGTERM (what job schedulers and `timeout` send) becomes an exception in the main thread, so the
+    # work in progress is cleaned up like on Ctrl-C; SIGKILL cannot be caught: the next run cleans up.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = args.func(args)
-    except (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        msg = str(exc) if isinstance(exc, InputError) else f"{exc.strerror}: {exc.filename}"
-        print(f"bayesmages {name}: error: {_one_line(msg)}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"bayesmages {name}: error: {_one_line(_describe(exc, getattr(args, 'out', None)))}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except BayesmagesError as exc:
         print(f"bayesmages {name}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"bayesmages {name}: interrupted", file=sys.stderr)
+        print(f"bayesmages {name}: interrupted{_resume_hint(name)}", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"bayesmages {name}: terminated (SIGTERM){_resume_hint(name)}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except Exception as exc:
+        if os.environ.get("BAYESMAGES_DEBUG"):
+            raise
+        print(f"bayesmages {name}: internal error: {type(exc).__name__}: {_one_line(str(exc))} (a bug: please "
+              "report it; BAYESMAGES_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(status or 0)
+
+
+def _resume_hint(name: str) -> str:
+    return "; run the same command again to resume" if name == "run" else ""
+
+
+def _describe(exc: BaseException, out: Any = None) -> str:
+    """The message of an InputError, or ``<what went wrong>: <file>`` for an OSError (disk full, permissions)."""
+    if isinstance(exc, InputError) or not isinstance(exc, OSError):
+        return str(exc)
+    what = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        what = "cannot write the results: no space left on the device"
+    files = [f for f in (exc.filename, exc.filename2) if f]
+    if files:
+        return f"{what}: {files[0]}"
+    return f"{what} (writing --out {out})" if out is not None else what
 
 
 def _one_line(msg: str) -> str:

@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_common", "positive_int", "run_metadata", "seed_type"]
+__all__ = ["add_common", "add_out", "map_genes_or_fail", "note", "output_dir", "output_file", "positive_int",
+           "run_metadata", "seed_type"]
+
+OVERWRITE_HELP = ("write into an existing --out that bayesmages did not write; files bayesmages did not write are "
+                  "never deleted, and one it would replace stops the command")
 
 
 def _int_at_least(minimum: int, what: str):
@@ -38,7 +42,7 @@ def add_common(parser: argparse.ArgumentParser, *, seed: bool = True, workers: b
     """Add ``--seed``, ``--quiet`` (and ``--workers``/``--scheduler``) to a sub-command."""
     if seed:
         parser.add_argument("--seed", type=seed_type, default=0, help="random seed (default 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (notes and errors still show)")
     if workers:
         parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
         parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -59,3 +63,75 @@ def run_metadata(args: argparse.Namespace, started: float, **extra: Any) -> dict
         "platform": platform.platform(),
         **extra,
     }
+
+
+def add_out(parser: argparse.ArgumentParser, help: str, *, default: Path | None = None) -> None:
+    """Add ``--out`` (required unless it has a default) and ``--overwrite``."""
+    parser.add_argument("--out", type=Path, required=default is None, default=default, help=help)
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+
+
+def output_dir(args: argparse.Namespace, **kwargs: Any) -> Any:
+    """The checked output folder of a command (:class:`bayesmages.io.outdir.OutputDir`); refuses it now, if at all."""
+    from bayesmages.io.outdir import OutputDir
+
+    return OutputDir(args.out, overwrite=args.overwrite, command=args.command, **kwargs).check()
+
+
+def output_file(args: argparse.Namespace, sidecar: Path) -> Path:
+    """Check ``--out`` (a table) and its ``sidecar`` run.json before any work; returns ``--out``.
+
+    The table's ending must be writable (``.xlsx`` is refused, ``.parquet`` needs pyarrow), and an
+    existing file is replaced only when bayesmages wrote it (its sidecar names it) or with ``--overwrite``.
+    """
+    import json
+
+    from bayesmages.io.outdir import check_output_file
+    from bayesmages.io.tables import check_table_path
+
+    def written_by_us(path: Path) -> bool:
+        try:
+            meta = json.loads(sidecar.read_text())
+            return Path(str(meta["arguments"]["out"])).name == path.name
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    check_table_path(args.out, what="--out")
+    check_output_file(args.out, overwrite=args.overwrite, is_ours=written_by_us)
+    check_output_file(sidecar, overwrite=True, what="run metadata")
+    return Path(args.out)
+
+
+def note(args: argparse.Namespace, message: str) -> None:
+    """One line ``bayesmages <command>: note: ...`` on stderr (shown even with ``--quiet``: it is not progress)."""
+    print(f"bayesmages {args.command}: note: {message}", file=sys.stderr, flush=True)
+
+
+def map_genes_or_fail(genes: Any, genes_path: Path, data_path: Path, *, variants: Any, n_variants: int,
+                      by: str = "auto") -> Any:
+    """Map the genes to the data's variants now, before any work; refuse a table none of whose genes maps.
+
+    Returns the :class:`~bayesmages.genes.mapping.GeneMap` (its ``unmapped`` genes are skipped).
+    """
+    from bayesmages.errors import InputError
+    from bayesmages.genes.mapping import map_genes
+
+    try:
+        gmap = map_genes(genes, variants=variants, n_variants=n_variants, by=by)
+    except InputError as exc:
+        msg = str(exc)
+        if msg.startswith(("variants:", "genes:")):  # the mapper sees tables only: name the files
+            where = data_path if msg.startswith("variants:") else genes_path
+            raise InputError(f"{where}: {msg.split(':', 1)[1].strip()} (mapping the genes of {genes_path} to "
+                             f"the variants of {data_path})") from None
+        raise
+    if len(gmap) == 0:
+        raise InputError(f"{genes_path}: none of its {len(genes)} genes contains a variant of {data_path}; check "
+                         "chromosomes and positions (or index ranges)")
+    return gmap
+
+
+def unmapped_note(n_unmapped: int, n_genes: int) -> str:
+    """The note on genes that hold no variant of the data."""
+    return (f"{n_unmapped} of {n_genes} genes contain no variant of the data and were skipped "
+            "(listed in run.json)")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_dir, run_metadata
 
 _ID_ALIASES = ("SNP", "ID", "RSID", "VARIANT_ID", "MARKERNAME")
 _EFFECT_ALIASES = ("BETA_SHRUNK", "BETA_TILDE", "SHRUNK", "BETA", "EFFECT")
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--effects", type=Path, nargs="+", required=True, metavar="FILE", help="shrunk-effects file(s)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_out(p, "output folder (new, or one bayesmages wrote; see --overwrite)")
     p.add_argument("--traits", nargs="+", default=None, metavar="NAME",
                    help="trait names (default: file names, or column names of a wide file)")
     p.add_argument("--truncation", type=int, default=20, help="K, the truncation of the process (default 20)")
@@ -116,9 +116,17 @@ def read_effects(paths: list[Path], traits: list[str] | None) -> tuple[Any, Any,
             eff = _find(df.columns, _EFFECT_ALIASES)
             if eff is None:
                 raise InputError(f"{path}: no effect column (one of {list(_EFFECT_ALIASES)})")
-            effects.append(pd.Series(numeric_column(df, eff, path), index=index, name=path.stem.split(".")[0]))
+            # The trait is named by the file's single 'trait' value (shrink output), else by the file name.
+            tcol = _find(df.columns, ("TRAIT",))
+            named: list[str] = list(df[tcol].astype(str).unique()) if tcol is not None else []
+            name = str(named[0]) if len(named) == 1 else path.stem.split(".")[0]
+            effects.append(pd.Series(numeric_column(df, eff, path), index=index, name=name))
             sd_col = _find(df.columns, _SD_ALIASES)
             sds.append(pd.Series(numeric_column(df, sd_col, path), index=index) if sd_col else None)
+        names = [e.name for e in effects]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None and traits is None:
+            raise InputError(f"--effects: several files give the trait name {dup!r}; name the traits with --traits")
         common = effects[0].index
         for e in effects[1:]:
             common = common.intersection(e.index, sort=False)
@@ -146,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
 
     from bayesmages.cluster import select_variants
     from bayesmages.errors import ConvergenceWarning, InputError
-    from bayesmages.io import atomic_dir, write_json, write_table
+    from bayesmages.io import write_json, write_table
     from bayesmages.registry import get_model
 
     started = time.perf_counter()
+    out = output_dir(args)
     ids, effects, sd = read_effects(list(args.effects), args.traits)
     if (args.noise or args.select == "posterior") and sd is None:
         raise InputError("--noise and --select posterior need an sd column in the effects file(s)")
@@ -174,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     for name in effects.columns:
         full[f"effect_{name}"] = effects[name].to_numpy()
     clusters = model.cluster_table()
-    with atomic_dir(args.out) as tmp:
+    with out.build() as tmp:
         write_table(full, tmp / "variants.csv")
         write_table(clusters, tmp / "clusters.csv")
         (tmp / "figures").mkdir()
@@ -192,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
             best_restart=model.best_restart_, fit_seconds=model.fit_seconds_, convergence_notes=notes,
         ), tmp / "run.json")
     if not args.quiet:
-        print(clusters.round(4).to_string(index=False))
+        # Significant digits, not decimals: cluster variances of shrunk effects are often ~1e-5.
+        print(clusters.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         print(f"results written to {args.out.resolve()}")
     return 0

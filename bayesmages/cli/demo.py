@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayesmages.cli._common import add_common, positive_int, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_dir, positive_int, run_metadata
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "figures/, report.md), recovery.csv and run.json into --out."
         ),
     )
-    p.add_argument("--out", type=Path, default=Path("bayesmages-demo"),
-                   help="output folder (default ./bayesmages-demo; replaced if it exists)")
+    add_out(p, "output folder (default ./bayesmages-demo; an earlier demo there is replaced)",
+            default=Path("bayesmages-demo"))
     # Smaller data sets for quick checks (tests); not part of the documented interface.
     p.add_argument("--blocks", type=positive_int, default=5, help=argparse.SUPPRESS)
     p.add_argument("--variants-per-block", type=positive_int, default=400, help=argparse.SUPPRESS)
@@ -96,18 +96,19 @@ def recovery(result: PipelineResult, gene_truth: pd.DataFrame, *, fdr: float = 0
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, run the pipeline, write everything atomically into ``--out``, print the recovery."""
-    from bayesmages.io import atomic_dir, write_json, write_table
+    from bayesmages.io import write_json, write_table
     from bayesmages.pipeline import run as run_pipeline
     from bayesmages.simulate.multitrait import simulate_multitrait
 
     started = time.perf_counter()
+    dest = output_dir(args)
     show = not args.quiet
     if show:
         print(f"simulating two traits on {args.blocks} msprime LD blocks ...", flush=True)
     sim = simulate_multitrait(2, args.blocks, variants_per_block=args.variants_per_block, seed=args.seed,
                               **DEMO_SIMULATION)
     t_sim = time.perf_counter() - started
-    with atomic_dir(args.out) as tmp:
+    with dest.build() as tmp:
         data = tmp / "data"
         data.mkdir()
         sim.write_files(data)
@@ -117,12 +118,13 @@ def run(args: argparse.Namespace) -> int:
             print("running the pipeline (shrink, cluster, gene tests, gene summaries, figures) ...", flush=True)
         result = run_pipeline([data / f"gwas_{t}.tsv" for t in sim.traits], data / "ld", data / "genes.tsv",
                               tmp / "results", traits=sim.traits, seed=args.seed, progress=show)
+        _final_paths(tmp / "results", tmp, dest.path)
         table = recovery(result, sim.gene_truth)
         write_table(table, tmp / "recovery.csv")
         write_json(run_metadata(args, started, seeds={"seed": args.seed}, simulation=sim.params,
                                 simulate_seconds=round(t_sim, 3), recovery=table.to_dict(orient="records")),
                    tmp / "run.json")
-    out = args.out.resolve()
+    out = dest.path
     print("Recovery of the simulated truth (average precision; baseline = a random ranking):")
     shown = table[["ranking", "n_positive", "n_genes", "baseline", "average_precision", "significant",
                    "true_positive"]].astype({"significant": object, "true_positive": object}).fillna("-")
@@ -132,3 +134,26 @@ def run(args: argparse.Namespace) -> int:
           f"{out / 'data'}/gwas_T2.tsv --ld {out / 'data'}/ld --genes {out / 'data'}/genes.tsv --out DIR)")
     print(f"results written to {out} ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def _final_paths(results: Path, tmp: Path, final: Path) -> None:
+    """Make the pipeline's run.json and report.md name the input files where they will be, not in ``tmp``.
+
+    The demo is built under a temporary name and renamed at the end; the pipeline recorded the
+    temporary paths of its inputs.
+    """
+    import json
+
+    from bayesmages.io import write_json, write_text
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(str(tmp), str(final))
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        return value
+
+    write_json(fix(json.loads((results / "run.json").read_text())), results / "run.json")
+    write_text(fix((results / "report.md").read_text()), results / "report.md")

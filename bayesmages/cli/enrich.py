@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import (
+    add_common,
+    add_out,
+    map_genes_or_fail,
+    note,
+    output_dir,
+    run_metadata,
+    unmapped_note,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--null-variance", type=float, default=None,
                    help="epsilon of --test epsilon (default: from a dp_mixture fit)")
     p.add_argument("--fdr", type=float, default=0.05, help="FDR level for the figure and summary (default 0.05)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_out(p, "output folder (new, or one bayesmages wrote; see --overwrite)")
     add_common(p, workers=True)
     p.set_defaults(func=run)
     return p
@@ -100,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from bayesmages.errors import InputError
     from bayesmages.genes import enrichment
     from bayesmages.genes.plots import plot_gene_pvalues
-    from bayesmages.io import atomic_dir, read_genes, read_ld, write_json, write_table
+    from bayesmages.io import read_genes, read_ld, write_json, write_table
 
     started = time.perf_counter()
+    out = output_dir(args)
     if not 0 < args.fdr < 1:
         raise InputError(f"--fdr must be in (0, 1), got {args.fdr}")
     df, col = effects_table(args.effects, args.column, args.trait)
@@ -110,19 +119,20 @@ def run(args: argparse.Namespace) -> int:
     blocks = [read_ld(p) for p in args.ld]
     genes = read_genes(args.genes)
     variants = df if {"CHR", "POS"} <= set(df.columns) else None
+    gmap = map_genes_or_fail(genes, args.genes, args.effects, variants=variants, n_variants=beta.size, by=args.by)
+    if gmap.unmapped:
+        note(args, unmapped_note(len(gmap.unmapped), len(genes)))
     if args.test == "epsilon":
-        res = enrichment.test(beta, blocks, genes, null_variance=args.null_variance, method="epsilon",
-                              variants=variants, by=args.by, seed=args.seed, workers=args.workers,
-                              scheduler=args.scheduler)
+        res = enrichment.test(beta, blocks, gmap, null_variance=args.null_variance, method="epsilon",
+                              seed=args.seed, workers=args.workers, scheduler=args.scheduler)
     else:
         if args.null_variance is not None:
             raise InputError(f"--null-variance belongs to --test epsilon, not --test {args.test}")
         raw = _raw_columns(df, args.effects)
-        res = enrichment.test(beta, blocks, genes, beta_hat=raw[0], se=raw[1], method=args.test,
-                              threshold=args.threshold, variants=variants, by=args.by, workers=args.workers,
-                              scheduler=args.scheduler)
+        res = enrichment.test(beta, blocks, gmap, beta_hat=raw[0], se=raw[1], method=args.test,
+                              threshold=args.threshold, workers=args.workers, scheduler=args.scheduler)
     n_sig = int((res["q_value"] <= args.fdr).sum())
-    with atomic_dir(args.out) as tmp:
+    with out.build() as tmp:
         write_table(res, tmp / "gene_enrichment.csv")
         (tmp / "figures").mkdir()
         plot_gene_pvalues(res, fdr=args.fdr).savefig(tmp / "figures" / "gene_pvalues.png", dpi=100)

@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import (
+    add_common,
+    add_out,
+    map_genes_or_fail,
+    note,
+    output_dir,
+    run_metadata,
+    unmapped_note,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--clusters", type=Path, required=True, help="variant cluster table: SNP, cluster[, category]")
     p.add_argument("--genes", type=Path, required=True, help="gene table (START/END or ML-MAGES index columns)")
     p.add_argument("--by", choices=("auto", "index", "positions"), default="auto", help="gene mapping")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_out(p, "output folder (new, or one bayesmages wrote; see --overwrite)")
     add_common(p, seed=False)
     p.set_defaults(func=run)
     return p
@@ -73,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
     from bayesmages.errors import InputError
     from bayesmages.genes.multitrait import summarize
     from bayesmages.genes.plots import plot_cluster_fractions, plot_s_summary
-    from bayesmages.io import atomic_dir, read_genes, read_table, write_json, write_table
+    from bayesmages.io import read_genes, read_table, write_json, write_table
 
     started = time.perf_counter()
+    dest = output_dir(args)
     eff, traits = _wide_effects(args.effects, args.traits)
     cl = read_table(args.clusters, required=["cluster"], what="cluster table")
     if "SNP" in cl.columns and "SNP" in eff.columns:
@@ -94,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
         k = int(labels.max(initial=-1)) + 1
         categories = [cat_of.get(i, f"cluster_{i}") for i in range(k)]
     variants = eff if {"CHR", "POS"} <= set(eff.columns) else None
-    out = summarize(eff[traits], read_genes(args.genes), labels, categories, variants=variants, by=args.by)
-    with atomic_dir(args.out) as tmp:
+    genes = read_genes(args.genes)
+    gmap = map_genes_or_fail(genes, args.genes, args.effects, variants=variants, n_variants=len(eff), by=args.by)
+    if gmap.unmapped:
+        note(args, unmapped_note(len(gmap.unmapped), len(genes)))
+    out = summarize(eff[traits], genes, labels, categories, variants=variants, by=args.by)
+    with dest.build() as tmp:
         write_table(out.fractions, tmp / "gene_cluster_fractions.csv")
         write_table(out.products, tmp / "gene_effect_products.csv")
         write_table(out.S, tmp / "gene_S.csv")
@@ -105,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         plot_s_summary(out.S_array, out.fractions["GENE"].tolist(), out.traits).savefig(
             tmp / "figures" / "S_summary.png", dpi=100)
         write_json(run_metadata(args, started, traits=out.traits, categories=out.categories,
-                                genes=len(out.fractions)), tmp / "run.json")
+                                genes=len(out.fractions), genes_unmapped=list(gmap.unmapped)), tmp / "run.json")
     if not args.quiet:
         print(f"{len(out.fractions)} genes summarised over {len(out.traits)} traits and {len(out.categories)} clusters")
         print(f"results written to {args.out.resolve()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayesmages.cli._common import add_common, positive_int
+from bayesmages.cli._common import OVERWRITE_HELP, add_common, note, positive_int, unmapped_note
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -16,8 +16,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Shrink each trait's GWAS effects for LD, cluster them per trait (dp_mixture) and test genes for "
             "enrichment, cluster the traits jointly, and summarise genes across traits. Writes one folder per "
-            "step, figures/, report.md and run.json into --out. Running again on the same --out reuses the "
-            "finished steps whose inputs and arguments are unchanged (--force recomputes everything)."
+            "step, figures/, report.md and run.json into --out. Each step lands in --out as soon as it "
+            "finishes: running again on the same --out (after a failure, Ctrl-C, SIGTERM or even SIGKILL) "
+            "reuses the finished steps whose inputs and arguments are unchanged (--force recomputes "
+            "everything). Progress goes to stderr: a bar on a terminal, else one line per step start and "
+            "finish; --quiet silences it."
         ),
     )
     p.add_argument("--gwas", type=Path, nargs="+", required=True, metavar="FILE",
@@ -28,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="LD blocks (.ld, .npy, .npz) in GWAS row order, or one folder holding them (sorted by name)")
     p.add_argument("--genes", type=Path, required=True, help="gene table (START/END or ML-MAGES index columns)")
     p.add_argument("--out", type=Path, required=True, help="output folder (new, or an earlier run to resume)")
-    p.add_argument("--model", default="default", help="'default' (pretrained shrinker) or a train-shrinker file")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("--model", default="default",
+                   help="'default' (pretrained shrinker), or a model file or folder written by train-shrinker")
     p.add_argument("--fdr", type=float, default=0.05, help="FDR level of the gene-test figures (default 0.05)")
     p.add_argument("--truncation", type=positive_int, default=20, help="dp_mixture truncation K (default 20)")
     p.add_argument("--restarts", type=positive_int, default=5, help="dp_mixture restarts (default 5)")
@@ -51,12 +56,15 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_pipeline(
         args.gwas, args.ld, args.genes, args.out, traits=args.traits, model=args.model, seed=args.seed,
-        workers=args.workers, scheduler=args.scheduler, force=args.force, fdr=args.fdr, truncation=args.truncation,
-        restarts=args.restarts, select=args.select, quantile=args.quantile, gene_test=args.gene_test,
-        progress=not args.quiet,
+        workers=args.workers, scheduler=args.scheduler, force=args.force, overwrite=args.overwrite, fdr=args.fdr,
+        truncation=args.truncation, restarts=args.restarts, select=args.select, quantile=args.quantile,
+        gene_test=args.gene_test, progress=not args.quiet,
         arguments={"cli": {k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "func"}},
     )
+    unmapped = result.metadata["inputs"]["unmapped_genes"]
+    if unmapped:
+        note(args, unmapped_note(len(unmapped), result.metadata["inputs"]["n_genes"]))
     if not args.quiet:
         reused = [r.name for r in result.steps if r.reused]
         print(f"{len(result.traits)} trait(s), {result.metadata['inputs']['n_variants']} variants, "

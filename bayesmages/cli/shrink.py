@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_file, run_metadata
 from bayesmages.errors import InputError
 
 
@@ -16,14 +16,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "shrink",
         help="shrink GWAS effects for LD (neural shrinker or elastic net)",
         description="Read one GWAS file and the LD blocks that cover its rows in order; write a table with "
-        "SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper (90%% interval) and a run.json "
+        "SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper (90% interval) and a run.json "
         "next to it (<out>.run.json).",
     )
     p.add_argument("--gwas", type=Path, required=True, help="GWAS summary statistics (CSV/TSV, gzip ok)")
-    p.add_argument("--ld", type=Path, nargs="+", required=True,
-                   help="LD blocks (.ld text, .npy, .npz) in GWAS row order; together they cover every row")
-    p.add_argument("--out", type=Path, required=True, help="output table (.csv, .tsv or .parquet)")
-    p.add_argument("--model", default="default", help="'default' (pretrained) or a model file from train-shrinker")
+    p.add_argument("--ld", type=Path, nargs="+", required=True, metavar="FILE|DIR",
+                   help="LD blocks (.ld text, .npy, .npz) in GWAS row order, or one folder holding them (sorted by "
+                   "name); together they cover every row")
+    add_out(p, "output table (.csv, .tsv, .txt, optionally .gz, or .parquet with pyarrow)")
+    p.add_argument("--model", default="default",
+                   help="'default' (pretrained), or a model file or folder written by train-shrinker")
     p.add_argument("--method", choices=("nn", "enet"), default="nn", help="neural shrinker (default) or elastic net")
     p.add_argument("--trait", default=None, help="trait name in the output (default: the GWAS file name)")
     add_common(p, seed=True, workers=True)
@@ -41,14 +43,20 @@ def _trait_name(path: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     """Read inputs, shrink block by block, write the table atomically."""
     from bayesmages.io import read_gwas, read_ld, write_json, write_table
+    from bayesmages.pipeline.inputs import ld_files
     from bayesmages.shrink import shrink
+    from bayesmages.shrink.api import model_file
 
     started = time.perf_counter()
+    sidecar = args.out.with_name(args.out.name + ".run.json")
+    output_file(args, sidecar)
+    if args.model != "default":
+        model_file(args.model)
     gwas = read_gwas(args.gwas)
     n_rows = len(gwas)
     betas, ses, blocks = [], [], []
     start = 0
-    for path in args.ld:
+    for path in ld_files(args.ld):
         block = read_ld(path)
         stop = start + block.m
         if stop > n_rows:
@@ -67,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
                  trait=args.trait or _trait_name(args.gwas), workers=args.workers, scheduler=args.scheduler,
                  seed=args.seed, progress=not args.quiet)
     write_table(out, args.out)
-    write_json(run_metadata(args, started, n_variants=n_rows, n_blocks=len(blocks)),
-               args.out.with_name(args.out.name + ".run.json"))
+    write_json(run_metadata(args, started, n_variants=n_rows, n_blocks=len(blocks)), sidecar)
     if not args.quiet:
         print(f"{n_rows} variants in {len(blocks)} blocks shrunk ({args.method}); written to {args.out}")
     return 0

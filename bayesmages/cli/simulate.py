@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_dir, run_metadata
 
 
 def _pair(kind: type) -> object:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--traits", type=int, default=2, help="number of traits (default 2)")
     p.add_argument("--blocks", type=int, default=4, help="number of msprime LD blocks (default 4)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    add_out(p, "output folder (new, or one bayesmages wrote; see --overwrite)")
     p.add_argument("--variants-per-block", type=int, default=300, help="variants per LD block (default 300)")
     p.add_argument("--ld", type=Path, nargs="+", default=None, metavar="FILE",
                    help="use these LD block files (.ld/.npy/.npz) instead of msprime; --blocks is then ignored")
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from bayesmages.simulate.multitrait import simulate_multitrait
 
     started = time.perf_counter()
+    out = output_dir(args)
     common = dict(
         n_gwas=args.n if len(args.n) > 1 else args.n[0],
         h2=args.h2 if len(args.h2) > 1 else args.h2[0],
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             Ne=args.Ne, recombination_rate=args.recombination_rate, mutation_rate=args.mutation_rate,
             maf_min=args.maf_min, **common,
         )
-    sim.write(args.out, metadata=run_metadata(args, started, seeds={"seed": args.seed}))
+    sim.write(out, metadata=run_metadata(args, started, seeds={"seed": args.seed}))
     if not args.quiet:
         counts = sim.gene_truth["TYPE"].value_counts().to_dict()
         print(f"simulated {sim.params['n_variants']} variants in {sim.params['n_blocks']} blocks, "

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_file, run_metadata
 from bayesmages.errors import InputError
 from bayesmages.io.genotypes import SAMPLE_ID_ALIASES
 
@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--train-fraction", type=float, default=0.3, help="ecSKAT training fraction (default 0.3)")
     p.add_argument("--objective", choices=("standardized", "bound"), default="standardized",
                    help="ecSKAT weight-learning objective")
-    p.add_argument("--out", required=True, type=Path,
-                   help="results table (CSV); run metadata goes to <out stem>.run.json next to it")
+    add_out(p, "results table (.csv, .tsv, .txt, optionally .gz, or .parquet with pyarrow); run metadata goes "
+            "to <out stem>.run.json next to it")
     add_common(p, workers=True)
     p.set_defaults(func=run)
     return p
@@ -54,8 +54,10 @@ def _id_column(df: Any) -> str | None:
     return find_column(list(df.columns), SAMPLE_ID_ALIASES)
 
 
-def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Genotypes, variant ids, phenotype and covariates aligned on samples; also the dropped count."""
+def _load_inputs(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int, str]:
+    """Genotypes, variant ids, phenotype and covariates aligned on samples; the dropped count; their source."""
     from bayesmages.io import read_genotypes, read_table
     from bayesmages.io.tables import numeric_column
 
@@ -74,6 +76,12 @@ def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.n
     else:
         raise InputError(f"{args.phenotype}: several candidate phenotype columns {cols}; choose one with --pheno-col")
     y = numeric_column(ph, pcol, args.phenotype, allow_nan=True)
+    if args.trait == "binary":
+        bad = np.flatnonzero(np.isfinite(y) & (y != 0) & (y != 1))
+        if bad.size:
+            raise InputError(f"{args.phenotype}: column {pcol} must be coded 0/1 for --trait binary, found "
+                             f"{float(y[bad[0]]):g} at row {bad[0] + 1}")
+    source = f"{args.phenotype} column {pcol}"
     samples = np.asarray(geno.samples, dtype=str)
     if pid is not None:
         pos = {s: i for i, s in enumerate(ph[pid].astype(str))}
@@ -92,6 +100,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.n
         if not ccols:
             raise InputError(f"{args.covariates}: no covariate columns")
         Xc = np.column_stack([numeric_column(cv, c, args.covariates, allow_nan=True) for c in ccols])
+        source += f" with covariates {args.covariates} columns {ccols}"
         if cid is not None:
             pos = {s: i for i, s in enumerate(cv[cid].astype(str))}
             rows = np.array([pos.get(s, -1) for s in samples])
@@ -104,7 +113,8 @@ def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.n
     if ok.sum() < 3:
         raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
     G = geno.G[ok]
-    return G, np.asarray(geno.variants, dtype=str), y[ok], None if X is None else X[ok], int((~ok).sum())
+    return (G, np.asarray(geno.variants, dtype=str), y[ok], None if X is None else X[ok], int((~ok).sum()),
+            source)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,17 +123,27 @@ def run(args: argparse.Namespace) -> int:
     from bayesmages.skat import read_sets, run_sets
 
     started = time.perf_counter()
-    G, variants, y, X, dropped = _load_inputs(args)
+    sidecar = args.out.with_name(args.out.stem + ".run.json")
+    output_file(args, sidecar)
+    G, variants, y, X, dropped, source = _load_inputs(args)
     sets = read_sets(args.sets)
-    table = run_sets(
-        G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
-        method=args.method, adjustment=args.adjustment, impute=args.impute, train_fraction=args.train_fraction,
-        objective=args.objective, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
-        progress=not args.quiet,
-    )
+    try:
+        table = run_sets(
+            G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
+            method=args.method, adjustment=args.adjustment, impute=args.impute,
+            train_fraction=args.train_fraction, objective=args.objective, seed=args.seed, workers=args.workers,
+            scheduler=args.scheduler, progress=not args.quiet,
+        )
+    except InputError as exc:
+        msg = str(exc)
+        if not msg.startswith("fit_null:"):
+            raise
+        # The null model sees arrays only; say which file and columns it was fitted to.
+        detail = msg.removeprefix("fit_null:").strip()
+        raise InputError(f"null model of {source} ({y.size} samples): {detail}") from None
     write_table(table, args.out)
     meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets))
-    write_json(meta, args.out.with_name(args.out.stem + ".run.json"))
+    write_json(meta, sidecar)
     if not args.quiet:
         print(f"{len(table)} sets tested ({args.test}); results written to {args.out}")
     return 0

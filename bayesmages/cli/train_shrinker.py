@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_dir, run_metadata
 from bayesmages.errors import InputError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Simulate msprime LD blocks and RSS summary statistics, train the unrolled neural shrinker, "
         "calibrate its intervals on held-out LD, and write model.pt, config.json, metrics.json and run.json.",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_out(p, "output folder (new, or one bayesmages wrote; see --overwrite)")
     p.add_argument("--config", type=Path, default=None,
                    help="JSON training configuration (keys of bayesmages.shrink.train.TrainConfig)")
     add_common(p, seed=False)
@@ -52,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     """Simulate, train, calibrate and write the model folder."""
     import torch
 
-    from bayesmages.io import atomic_dir, write_json
+    from bayesmages.io import write_json
     from bayesmages.registry import get_model
     from bayesmages.shrink.train import simulate_training_data
 
     started = time.perf_counter()
+    out = output_dir(args)
     cfg = load_config(args.config)
     progress = not args.quiet
     torch.set_num_threads(1)  # the training run is sized for one core; results do not depend on it
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         "training_seconds": time.perf_counter() - started - sim_seconds,
         "n_parameters": sum(p.numel() for p in model.members_[0].parameters()) * len(model.members_),
     }
-    with atomic_dir(args.out) as tmp:
+    with out.build() as tmp:
         model.save(tmp / "model.pt")
         write_json(cfg.to_dict(), tmp / "config.json")
         write_json(metrics, tmp / "metrics.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,13 @@ __all__ = ["LDBlock", "read_ld", "validate_ld"]
 #: tolerances for matrices read from text with ~6 decimals
 SYMMETRY_ATOL = 1e-5
 DIAGONAL_ATOL = 1e-5
+#: how far below zero the smallest eigenvalue of an LD block may be. LD computed from one reference
+#: panel without missing genotypes is a Gram matrix, positive semi-definite up to rounding; real LD
+#: files are slightly indefinite through pairwise-complete estimates (missing genotypes), rounding to
+#: a few decimals, or mixing panels, with smallest eigenvalues down to about -0.01 to -0.05 in blocks
+#: of thousands of variants. Those are accepted (downstream code tolerates them). A block below -0.1,
+#: a tenth of a variant's unit variance, is no correlation matrix at all and is refused.
+PSD_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,24 @@ def validate_ld(R: np.ndarray, source: str = "LD matrix", n_variants: int | None
     if n_variants is not None and R.shape[0] != n_variants:
         raise InputError(f"{source}: LD matrix has {R.shape[0]} variants but {n_variants} were expected")
     R = 0.5 * (R + R.T)
+    _check_psd(R, source)
     np.fill_diagonal(R, 1.0)
     return np.clip(R, -1.0, 1.0)
+
+
+def _check_psd(R: np.ndarray, source: str) -> None:
+    """Reject a matrix that is clearly not positive semi-definite (smallest eigenvalue < -PSD_TOLERANCE)."""
+    shifted = R + PSD_TOLERANCE * np.eye(R.shape[0])
+    try:
+        # Cholesky of R + tol*I succeeds exactly when the smallest eigenvalue exceeds -tol, at a third
+        # of the cost of an eigendecomposition; the eigenvalue itself is computed only for the message.
+        np.linalg.cholesky(shifted)
+    except np.linalg.LinAlgError:
+        low = float(np.linalg.eigvalsh(R)[0])
+        raise InputError(
+            f"{source}: LD matrix is not positive semi-definite (smallest eigenvalue {low:.3g}, below "
+            f"-{PSD_TOLERANCE:g}); it is not a correlation matrix of any set of variants (a wrong or "
+            "corrupted file, or rows and columns in different orders?)") from None
 
 
 def read_ld(
@@ -129,8 +153,8 @@ def read_ld(
             R = _read_text_matrix(p)
     except InputError:
         raise
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{p}: cannot read the LD matrix ({exc})") from None
+    except (ValueError, OSError, EOFError, zlib.error) as exc:  # EOFError: an empty or truncated .npy/.npz
+        raise InputError(f"{p}: cannot read the LD matrix: not a valid {suffix or 'text'} file ({exc})") from None
     R = validate_ld(R, source=str(p))
     if file_ids is not None and len(file_ids) != R.shape[0]:
         raise InputError(f"{p}: {len(file_ids)} ids for an LD matrix of {R.shape[0]} variants")

@@ -13,7 +13,7 @@ import gzip
 import io
 import json
 import os
-import tempfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from bayesmages.errors import InputError
 __all__ = [
     "atomic_dir",
     "atomic_path",
+    "check_table_path",
     "read_table",
     "write_json",
     "write_npz",
@@ -38,7 +39,9 @@ __all__ = [
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched. The file gets
+    the usual mode (0666 less the umask). A process killed meanwhile leaves a temporary file that
+    the next write to ``path`` removes (:func:`bayesmages.io.outdir.remove_leftovers`).
 
     Examples
     --------
@@ -49,13 +52,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     >>> target.read_text()
     'done'
     """
+    from bayesmages.io.outdir import make_tmp_file
+
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
-    if not parent.exists():
+    if not parent.is_dir():
         raise InputError(f"{target}: the output folder {parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; expected a file name")
+    tmp = make_tmp_file(target)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -66,48 +71,53 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
-    """Build a whole output folder under a temporary name; move it into place on success.
+def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a whole output folder under a temporary name beside ``path``; move it into place on success.
 
-    On an exception the temporary folder is deleted and an existing ``path`` is untouched.
+    On an exception the temporary folder is deleted and an existing ``path`` is untouched. An
+    existing ``path`` that bayesmages did not write is refused (InputError) unless ``overwrite``;
+    even then only files bayesmages wrote are ever replaced (:class:`bayesmages.io.outdir.OutputDir`).
     """
-    import shutil
+    from bayesmages.io.outdir import OutputDir
+
+    with OutputDir(path, overwrite=overwrite, what="output folder").build() as tmp:
+        yield tmp
+
+
+#: file name endings :func:`write_table` can write
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".parquet")
+
+
+def check_table_path(path: str | os.PathLike[str], *, what: str = "output table") -> Path:
+    """Check, before any work, that :func:`write_table` can write ``path``: a known ending, and pyarrow for Parquet.
+
+    Raises
+    ------
+    InputError
+        Another ending (e.g. ``.xlsx``), or ``.parquet`` without pyarrow installed.
+    """
+    import importlib.util
 
     target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target}: exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
-    try:
-        yield tmp
-        if target.exists():
-            if not overwrite:
-                raise InputError(f"{target}: already exists")
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    name = target.name.lower()
+    if not name.endswith(TABLE_SUFFIXES):
+        raise InputError(f"{what} {target}: unknown file type; use one of {', '.join(TABLE_SUFFIXES)}")
+    if name.endswith(".parquet") and importlib.util.find_spec("pyarrow") is None:
+        raise InputError(f"{what} {target}: writing Parquet needs pyarrow (pip install pyarrow, or "
+                         "bayesmages[all]); or use .csv")
+    return target
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = False) -> Path:
-    """Write a DataFrame atomically: CSV (``.csv``, ``.tsv``, optionally ``.gz``) or Parquet.
+    """Write a DataFrame atomically: CSV (``.csv``, ``.tsv``, ``.txt``, optionally ``.gz``) or Parquet.
 
-    Parquet (``.parquet``) needs pyarrow.
+    Parquet (``.parquet``) needs pyarrow. Other endings are refused (:func:`check_table_path`).
     """
-    target = Path(path)
+    target = check_table_path(path)
     name = target.name.lower()
     with atomic_path(target) as tmp:
         if name.endswith(".parquet"):
-            try:
-                df.to_parquet(tmp, index=index)
-            except ImportError as exc:
-                raise InputError(f"{target}: writing Parquet needs pyarrow ({exc}); use .csv") from None
+            df.to_parquet(tmp, index=index)
         else:
             sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
             compression: Literal["gzip"] | None = "gzip" if name.endswith(".gz") else None
@@ -161,7 +171,7 @@ def sniff_delimiter(path: Path) -> str | None:
     try:
         with _open_text(path) as fh:
             head = "".join(fh.readline() for _ in range(5))
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot be read as a text table ({exc})") from None
     if not head.strip():
         raise InputError(f"{path}: the file is empty")
@@ -207,6 +217,8 @@ def read_table(
                              compression="infer", na_values=["NA", "NaN", "nan", ".", ""])
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise InputError(f"{p}: cannot parse the {what} ({exc})") from None
+        except (EOFError, OSError, zlib.error) as exc:  # e.g. a truncated or corrupt .gz file
+            raise InputError(f"{p}: cannot read the {what}: the file is truncated or corrupt ({exc})") from None
     if df.empty:
         raise InputError(f"{p}: the {what} has no rows")
     df.columns = [str(c).strip() for c in df.columns]

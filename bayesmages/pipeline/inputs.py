@@ -136,8 +136,8 @@ def _check_same_variants(traits: list[str], tables: dict[str, pd.DataFrame], sou
             bad = np.flatnonzero(a != b)
             if bad.size:
                 i = int(bad[0])
-                raise InputError(f"{sources[f'gwas:{t}']}: row {i + 1} is variant {b[i]!r} but "
-                                 f"{sources[f'gwas:{first}']} has {a[i]!r} there; align the GWAS files first")
+                raise InputError(f"{sources[f'gwas:{t}']}: row {i + 1} is variant {str(b[i])!r} but "
+                                 f"{sources[f'gwas:{first}']} has {str(a[i])!r} there; align the GWAS files first")
     cols = {c: ref[c].to_numpy() for c in ("SNP", "CHR", "POS") if c in ref}
     if "SNP" not in cols:
         cols["SNP"] = np.array([f"variant{i + 1}" for i in range(m)])

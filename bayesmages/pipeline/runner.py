@@ -16,6 +16,7 @@ then ``figures/``, ``report.md`` and ``run.json`` are rebuilt from the step fold
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from bayesmages.errors import InputError
+from bayesmages.io.outdir import MARKER
 from bayesmages.pipeline import steps
 from bayesmages.pipeline.inputs import PipelineInputs, load_inputs
 from bayesmages.pipeline.steps import ClusterOutput, StepRecord, run_step, step_seed
@@ -91,9 +93,9 @@ def _model_id(model: Any) -> str:
     if isinstance(model, str) and model == "default":
         return "default"
     if isinstance(model, str | os.PathLike):
-        path = Path(model)
-        if not path.is_file():
-            raise InputError(f"model: {path} is not a file (use 'default' or a file from train-shrinker)")
+        from bayesmages.shrink.api import model_file
+
+        path = model_file(model)  # a train-shrinker folder means its model.pt
         return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     raise InputError(f"model: expected 'default' or a model file path, got {type(model).__name__}")
 
@@ -107,17 +109,46 @@ def _check_settings(seed: Any, workers: Any, truncation: Any, restarts: Any, fdr
         raise InputError(f"fdr: expected a number in (0, 1), got {fdr!r}")
 
 
-def _check_out(out: Path) -> bool:
-    """True when ``out`` holds an earlier run to resume; False when it does not exist yet or is empty."""
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if not any(out.iterdir()):
-        return False
-    if not (out / "run.json").is_file() and not any(out.glob(f"*/{steps.MANIFEST}")):
-        raise InputError(f"{out}: exists and is not a bayesmages run folder (no run.json); choose a new --out")
-    return True
+def _legacy_files(folder: Path) -> set[str]:
+    """The files of a run folder written before ownership markers existed (run.json or step manifests)."""
+    from bayesmages.io.outdir import files_under
+
+    if not ((folder / "run.json").is_file() or any(folder.glob(f"*/{steps.MANIFEST}"))):
+        return set()
+    files = {n for n in ("report.md", "run.json") if (folder / n).is_file()}
+    for d in folder.iterdir():
+        if d.is_dir() and (d.name == "figures" or (d / steps.MANIFEST).is_file()):
+            files |= {f"{d.name}/{f}" for f in files_under(d)}
+    return files
+
+
+def _adopt_old_leftovers(out: Any) -> list[str]:
+    """Move finished steps out of ``.<out>.XXXXXXXX.tmp`` folders that bayesmages 0.1.0 left when killed.
+
+    That version built a new run folder whole under such a name; its finished steps are reused
+    rather than recomputed, and the folder is removed when it holds nothing but pipeline outputs.
+    """
+    import re
+    import shutil
+
+    from bayesmages.io.outdir import files_under
+
+    pattern = re.compile(rf"^\.{re.escape(out.path.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    adopted = []
+    for old in sorted(out.path.parent.iterdir()):
+        if not (pattern.match(old.name) and old.is_dir()):
+            continue
+        entries = list(old.iterdir())
+        if not all(e.name.startswith(".") or e.name in ("figures", "report.md", "run.json")
+                   or (e / steps.MANIFEST).is_file() for e in entries):
+            continue  # something else is in there: leave it alone
+        for e in entries:
+            if e.is_dir() and (e / steps.MANIFEST).is_file() and not (out.path / e.name).exists():
+                out.claim(*[f"{e.name}/{f}" for f in files_under(e)])
+                os.rename(e, out.path / e.name)
+                adopted.append(e.name)
+        shutil.rmtree(old, ignore_errors=True)
+    return adopted
 
 
 def run(
@@ -132,6 +163,7 @@ def run(
     workers: int = 1,
     scheduler: Any = None,
     force: bool = False,
+    overwrite: bool = False,
     fdr: float = 0.05,
     truncation: int = 20,
     restarts: int = 5,
@@ -155,9 +187,11 @@ def run(
     genes : path or DataFrame
         Gene table: START/END positions or the ML-MAGES index columns.
     out : path
-        Output folder. A new folder is built under a temporary name and appears only when the run
-        succeeds; an existing run folder is resumed (finished steps with unchanged inputs and
-        arguments are reused).
+        Output folder: new, or an earlier run to resume (finished steps with unchanged inputs and
+        arguments are reused). Each step is built under a temporary name and lands in ``out`` whole,
+        so a run killed at any moment (SIGKILL included) resumes from its finished steps; the next run
+        removes what the killed one left. A folder that bayesmages did not write is refused unless
+        ``overwrite``.
     traits : sequence of str, optional
         Trait names, one per GWAS table (default: the file names without ``gwas_`` and suffixes).
     model : "default" or path
@@ -170,6 +204,9 @@ def run(
         A Dask cluster for the LD blocks and the gene tests instead of local workers.
     force : bool
         Recompute every step even when a finished one matches.
+    overwrite : bool
+        Write into an existing ``out`` that bayesmages did not write. Files bayesmages did not write
+        are never deleted; one it would replace stops the run.
     fdr : float
         FDR level of the gene-test figures and report.
     truncation, restarts : int
@@ -188,7 +225,8 @@ def run(
     figures : bool
         Render ``figures/`` (the report then links them).
     progress : bool
-        Progress bars (on a terminal).
+        Progress on stderr: a bar on a terminal, otherwise one line when each step starts and
+        finishes (with its seconds), e.g. in a log file.
     arguments : dict, optional
         Extra entries for ``run.json`` (the CLI records its command line here).
 
@@ -200,7 +238,7 @@ def run(
     ------
     InputError
         Any input problem (see :func:`bayesmages.pipeline.inputs.load_inputs`), bad settings, or an
-        ``out`` that exists and is not a run folder. Nothing is written in that case.
+        ``out`` that exists and was not written by bayesmages. Nothing is written in that case.
 
     Examples
     --------
@@ -220,38 +258,87 @@ def run(
     if gene_test not in TESTS:
         raise InputError(f"gene_test: expected one of {list(TESTS)}, got {gene_test!r}")
     model_id = _model_id(model)
-    out = Path(out)
+    from bayesmages.io.outdir import OutputDir
+
+    # Checked before reading the inputs (which can take minutes): a folder that is not ours is refused now.
+    outdir = OutputDir(out, overwrite=overwrite, command="run", legacy=_legacy_files, what="out").check()
     inputs = load_inputs(gwas, ld, genes, traits)
     settings = dict(model=model, model_id=model_id, seed=seed, workers=workers, scheduler=scheduler, force=force,
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
-                    gene_test=gene_test, figures=figures, progress=progress, arguments=arguments or {}, started=started)
-    if _check_out(out):
-        return _execute(out, out, inputs, settings)
-    from bayesmages.io import atomic_dir
+                    gene_test=gene_test, figures=figures, progress=progress, arguments=arguments or {},
+                    started=started)
+    created = not outdir.path.exists()
+    outdir.open()
+    _adopt_old_leftovers(outdir)
+    report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(inputs.traits) >= 2) + 1 + figures + 1)
+    try:
+        return _execute(outdir, Path(out), inputs, settings, report)
+    except BaseException:
+        # A first run that fails before any step finished leaves nothing (only the marker was written).
+        if created and not outdir.owned():
+            with contextlib.suppress(OSError):
+                (outdir.path / MARKER).unlink()
+                outdir.path.rmdir()
+        raise
+    finally:
+        report.close()
 
-    # A new (or empty) folder is built whole under a temporary name: a failed run leaves nothing behind.
-    with atomic_dir(out, overwrite=out.exists()) as tmp:
-        return _execute(tmp, out, inputs, settings)
+
+class _Progress:
+    """Step progress on stderr: a tqdm bar on a terminal, else one line per step start and finish."""
+
+    def __init__(self, enabled: bool, n_steps: int) -> None:
+        tty = bool(enabled) and sys.stderr.isatty()
+        self.lines = bool(enabled) and not tty
+        self.bar = None
+        if tty:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n_steps, desc="run", unit="step", file=sys.stderr)
+
+    def start(self, name: str) -> None:
+        if self.lines:
+            print(f"bayesmages run: {name}: started", file=sys.stderr, flush=True)
+        if self.bar is not None:
+            self.bar.set_description(name)
+
+    def done(self, name: str, seconds: float, reused: bool = False) -> None:
+        if self.lines:
+            what = f"reused (computed earlier in {seconds:.1f} s)" if reused else f"done ({seconds:.1f} s)"
+            print(f"bayesmages run: {name}: {what}", file=sys.stderr, flush=True)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def record(self, rec: StepRecord) -> StepRecord:
+        self.done(rec.name, rec.seconds, rec.reused)
+        return rec
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any]) -> PipelineResult:
-    """Run the steps inside ``folder`` (the final ``out`` or its temporary twin)."""
+def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], report: _Progress) -> PipelineResult:
+    """Run the steps, landing each in the run folder ``outdir`` as it finishes."""
     seed, force, progress = s["seed"], s["force"], s["progress"]
+    folder = outdir.path
     records: list[StepRecord] = []
     shrink_keys, shrunk = {}, []
     specs = {t: {"gwas": inputs.hashes[f"gwas:{t}"], "ld": inputs.hashes["ld"], "model": s["model_id"]}
              for t in inputs.traits}
     pending = [t for t in inputs.traits if force or not steps.is_finished(folder, f"shrink_{t}", specs[t])]
     t0 = time.perf_counter()
+    if pending:
+        report.start(", ".join(f"shrink_{t}" for t in pending))
     fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"], scheduler=s["scheduler"],
                                 progress=progress) if pending else {}
     share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"
         # mypy cannot infer a lambda with default arguments: hence ignore[misc] on the run_step calls below
-        rec = run_step(folder, name, specs[t], lambda f, t=t: steps.write_shrinkage(f, fresh[t]), force=force,  # type: ignore[misc]
+        rec = run_step(outdir, name, specs[t], lambda f, t=t: steps.write_shrinkage(f, fresh[t]), force=force,  # type: ignore[misc]
                        extra_seconds=share)
-        records.append(rec)
+        records.append(report.record(rec))
         shrink_keys[t] = rec.key
         shrunk.append(steps.read_shrinkage(folder / name))
     shrinkage = pd.concat(shrunk, ignore_index=True)
@@ -264,9 +351,10 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
     for t in inputs.traits:
         name = f"cluster_{t}"
         spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
-        rec = run_step(folder, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects[[t]], seed=sd, progress=progress, **fit_settings), force=force)
-        records.append(rec)
+        rec = run_step(outdir, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
+            f, effects[[t]], seed=sd, progress=progress, **fit_settings), force=force,
+            on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        records.append(report.record(rec))
         cluster_keys[t] = rec.key
         clusters[t] = steps.read_clusters(folder / name, [t])
 
@@ -274,10 +362,10 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
         spec = {"effects": shrink_keys[t], "clusters": rec.key if s["gene_test"] == "epsilon" else None,
                 "ld": inputs.hashes["ld"], "genes": inputs.hashes["genes"], "test": s["gene_test"]}
         rows = shrinkage[shrinkage["trait"] == t]
-        rec = run_step(folder, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
+        rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
             f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"]),
-            force=force)
-        records.append(rec)
+            force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        records.append(report.record(rec))
         enrichment[t] = steps.read_enrichment(folder / name)
         enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
 
@@ -290,9 +378,10 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
                 "seed": step_seed(seed, name)}
         sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits).to_numpy()
         mask = select_variants(effects.to_numpy(), sds, rule=s["select"], quantile=s["quantile"])
-        rec = run_step(folder, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects, seed=sd, progress=progress, selected=mask, **fit_settings), force=force)
-        records.append(rec)
+        rec = run_step(outdir, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
+            f, effects, seed=sd, progress=progress, selected=mask, **fit_settings), force=force,
+            on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        records.append(report.record(rec))
         clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)
         basis, basis_key = clusters[MULTI], rec.key
     else:
@@ -300,31 +389,36 @@ def _execute(folder: Path, out: Path, inputs: PipelineInputs, s: dict[str, Any])
 
     spec = {"effects": [shrink_keys[t] for t in inputs.traits], "clusters": basis_key,
             "genes": inputs.hashes["genes"]}
-    rec = run_step(folder, "genes", spec, lambda f: steps.gene_summaries(f, inputs, effects, basis), force=force)
-    records.append(rec)
+    rec = run_step(outdir, "genes", spec, lambda f: steps.gene_summaries(f, inputs, effects, basis), force=force,
+                   on_start=lambda: report.start("genes"))
+    records.append(report.record(rec))
     gene_tables = steps.read_gene_tables(folder / "genes")
 
-    steps.remove_stale(folder, [r.name for r in records])
+    steps.remove_stale(outdir, [r.name for r in records])
     result = PipelineResult(out=out, traits=list(inputs.traits), shrinkage=shrinkage, clusters=clusters,
                             enrichment=enrichment, genes=gene_tables, steps=records)
-    _finish(folder, result, inputs, s)
+    _finish(outdir, result, inputs, s, report)
     return result
 
 
-def _finish(folder: Path, result: PipelineResult, inputs: PipelineInputs, s: dict[str, Any]) -> None:
+def _finish(outdir: Any, result: PipelineResult, inputs: PipelineInputs, s: dict[str, Any],
+            report: _Progress) -> None:
     """Figures, report.md and run.json (always rebuilt: they are cheap and describe this run)."""
     from bayesmages import __version__
-    from bayesmages.io import atomic_dir, write_json, write_text
+    from bayesmages.io import write_json, write_text
     from bayesmages.pipeline.figures import write_figures
     from bayesmages.pipeline.report import render_report
 
+    folder = outdir.path
     timings: dict[str, float] = {}
     if s["figures"]:
         t0 = time.perf_counter()
-        with atomic_dir(folder / "figures") as tmp:
+        report.start("figures")
+        with outdir.part("figures") as tmp:
             names = write_figures(tmp, result, fdr=s["fdr"], seed=s["seed"])
         result.figures = [f"figures/{n}" for n in names]
         timings["figures"] = round(time.perf_counter() - t0, 3)
+        report.done("figures", timings["figures"])
     result.metadata = {
         "bayesmages_version": __version__,
         "pipeline": "shrink -> cluster + enrich per trait -> cluster_multi -> genes",
@@ -337,7 +431,7 @@ def _finish(folder: Path, result: PipelineResult, inputs: PipelineInputs, s: dic
         },
         "inputs": {"sources": inputs.sources, "hashes": inputs.hashes, "n_variants": inputs.n_variants,
                    "n_blocks": len(inputs.blocks), "n_genes": len(inputs.genes),
-                   "unmapped_genes": inputs.unmapped_genes},
+                   "n_genes_unmapped": len(inputs.unmapped_genes), "unmapped_genes": inputs.unmapped_genes},
         "seeds": {"run": s["seed"], **{r.name: step_seed(s["seed"], r.name) for r in result.steps
                                        if r.name.startswith("cluster_")}},
         "steps": [{"name": r.name, "key": r.key, "seconds": r.seconds, "reused": r.reused, "info": r.info}
@@ -348,8 +442,12 @@ def _finish(folder: Path, result: PipelineResult, inputs: PipelineInputs, s: dic
         "command": " ".join(["bayesmages", *sys.argv[1:]]) if s["arguments"] else None,
     }
     t0 = time.perf_counter()
+    report.start("report")
+    outdir.claim("report.md", "run.json")
     write_text(render_report(result, inputs, folder, fdr=s["fdr"]), folder / "report.md")
     timings["report"] = round(time.perf_counter() - t0, 3)
     timings["total"] = round(time.perf_counter() - s["started"], 3)
     result.metadata["timings"] = {**{r.name: r.seconds for r in result.steps}, **timings}
     write_json(result.metadata, folder / "run.json")
+    outdir.prune()
+    report.done("report", timings["report"])

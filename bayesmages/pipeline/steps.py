@@ -1,8 +1,10 @@
 """The pipeline's resumable steps: what each computes, what it writes, and when it is reused.
 
 A step writes its files into its own folder of the output (``shrink_<trait>/``, ``cluster_<trait>/``,
-``enrich_<trait>/``, ``cluster_multi/``, ``genes/``) through :func:`bayesmages.io.atomic_dir`, with a
-manifest ``step.json`` holding the step's *key*: a hash of everything its result depends on (the
+``enrich_<trait>/``, ``cluster_multi/``, ``genes/``), built under a temporary name and landed with
+:meth:`bayesmages.io.outdir.OutputDir.part` (a new folder is one rename; an existing one is updated with
+its manifest removed first and moved in last, so a step killed at any moment never looks finished),
+with a manifest ``step.json`` holding the step's *key*: a hash of everything its result depends on (the
 content hashes of its inputs, the keys of the steps it reads, its arguments and seed, the package
 version). A folder whose manifest carries the same key is reused; any other is recomputed, and since
 a step's key includes its upstream keys, a changed input or argument invalidates everything
@@ -150,40 +152,51 @@ def is_finished(out: Path, name: str, spec: Mapping[str, Any]) -> bool:
     return _finished(out, name, step_key(name, spec)) is not None
 
 
+def _as_output(out: Any) -> Any:
+    from bayesmages.io.outdir import OutputDir
+
+    return out if isinstance(out, OutputDir) else OutputDir(out, overwrite=True)
+
+
 def run_step(
-    out: Path, name: str, spec: Mapping[str, Any], compute: Callable[[Path], dict[str, Any]], *, force: bool,
-    extra_seconds: float = 0.0,
+    out: Any, name: str, spec: Mapping[str, Any], compute: Callable[[Path], dict[str, Any]], *, force: bool,
+    extra_seconds: float = 0.0, on_start: Callable[[], None] | None = None,
 ) -> StepRecord:
     """Reuse the finished folder ``out/name`` when its key matches; otherwise run ``compute`` atomically.
 
-    ``compute(folder)`` writes the step's files into ``folder`` and returns its ``info``;
-    ``extra_seconds`` is this step's share of work done before the call (steps computed together).
+    ``out`` is the run folder (a path or a :class:`bayesmages.io.outdir.OutputDir`). ``compute(folder)``
+    writes the step's files into ``folder`` and returns its ``info``; ``extra_seconds`` is this step's
+    share of work done before the call (steps computed together); ``on_start`` is called before a
+    computation (not for a reused step).
     """
-    from bayesmages.io import atomic_dir, write_json
+    from bayesmages.io import write_json
 
+    out = _as_output(out)
     key = step_key(name, spec)
-    old = None if force else _finished(out, name, key)
+    old = None if force else _finished(out.path, name, key)
     if old is not None:
         return StepRecord(name, key, float(old.get("seconds", 0.0)), True, dict(old.get("info", {})))
+    if on_start is not None:
+        on_start()
     started = time.perf_counter()
-    with atomic_dir(out / name) as tmp:
+    with out.part(name, last=(MANIFEST,)) as tmp:
         info = compute(tmp)
         seconds = round(time.perf_counter() - started + extra_seconds, 3)
         write_json({"step": name, "key": key, "spec": dict(spec), "seconds": seconds, "info": info}, tmp / MANIFEST)
     return StepRecord(name, key, seconds, False, info)
 
 
-def remove_stale(out: Path, current: Sequence[str]) -> list[str]:
+def remove_stale(out: Any, current: Sequence[str]) -> list[str]:
     """Delete step folders of an earlier run that this run has no step for (e.g. a trait left out).
 
-    Only folders holding a step manifest are touched; returns their names.
+    Only folders holding a step manifest are touched, and in them only the files bayesmages wrote
+    (a file the user added keeps its folder); returns their names.
     """
-    import shutil
-
-    stale = sorted(p.name for p in out.iterdir()
+    out = _as_output(out)
+    stale = sorted(p.name for p in out.path.iterdir()
                    if p.is_dir() and p.name not in current and (p / MANIFEST).is_file())
     for name in stale:
-        shutil.rmtree(out / name)
+        out.remove(name)
     return stale
 
 

@@ -48,6 +48,26 @@ def load_default() -> NeuralShrinker:
     return model
 
 
+def model_file(path: str | os.PathLike[str]) -> Path:
+    """The model file behind ``path``: the file itself, or ``model.pt`` of a ``train-shrinker`` folder.
+
+    Examples
+    --------
+    >>> model_file("my_model/")  # doctest: +SKIP
+    PosixPath('my_model/model.pt')
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model.pt").is_file():
+            return p / "model.pt"
+        raise InputError(f"model {p}: a folder without model.pt; give 'default', a model file or a folder "
+                         "written by train-shrinker")
+    if not p.is_file():
+        raise InputError(f"model {p}: no such file; give 'default', a model file or a folder written by "
+                         "train-shrinker")
+    return p
+
+
 def _resolve_model(model: Any) -> NeuralShrinker:
     if isinstance(model, NeuralShrinker):
         return model
@@ -56,7 +76,7 @@ def _resolve_model(model: Any) -> NeuralShrinker:
     if isinstance(model, str | os.PathLike):
         from bayesmages.model import load_model
 
-        loaded = load_model(model)
+        loaded = load_model(model_file(model))
         if not isinstance(loaded, NeuralShrinker):
             raise InputError(f"{model}: not a neural_shrinker model file")
         return loaded
@@ -140,7 +160,9 @@ def shrink(
 
     if method not in ("nn", "enet"):
         raise InputError(f"method must be 'nn' or 'enet', got {method!r}")
-    blocks = _as_blocks(beta_hat, se, R)
+    # Validated here, named "block <i>", so that a bad block stops the call before any work.
+    blocks = [validate_block(b, s, Rb, name=f"block {i + 1}")
+              for i, (b, s, Rb) in enumerate(_as_blocks(beta_hat, se, R))]
     nn_model = _resolve_model(model) if method == "nn" else None
     units = [(nn_model, method, b, s, Rb) for b, s, Rb in blocks]
     names = [f"block {i + 1}" for i in range(len(units))]

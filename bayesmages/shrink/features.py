@@ -92,7 +92,7 @@ def validate_block(
             raise InputError(f"{name}: {label} has a missing or infinite value at variant {bad[0] + 1}")
     bad = np.flatnonzero(s <= 0)
     if bad.size:
-        raise InputError(f"{name}: se must be > 0; variant {bad[0] + 1} has se = {s[bad[0]]!r}")
+        raise InputError(f"{name}: se must be > 0; variant {bad[0] + 1} has se = {float(s[bad[0]]):g}")
     if not np.isfinite(Rm).all():
         i, j = np.argwhere(~np.isfinite(Rm))[0]
         raise InputError(f"{name}: R has a missing or infinite value at ({i + 1}, {j + 1})")

@@ -59,7 +59,7 @@ def effect_variances(
     f = check_vector(maf, "maf")
     if ((f <= 0) | (f >= 1)).any():
         j = int(np.flatnonzero((f <= 0) | (f >= 1))[0])
-        raise InputError(f"maf must lie in (0, 1), got {f[j]!r} at index {j}")
+        raise InputError(f"maf must lie in (0, 1), got {float(f[j]):g} at index {j}")
     s, w = float(s), float(w)
     if not (np.isfinite(s) and np.isfinite(w)):
         raise InputError(f"s and w must be finite numbers, got s={s!r}, w={w!r}")
@@ -70,7 +70,7 @@ def effect_variances(
         ell = check_vector(ld_scores, "ld_scores", length=f.size)
         if (ell <= 0).any():
             j = int(np.flatnonzero(ell <= 0)[0])
-            raise InputError(f"ld_scores must be positive when w != 0, got {ell[j]!r} at index {j}")
+            raise InputError(f"ld_scores must be positive when w != 0, got {float(ell[j]):g} at index {j}")
         var = var * ell**w
     return var
 

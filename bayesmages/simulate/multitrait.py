@@ -92,11 +92,27 @@ class MultiTraitSimulation:
         """(m, p) true effects, columns in ``traits`` order."""
         return self.variant_truth[[f"BETA_{t}" for t in self.traits]].to_numpy()
 
-    def write(self, out_dir: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+    def write(self, out_dir: Any, *, metadata: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
         """Write every file (see ``README.txt`` in the folder) atomically into ``out_dir``.
 
-        The folder is built under a temporary name and moved into place only when complete; an
-        existing ``out_dir`` is replaced. With ``metadata``, it is also written as ``run.json``.
+        The folder is built under a temporary name beside ``out_dir`` and moved into place only when
+        complete. An existing ``out_dir`` written by bayesmages gets its files replaced; one that
+        bayesmages did not write is refused unless ``overwrite`` (and even then only files bayesmages
+        wrote are replaced; see :class:`bayesmages.io.outdir.OutputDir`). With ``metadata``, it is also
+        written as ``run.json``.
+
+        Parameters
+        ----------
+        out_dir : str, path-like or bayesmages.io.outdir.OutputDir
+            The output folder.
+        metadata : dict, optional
+            Content of ``run.json``.
+        overwrite : bool
+            Allow an existing folder that bayesmages did not write.
+
+        Returns
+        -------
+        pathlib.Path
 
         Examples
         --------
@@ -106,16 +122,17 @@ class MultiTraitSimulation:
         >>> (out / "gwas_T1.tsv").is_file()
         True
         """
-        from bayesmages.io import atomic_dir
+        from bayesmages.io.outdir import OutputDir
 
-        target = Path(out_dir)
-        with atomic_dir(target) as tmp:
+        target = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, overwrite=overwrite,
+                                                                           command="simulate", what="out_dir")
+        with target.build() as tmp:
             self.write_files(tmp)
             if metadata is not None:
                 from bayesmages.io import write_json
 
                 write_json(metadata, tmp / "run.json")
-        return target
+        return target.given
 
     @classmethod
     def read(cls, folder: str | Path) -> MultiTraitSimulation:

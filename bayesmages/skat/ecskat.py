@@ -85,6 +85,16 @@ class ECSKATResult:
     test_result: SKATResult
     qp: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        # A compact summary: the dataclass default printed every sample index of both splits.
+        top = np.argsort(-np.asarray(self.weights))[:3]
+        lead = ", ".join(f"{self.kernels[i]}: {float(self.weights[i]):.3g}" for i in top)
+        more = f", ... ({len(self.kernels)} kernels)" if len(self.kernels) > 3 else ""
+        return (f"ECSKATResult(p_value={float(self.p_value):.4g}, statistic={float(self.statistic):.4g}, "
+                f"weights={{{lead}{more}}}, objective={self.objective!r}, n_tested={self.n_tested}, "
+                f"n_train={len(self.train_idx)}, n_test={len(self.test_idx)}, splits={len(self.split_p_values)}, "
+                f"fallback={self.fallback})")
+
 
 def cauchy_combine(p: Any) -> float:
     """Cauchy combination (Liu & Xie 2020) of p-values, valid under arbitrary dependence.
