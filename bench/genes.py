@@ -272,10 +272,11 @@ def main() -> None:
             rows, table = accuracy()
             data["accuracy_table"], data["accuracy_points"] = table, rows
         if "calibration" in parts:
-            data["calibration"] = sims.complete_null(3 if args.quick else 30, 2 if args.quick else 7, seed=31)
+            # seeds that no choice of the conditional test was tuned on (development used 5, 11, 12, 47 and 101)
+            data["calibration"] = sims.complete_null(3 if args.quick else 30, 2 if args.quick else 7, seed=2031)
         if "power" in parts:
             for h2 in (0.01, 0.003):
-                data[f"power h2={h2}"] = sims.with_signal(2 if args.quick else 30, 2 if args.quick else 7, seed=47,
+                data[f"power h2={h2}"] = sims.with_signal(2 if args.quick else 30, 2 if args.quick else 7, seed=2029,
                                                           h2=h2)
         # a part's JSON is written as soon as it is measured: the others keep their last measurement
         path.write_text(json.dumps(data, indent=1, default=float))

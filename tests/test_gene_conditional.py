@@ -234,8 +234,27 @@ def test_a_strong_signal_the_shrinker_missed_is_conditioned_on_as_a_lead():
     z = lam @ R + null_z(R, 1, np.random.default_rng(9))[0]
     zeta = np.zeros(40)
     with_lead = gene_statistics(z, zeta, [R], gmap)
-    without = gene_statistics(z, zeta, [R], gmap, lead_z=np.inf)
+    without = gene_statistics(z, zeta, [R], gmap, lead_z=np.inf, strong_z=np.inf)
     p_with = enrichment._pvalues(with_lead.Q, with_lead.weights)
     p_without = enrichment._pvalues(without.Q, without.weights)
-    assert with_lead.n_conditioned[0] >= 1 and with_lead.n_conditioned[1] == 0
+    assert with_lead.n_conditioned[0] >= 1 and without.n_conditioned.tolist() == [0, 0]
     assert p_without[0] < 1e-20 and p_with[0] > 1e-3 and p_with[1] < 1e-20
+
+
+def test_strong_outside_variant_in_moderate_ld_is_conditioned_on():
+    # Two strong effects of opposite sign outside the gene partly cancel in the marginals; the shrinker (zeta = 0
+    # here) misses them. Outside variants with |z| >= 6 in moderate LD (0.1 <= |r| < 0.5) with the gene are
+    # conditioned on regardless; the rule can be switched off (strong_z = inf).
+    m = 12
+    R = np.eye(m)
+    R[0, 5] = R[5, 0] = 0.4  # gene variant 0 and outside variant 5
+    R[1, 6] = R[6, 1] = 0.45  # gene variant 1 and outside variant 6
+    gmap = GeneMap(pd.DataFrame({"GENE": ["g"], "CHR": "1", "n_variants": [3]}), [np.arange(3)])
+    lam = np.zeros(m)
+    lam[5], lam[6] = 30.0, -30.0
+    z = lam @ R
+    zeta = np.zeros(m)
+    on = gene_statistics(z, zeta, [R], gmap)
+    off = gene_statistics(z, zeta, [R], gmap, strong_z=np.inf, lead_z=np.inf)
+    assert on.n_conditioned.tolist() == [2] and off.n_conditioned.tolist() == [0]
+    assert on.Q[0] == pytest.approx(0.0, abs=1e-9) and off.Q[0] > 100
