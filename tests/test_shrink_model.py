@@ -231,10 +231,10 @@ def test_numpy_inference_path_equals_the_torch_path(fitted, tiny_data):
                                rtol=0, atol=0)
 
 
-def test_numpy_inference_path_on_the_real_block_with_the_shipped_model(real_ld_path):
+def test_numpy_inference_path_on_a_realistic_block_with_the_shipped_model(msprime_ld):
     model = bm.shrink.load_default()
     net = model.members_[0]
-    R = bm.io.read_ld(real_ld_path).R
+    R = bm.io.read_ld(msprime_ld.path).R
     rng = np.random.default_rng(6)
     z = rng.normal(size=(3, R.shape[0]))
     z[:, ::40] += rng.normal(size=(3, z[:, ::40].shape[1])) * 8  # some strong signals
