@@ -27,7 +27,8 @@ import numpy as np
 
 from bayesmages.errors import InputError
 from bayesmages.skat.null import NullModel, fit_null
-from bayesmages.skat.tests import SKATResult, test_prepared
+from bayesmages.skat.result import SKATResult
+from bayesmages.skat.set_test import test_prepared
 from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
 
 __all__ = ["ECSKATResult", "cauchy_combine", "ecskat", "learn_kernel_weights"]
