@@ -6,7 +6,7 @@ Every problem a user can fix (a bad file, column, argument or prior) is raised a
 
 from __future__ import annotations
 
-__all__ = ["BayesmagesError", "ConvergenceWarning", "InputError", "NotFittedError"]
+__all__ = ["AccuracyWarning", "BayesmagesError", "ConvergenceWarning", "InputError", "NotFittedError"]
 
 
 class BayesmagesError(Exception):
@@ -26,3 +26,12 @@ class NotFittedError(BayesmagesError, AttributeError):
 
 class ConvergenceWarning(UserWarning):
     """An optimiser or sampler stopped before meeting its convergence rule."""
+
+
+class AccuracyWarning(UserWarning):
+    """A number was computed by a less accurate fallback than the method asked for.
+
+    For example, the exact quadratic-form integral did not converge and a saddlepoint
+    approximation (relative error up to ~15 %) was used. The result records which values are
+    affected (e.g. a ``method`` column), so they can be checked or recomputed.
+    """

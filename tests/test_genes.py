@@ -101,7 +101,7 @@ def test_columns_and_block_diagonal_eigenvalues():
     R1, R2 = ar1(4, 0.7), ar1(3, 0.4)
     genes = index_table([(0, 1), (2, 5)])  # the second gene spans both blocks
     res = enrichment.test(np.arange(7) * 0.01, [R1, R2], genes, null_variance=2.0)
-    assert res.columns.tolist() == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value"]
+    assert res.columns.tolist() == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "method"]
     assert res.Q.tolist() == pytest.approx([1e-4, (4 + 9 + 16 + 25) * 1e-4])
     gm = map_genes(genes, n_variants=7)
     eig = enrichment.gene_eigenvalues(gm, [R1, R2], 2.0)[1]
@@ -329,3 +329,25 @@ def test_threads_give_identical_results():
     serial = enrichment.test(beta, blocks, genes, null_variance=1e-4)
     threaded = enrichment.test(beta, blocks, genes, null_variance=1e-4, workers=3)
     np.testing.assert_array_equal(serial.p_value.to_numpy(), threaded.p_value.to_numpy())
+
+
+def test_saddlepoint_fallback_is_warned_and_marked_in_the_table(monkeypatch):
+    import bayesmages.stats.quadform as qf
+    from bayesmages.errors import AccuracyWarning
+
+    R = ar1(30, 0.5)
+    genes = index_table([(0, 9), (10, 19), (20, 29)])
+    beta = np.random.default_rng(0).normal(size=30) * 0.1
+    exact = enrichment.test(beta, R, genes, null_variance=0.01)
+    assert exact["method"].tolist() == ["exact"] * 3
+    real = qf.contour_tail
+
+    def contour(q, lam, **kw):  # the exact integral "fails" for the second gene only
+        log_p, ok = real(q, lam, **kw)
+        return log_p, ok & (q != exact["Q"][1])
+
+    monkeypatch.setattr(qf, "contour_tail", contour)
+    with pytest.warns(AccuracyWarning, match=r"1 gene\(s\) \(G1\)"):
+        res = enrichment.test(beta, R, genes, null_variance=0.01)
+    assert res["method"].tolist() == ["exact", "saddlepoint", "exact"]
+    assert res["p_value"][1] != exact["p_value"][1]

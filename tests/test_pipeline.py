@@ -62,7 +62,7 @@ def test_cli_run_on_simulate_output_writes_everything(cli_run):
         assert {"cluster", "weight", "trace", "category"} <= set(clusters.columns)
         assert clusters["weight"].sum() == pytest.approx(1.0, abs=1e-6)  # renormalised kept weights
     enrich = pd.read_csv(out / "enrich_T2" / "gene_enrichment.csv")
-    assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value"]
+    assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "method"]
     for name in steps.GENE_TABLES:
         assert (out / "genes" / f"{name}.csv").is_file()
 

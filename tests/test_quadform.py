@@ -303,3 +303,37 @@ def test_auto_and_saddlepoint_far_below_the_mean_regression():
     q = np.array([2e-185, 1e-40, 1e-33])
     np.testing.assert_array_equal(pvalue(q, lam), 1.0)
     np.testing.assert_allclose(saddlepoint(q, lam), 1.0, atol=1e-12)
+
+
+# --- no silent fallback ----------------------------------------------------------------------------------
+
+
+def _contour_failing_at(monkeypatch, bad_q):
+    """Make the exact contour integral report non-convergence for the quantiles in ``bad_q``."""
+    import bayesmages.stats.quadform as qf
+
+    real = qf.contour_tail
+
+    def contour(q, lam, **kw):
+        log_p, ok = real(q, lam, **kw)
+        return log_p, ok & ~np.isin(q, bad_q)
+
+    monkeypatch.setattr(qf, "contour_tail", contour)
+
+
+def test_auto_fallback_warns_and_is_recorded(monkeypatch):
+    from bayesmages.errors import AccuracyWarning
+
+    lam = np.array([3.0, 1.0, 0.4])
+    q = np.array([5.0, 20.0, 60.0])
+    exact = pvalue(q, lam)
+    _contour_failing_at(monkeypatch, [20.0])
+    with pytest.warns(AccuracyWarning, match="did not converge for 1 of 3"):
+        p = pvalue(q, lam)
+    np.testing.assert_array_equal(p[[0, 2]], exact[[0, 2]])
+    assert p[1] == saddlepoint(20.0, lam)[0] and p[1] != exact[1]
+    with pytest.warns(AccuracyWarning, match="saddlepoint"):
+        pvalue_many(q, [lam] * 3)
+    p2, approx = pvalue_many(q, [lam] * 3, return_approximate=True)  # recorded, not warned (filterwarnings=error)
+    assert approx.tolist() == [False, True, False]
+    np.testing.assert_array_equal(p2, p)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmages._threads import one_blas_thread
-from bayesmages.errors import InputError
+from bayesmages.errors import AccuracyWarning, InputError
 from bayesmages.genes.mapping import GeneMap, block_layout, map_genes
 from bayesmages.stats.multitest import bh
 from bayesmages.stats.quadform import pvalue_many
@@ -207,8 +207,11 @@ def test(
     Returns
     -------
     pandas.DataFrame
-        ``GENE, CHR, n_variants, Q, p_value, q_value``, one row per gene with at least one variant,
-        in gene-table order. ``df.attrs`` holds ``null_variance``, ``null_variance_rule`` and
+        ``GENE, CHR, n_variants, Q, p_value, q_value, method``, one row per gene with at least one
+        variant, in gene-table order. ``method`` says how the p-value was computed: ``"exact"``,
+        ``"saddlepoint"`` (fallback when the exact integral did not converge; an
+        :class:`~bayesmages.errors.AccuracyWarning` is issued) or ``"none"`` (p = 1, no variance).
+        ``df.attrs`` holds ``null_variance``, ``null_variance_rule`` and
         ``unmapped`` (genes without variants, positions mapping).
 
     Raises
@@ -254,9 +257,9 @@ def test(
         # keep transfers small and load balanced on clusters of up to a few dozen workers.
         units = _chunks(gmap, blocks, eps, q_stat, min(64, max(1, len(gmap))))
         names = [f"genes {u[0].genes['GENE'].iloc[0]}..{u[0].genes['GENE'].iloc[-1]}" for u in units]
-        p = np.concatenate(map_units(_chunk_pvalues, units, scheduler=scheduler, desc="gene chunk", names=names))
+        parts = map_units(_chunk_pvalues, units, scheduler=scheduler, desc="gene chunk", names=names)
     elif workers == 1 or len(gmap) < 2 * workers:
-        p = _chunk_pvalues((gmap, blocks, eps, q_stat))
+        parts = [_chunk_pvalues((gmap, blocks, eps, q_stat))]
     else:
         # Threads, not processes: LAPACK and numpy's large-array loops release the GIL, and threads
         # share the LD blocks instead of pickling them to every worker (measured: a process pool was
@@ -264,25 +267,42 @@ def test(
         from concurrent.futures import ThreadPoolExecutor
 
         with one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
-            p = np.concatenate(list(pool.map(_chunk_pvalues, _chunks(gmap, blocks, eps, q_stat, 4 * workers))))
+            parts = list(pool.map(_chunk_pvalues, _chunks(gmap, blocks, eps, q_stat, 4 * workers)))
+    p = np.concatenate([u[0] for u in parts]) if parts else np.empty(0)
+    method = np.concatenate([u[1] for u in parts]) if parts else np.empty(0, dtype=object)
     res = gmap.genes[["GENE", "CHR", "n_variants"]].copy()
     res["Q"] = q_stat
     res["p_value"] = p
     res["q_value"] = bh(p) if p.size else p
+    res["method"] = method
+    approx = res["GENE"][method == "saddlepoint"].astype(str).tolist()
+    if approx:
+        # warned here, in the caller's thread, not inside worker threads or processes
+        warnings.warn(
+            f"gene test: the exact p-value integral did not converge for {len(approx)} gene(s) "
+            f"({', '.join(approx[:5])}{', ...' if len(approx) > 5 else ''}); their p-values use the saddlepoint "
+            "approximation (relative error up to ~15%) and are marked method='saddlepoint'",
+            AccuracyWarning, stacklevel=2)
     res.attrs.update({"null_variance": eps, "null_variance_rule": rule, "unmapped": list(gmap.unmapped)})
     return res
 
 
-def _chunk_pvalues(unit: tuple[GeneMap, list[np.ndarray], float, np.ndarray]) -> np.ndarray:
-    """p-values of one chunk of genes (a picklable work unit)."""
+def _chunk_pvalues(unit: tuple[GeneMap, list[np.ndarray], float, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """p-values of one chunk of genes (a picklable work unit) and how each was computed.
+
+    ``method`` is ``"exact"``, ``"saddlepoint"`` (the exact integral did not converge) or
+    ``"none"`` (no variance under the null: p = 1).
+    """
     gmap, blocks, eps, q_stat = unit
     with one_blas_thread():
         eigs = gene_eigenvalues(gmap, blocks, eps)
     p = np.ones(q_stat.size)
+    method = np.full(q_stat.size, "none", dtype=object)
     ok = np.array([e.size > 0 and e.max() > 0 for e in eigs], dtype=bool)
     if ok.any():
-        p[ok] = pvalue_many(q_stat[ok], [eigs[i] for i in np.flatnonzero(ok)])
-    return p
+        p[ok], approx = pvalue_many(q_stat[ok], [eigs[i] for i in np.flatnonzero(ok)], return_approximate=True)
+        method[ok] = np.where(approx, "saddlepoint", "exact")
+    return p, method
 
 
 def _chunks(gmap: GeneMap, blocks: list[np.ndarray], eps: float, q_stat: np.ndarray, n: int) -> list[tuple]:
