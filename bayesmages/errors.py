@@ -6,7 +6,14 @@ Every problem a user can fix (a bad file, column, argument or prior) is raised a
 
 from __future__ import annotations
 
-__all__ = ["AccuracyWarning", "BayesmagesError", "ConvergenceWarning", "InputError", "NotFittedError"]
+__all__ = [
+    "AccuracyWarning",
+    "BayesmagesError",
+    "ConvergenceWarning",
+    "InputError",
+    "NotFittedError",
+    "SeparationError",
+]
 
 
 class BayesmagesError(Exception):
@@ -18,6 +25,21 @@ class InputError(BayesmagesError, ValueError):
 
     The message names the offending input and says what was expected.
     """
+
+
+class SeparationError(InputError):
+    """The covariates of a binary null model separate the outcome (the MLE does not exist).
+
+    Attributes
+    ----------
+    covariates : list of str
+        Names of the covariates that carry the separating direction (may be empty when only
+        the IRLS divergence, not the direction, is known).
+    """
+
+    def __init__(self, message: str, covariates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.covariates = list(covariates or [])
 
 
 class NotFittedError(BayesmagesError, AttributeError):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bayesmages.cli._common import add_common, run_metadata
-from bayesmages.errors import InputError
+from bayesmages.errors import InputError, SeparationError
 from bayesmages.io.genotypes import SAMPLE_ID_ALIASES
 
 
@@ -104,7 +104,11 @@ def _load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.n
     if ok.sum() < 3:
         raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
     G = geno.G[ok]
-    return G, np.asarray(geno.variants, dtype=str), y[ok], None if X is None else X[ok], int((~ok).sum())
+    # a DataFrame keeps the covariate column names, which fit_null's messages then use
+    import pandas as pd
+
+    Xok = None if X is None else pd.DataFrame(X[ok], columns=ccols)
+    return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, int((~ok).sum())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,12 +119,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     G, variants, y, X, dropped = _load_inputs(args)
     sets = read_sets(args.sets)
-    table = run_sets(
-        G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
-        method=args.method, adjustment=args.adjustment, impute=args.impute, train_fraction=args.train_fraction,
-        objective=args.objective, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
-        progress=not args.quiet,
-    )
+    try:
+        table = run_sets(
+            G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
+            method=args.method, adjustment=args.adjustment, impute=args.impute, train_fraction=args.train_fraction,
+            objective=args.objective, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
+            progress=not args.quiet,
+        )
+    except SeparationError as exc:  # the covariates' columns are named; say which file they are in
+        raise InputError(f"{args.covariates}: {exc}") from None
     write_table(table, args.out)
     meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets))
     write_json(meta, args.out.with_name(args.out.stem + ".run.json"))
