@@ -212,6 +212,9 @@ def test_read_genotypes_plink_roundtrip(tmp_path):
     g = read_genotypes(path)
     np.testing.assert_array_equal(np.isnan(g.G), np.isnan(G))
     np.testing.assert_array_equal(g.G[~np.isnan(G)], G[~np.isnan(G)])
+    # the counts are of A1 (written with bed-reader's count_A1=True): counting A2 gives 2 - G
+    with bed_reader.open_bed(path, count_A1=False) as b:
+        np.testing.assert_array_equal(b.read(dtype="float64")[~np.isnan(G)], 2 - g.G[~np.isnan(G)])
     with pytest.raises(InputError, match=r"\.bim"):
         (tmp_path / "toy.bim").unlink()
         read_genotypes(path)
