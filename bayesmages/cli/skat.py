@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     except SeparationError as exc:  # the covariates' columns are named; say which file they are in
+        if args.covariates is None:
+            raise
         raise InputError(f"{args.covariates}: {exc}") from None
     write_table(table, args.out)
     meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets))
