@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import threadpoolctl
 from threadpoolctl import threadpool_limits
 
 __all__ = ["limit_blas_threads", "one_blas_thread", "torch_threads"]
@@ -42,6 +43,7 @@ def one_blas_thread() -> Iterator[None]:
     global _blas_depth, _blas_limiter
     with _LOCK:
         if _blas_depth == 0:
+            _release_blas_control()  # whichever thread set a limit before, this block sets it now
             _blas_limiter = threadpool_limits(limits=1, user_api="blas")
         _blas_depth += 1
     try:
@@ -54,17 +56,17 @@ def one_blas_thread() -> Iterator[None]:
                 # OpenBLAS pool and silently ignores the others. The last block to leave may run in
                 # another thread than the first: no block of ours is active (lock), so hand control
                 # to this thread for the restore, then release it.
-                _release_blas_control(_blas_limiter)
+                _release_blas_control()
                 _blas_limiter.restore_original_limits()
-                _release_blas_control(_blas_limiter)
+                _release_blas_control()
                 _blas_limiter = None
 
 
-def _release_blas_control(limiter: Any) -> None:
-    for lib in getattr(getattr(limiter, "_controller", None), "lib_controllers", ()):
-        clear = getattr(lib, "clear_controlling_thread", None)
-        if clear is not None:
-            clear(force=True)
+def _release_blas_control() -> None:
+    """Let the next thread that sets an OpenBLAS limit take control (threadpoolctl >= 3.6; else no-op)."""
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 @contextlib.contextmanager

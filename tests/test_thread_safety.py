@@ -115,3 +115,31 @@ def test_torch_threads_none_changes_nothing():
     before = torch.get_num_threads()
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_blas_limit_applies_while_another_live_thread_holds_threadpoolctl_control():
+    # threadpoolctl (>= 3.6) lets only the first thread that set a shared OpenBLAS limit change it
+    # while that thread lives; a block of ours must still limit (and restore) from any thread.
+    import threading
+
+    from threadpoolctl import ThreadpoolController
+
+    before = _blas_threads()
+    release, ready = threading.Event(), threading.Event()
+
+    def holder():
+        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+            lib.set_num_threads(lib.num_threads)  # takes control, changes nothing
+        ready.set()
+        release.wait(30)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        ready.wait(30)
+        with one_blas_thread():
+            assert max(_blas_threads(), default=1) == 1
+        assert _blas_threads() == before
+    finally:
+        release.set()
+        t.join()
