@@ -6,7 +6,14 @@ Every problem a user can fix (a bad file, column, argument or prior) is raised a
 
 from __future__ import annotations
 
-__all__ = ["BayesmagesError", "ConvergenceWarning", "InputError", "NotFittedError"]
+__all__ = [
+    "AccuracyWarning",
+    "BayesmagesError",
+    "ConvergenceWarning",
+    "InputError",
+    "NotFittedError",
+    "SeparationError",
+]
 
 
 class BayesmagesError(Exception):
@@ -20,9 +27,33 @@ class InputError(BayesmagesError, ValueError):
     """
 
 
+class SeparationError(InputError):
+    """The covariates of a binary null model separate the outcome (the MLE does not exist).
+
+    Attributes
+    ----------
+    covariates : list of str
+        Names of the covariates that carry the separating direction (may be empty when only
+        the IRLS divergence, not the direction, is known).
+    """
+
+    def __init__(self, message: str, covariates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.covariates = list(covariates or [])
+
+
 class NotFittedError(BayesmagesError, AttributeError):
     """A fitted attribute or method was used before :meth:`fit`."""
 
 
 class ConvergenceWarning(UserWarning):
     """An optimiser or sampler stopped before meeting its convergence rule."""
+
+
+class AccuracyWarning(UserWarning):
+    """A number was computed by a less accurate fallback than the method asked for.
+
+    For example, the exact quadratic-form integral did not converge and a saddlepoint
+    approximation (relative error up to ~15 %) was used. The result records which values are
+    affected (e.g. a ``method`` column), so they can be checked or recomputed.
+    """

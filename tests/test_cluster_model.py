@@ -9,10 +9,11 @@ import numpy as np
 import pyro.distributions as dist
 import pytest
 import torch
+from _convergence import assert_warned_iff_not_converged, record_convergence
 
 import bayesmages as bm
 from bayesmages.cluster import adjusted_rand_index, log_responsibilities
-from bayesmages.errors import ConvergenceWarning, InputError
+from bayesmages.errors import InputError
 
 F64 = torch.float64
 # A 4-cluster bivariate case shaped like real associations: near-null, specific to each trait,
@@ -30,10 +31,12 @@ def simulate(n: int, seed: int, weights=WEIGHTS, covs=COVS):
 
 def fit(X, **kwargs):
     fit_kwargs = kwargs.pop("fit", {})
-    with warnings.catch_warnings():
-        # a fit that stops at num_steps warns; these tests judge the result itself
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return bm.get_model("dp_mixture", **kwargs).fit(X, **fit_kwargs)
+    # A fit that stops at num_steps warns; these tests judge the result itself, and check that the
+    # warning appears exactly when the fit's own record says it did not converge.
+    with record_convergence() as box:
+        model = bm.get_model("dp_mixture", **kwargs).fit(X, **fit_kwargs)
+    assert_warned_iff_not_converged(model, box)
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,10 @@ def null_z(R: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return (rng.normal(size=(n, R.shape[0])) * np.sqrt(np.clip(w, 0, None))) @ V.T
 
 
+def pvals(st) -> np.ndarray:
+    return enrichment._pvalues(st.Q, st.weights)[0]
+
+
 def binomial_upper(alpha: float, n: int) -> float:
     # two binomial sd above alpha: the acceptance bound for P(p < alpha)
     return alpha + 2 * np.sqrt(alpha * (1 - alpha) / n)
@@ -59,14 +63,13 @@ def test_exact_null_given_the_conditioning_set():
     rng = np.random.default_rng(0)
     n = 4000
     z = lam @ R + null_z(R, n, rng)
-    p = np.array([enrichment._pvalues(*(lambda st: (st.Q, st.weights))(gene_statistics(zi, zeta, [R], gmap)))[0]
-                  for zi in z])
+    p = np.array([pvals(gene_statistics(zi, zeta, [R], gmap))[0] for zi in z])
     for alpha in (0.05, 0.01):
         sd = np.sqrt(alpha * (1 - alpha) / n)
         assert abs(np.mean(p < alpha) - alpha) < 3 * sd  # 3 sd: two levels checked on one sample
     assert stats.kstest(p, "uniform").pvalue > 1e-3
     # the marginal test on the same data calls the neighbour almost always (LD spill-over)
-    pm = enrichment._pvalues(*(lambda st: (st.Q, st.weights))(gene_statistics(z[0], None, [R], gmap)))
+    pm = pvals(gene_statistics(z[0], None, [R], gmap))
     assert pm[0] < 1e-10
 
 
@@ -219,8 +222,8 @@ def test_signal_on_a_near_perfect_proxy_is_not_credited_to_the_gene():
     on = gene_statistics(z, zeta, [R], gmap)
     off = gene_statistics(z, zeta, [R], gmap, proxy_r=1.0)
     assert on.n_conditioned.tolist() == [1] and off.n_conditioned.tolist() == [0]
-    p_on = enrichment._pvalues(on.Q, on.weights)[0]
-    p_off = enrichment._pvalues(off.Q, off.weights)[0]
+    p_on = pvals(on)[0]
+    p_off = pvals(off)[0]
     assert p_off < 1e-20 and p_on > 1e-3
 
 
@@ -235,8 +238,8 @@ def test_a_strong_signal_the_shrinker_missed_is_conditioned_on_as_a_lead():
     zeta = np.zeros(40)
     with_lead = gene_statistics(z, zeta, [R], gmap)
     without = gene_statistics(z, zeta, [R], gmap, lead_z=np.inf, strong_z=np.inf)
-    p_with = enrichment._pvalues(with_lead.Q, with_lead.weights)
-    p_without = enrichment._pvalues(without.Q, without.weights)
+    p_with = pvals(with_lead)
+    p_without = pvals(without)
     assert with_lead.n_conditioned[0] >= 1 and without.n_conditioned.tolist() == [0, 0]
     assert p_without[0] < 1e-20 and p_with[0] > 1e-3 and p_with[1] < 1e-20
 

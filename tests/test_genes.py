@@ -32,7 +32,15 @@ def ar1(m, rho):
 
 
 @pytest.fixture
+def ld_block(msprime_ld):
+    """A realistic LD block made by the package (msprime; tests/conftest.py) with its gene table."""
+    R = read_ld(msprime_ld.path).R
+    return R, read_genes(msprime_ld.genes_path, n_variants=R.shape[0]), msprime_ld.genes_path
+
+
+@pytest.fixture
 def real_block(real_ld_path):
+    """The real UK Biobank block (optional: ../shared is not part of a clone)."""
     genes_path = real_ld_path.parent / "chr22_block0_genes.csv"
     R = read_ld(real_ld_path).R
     return R, read_genes(genes_path, n_variants=R.shape[0]), genes_path
@@ -41,8 +49,8 @@ def real_block(real_ld_path):
 # --- mapping ----------------------------------------------------------------------------------------------
 
 
-def test_index_mapping_real_gene_table_is_inclusive(real_block):
-    R, genes, _ = real_block
+def test_index_mapping_gene_table_is_inclusive(ld_block):
+    R, genes, _ = ld_block
     gm = map_genes(genes, n_variants=R.shape[0])
     assert len(gm) == len(genes)
     for ix, (_, row) in zip(gm.indices, genes.iterrows()):
@@ -93,7 +101,7 @@ def test_columns_and_block_diagonal_eigenvalues():
     R1, R2 = ar1(4, 0.7), ar1(3, 0.4)
     genes = index_table([(0, 1), (2, 5)])  # the second gene spans both blocks
     res = enrichment.test(np.arange(7) * 0.01, [R1, R2], genes, null_variance=2.0)
-    assert res.columns.tolist() == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test"]
+    assert res.columns.tolist() == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test", "p_method"]
     assert res.Q.tolist() == pytest.approx([1e-4, (4 + 9 + 16 + 25) * 1e-4])
     gm = map_genes(genes, n_variants=7)
     eig = enrichment.gene_eigenvalues(gm, [R1, R2], 2.0)[1]
@@ -104,12 +112,19 @@ def test_columns_and_block_diagonal_eigenvalues():
     np.testing.assert_allclose(np.sort(eig), np.sort(2.0 * np.linalg.eigvalsh(Rg)), atol=1e-12)
 
 
+def test_calibration_exact_null_on_msprime_ld(ld_block):
+    _check_exact_null_calibration(*ld_block[:2])
+
+
 def test_calibration_exact_null_on_real_ld(real_block):
-    # beta_g ~ N(0, eps R_g) exactly (RSS null: beta_hat ~ N(0, R/n), eps = 1/n), 150 replicates of the real
-    # block laid as 150 independent blocks -> 3,600 gene p-values, which must be Uniform(0, 1).
+    _check_exact_null_calibration(*real_block[:2])
+
+
+def _check_exact_null_calibration(R, genes):
+    # beta_g ~ N(0, eps R_g) exactly (RSS null: beta_hat ~ N(0, R/n), eps = 1/n), 150 replicates of the
+    # block laid as 150 independent blocks -> 150 x (about 20) gene p-values, which must be Uniform(0, 1).
     from bayesmages.simulate.rss import simulate_sumstats
 
-    R, genes, _ = real_block
     n, reps = 10_000, 150
     beta_hat, _ = simulate_sumstats(R, np.zeros(R.shape[0]), n, seed=11, n_replicates=reps)
     gm = map_genes(genes, n_variants=R.shape[0])
@@ -118,10 +133,11 @@ def test_calibration_exact_null_on_real_ld(real_block):
                   [ix + r * m for r in range(reps) for ix in gm.indices])
     res = enrichment.test(beta_hat.ravel(), [R] * reps, big, null_variance=1.0 / n)
     p = res.p_value.to_numpy()
-    # KS: genes of one replicate share LD, so the p-values are mildly dependent; D < 0.04 is about the
-    # 99.9% point for 3,600 independent values (1.95 / sqrt(3600) = 0.033) plus a margin for that dependence.
-    assert stats.kstest(p, "uniform").statistic < 0.04
-    assert 0.035 < np.mean(p < 0.05) < 0.065  # type-I error at 5%, binomial sd ~0.004
+    # KS: genes of one replicate share LD, so the p-values are mildly dependent; the 99.9% point for N
+    # independent values is 1.95 / sqrt(N) (0.033 for the real block's 3,600), plus 0.007 for that dependence.
+    assert stats.kstest(p, "uniform").statistic < 1.95 / np.sqrt(p.size) + 0.007
+    # type-I error at 5%: 4 binomial sd either side (sd 0.004 for 3,600 p-values)
+    assert abs(np.mean(p < 0.05) - 0.05) < 4 * np.sqrt(0.05 * 0.95 / p.size)
 
 
 def test_power_on_simulated_causal_genes():
@@ -187,6 +203,8 @@ def test_cluster_fit_is_used_and_given_variance_wins():
 
 @pytest.mark.slow
 def test_end_to_end_with_dp_mixture_epsilon(real_block):
+    # On the real block only: on the package's msprime block (tests/conftest.py) the fitted epsilon is
+    # 0.29 / n, outside this factor-3 band (reported in issue #18; the epsilon rule is being recalibrated).
     from bayesmages.simulate.rss import simulate_sumstats
 
     R, genes, _ = real_block
@@ -314,3 +332,25 @@ def test_threads_give_identical_results():
     serial = enrichment.test(beta, blocks, genes, null_variance=1e-4)
     threaded = enrichment.test(beta, blocks, genes, null_variance=1e-4, workers=3)
     np.testing.assert_array_equal(serial.p_value.to_numpy(), threaded.p_value.to_numpy())
+
+
+def test_saddlepoint_fallback_is_warned_and_marked_in_the_table(monkeypatch):
+    import bayesmages.stats.quadform as qf
+    from bayesmages.errors import AccuracyWarning
+
+    R = ar1(30, 0.5)
+    genes = index_table([(0, 9), (10, 19), (20, 29)])
+    beta = np.random.default_rng(0).normal(size=30) * 0.1
+    exact = enrichment.test(beta, R, genes, null_variance=0.01)
+    assert exact["p_method"].tolist() == ["exact"] * 3
+    real = qf.contour_tail
+
+    def contour(q, lam, **kw):  # the exact integral "fails" for the second gene only
+        log_p, ok = real(q, lam, **kw)
+        return log_p, ok & (q != exact["Q"][1])
+
+    monkeypatch.setattr(qf, "contour_tail", contour)
+    with pytest.warns(AccuracyWarning, match=r"1 gene\(s\) \(G1\)"):
+        res = enrichment.test(beta, R, genes, null_variance=0.01)
+    assert res["p_method"].tolist() == ["exact", "saddlepoint", "exact"]
+    assert res["p_value"][1] != exact["p_value"][1]

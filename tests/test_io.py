@@ -140,6 +140,25 @@ def test_read_real_ld_block(real_ld_path):
     assert 0.4 < (off < 0).mean() < 0.7
 
 
+def test_read_msprime_ld_block_in_mlmages_text_format(msprime_ld):
+    # the ML-MAGES .ld text format as the package's msprime blocks are written (tests/conftest.py)
+    block = read_ld(msprime_ld.path)
+    m = msprime_ld.R.shape[0]
+    assert block.R.shape == (m, m)
+    np.testing.assert_array_equal(block.R, block.R.T)
+    np.testing.assert_array_equal(np.diag(block.R), 1.0)
+    np.testing.assert_allclose(block.R, msprime_ld.R, atol=5e-7)  # written with 6 decimals
+
+
+def test_read_genes_index_format(msprime_ld):
+    m = msprime_ld.R.shape[0]
+    genes = read_genes(msprime_ld.genes_path, n_variants=m)
+    assert genes.attrs["format"] == "index"
+    assert (genes["end_idx_chr"] - genes["start_idx_chr"] + 1 == genes["N_SNPS"]).all()
+    with pytest.raises(InputError):
+        read_genes(msprime_ld.genes_path, n_variants=int(genes["end_idx_chr"].max()))  # last gene past the end
+
+
 def test_read_genes_index_format_real(shared_dir):
     genes = read_genes(shared_dir / "data" / "ld" / "chr22_block0_genes.csv", n_variants=603)
     assert genes.attrs["format"] == "index"
@@ -193,6 +212,9 @@ def test_read_genotypes_plink_roundtrip(tmp_path):
     g = read_genotypes(path)
     np.testing.assert_array_equal(np.isnan(g.G), np.isnan(G))
     np.testing.assert_array_equal(g.G[~np.isnan(G)], G[~np.isnan(G)])
+    # the counts are of A1 (written with bed-reader's count_A1=True): counting A2 gives 2 - G
+    with bed_reader.open_bed(path, count_A1=False) as b:
+        np.testing.assert_array_equal(b.read(dtype="float64")[~np.isnan(G)], 2 - g.G[~np.isnan(G)])
     with pytest.raises(InputError, match=r"\.bim"):
         (tmp_path / "toy.bim").unlink()
         read_genotypes(path)

@@ -63,8 +63,9 @@ def test_cli_run_on_simulate_output_writes_everything(cli_run):
         assert {"cluster", "weight", "trace", "category"} <= set(clusters.columns)
         assert clusters["weight"].sum() == pytest.approx(1.0, abs=1e-6)  # renormalised kept weights
     enrich = pd.read_csv(out / "enrich_T2" / "gene_enrichment.csv")
-    assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test", "n_conditioned"]
-    assert set(enrich["test"]) == {"conditional"}
+    assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test", "p_method",
+                                    "n_conditioned"]
+    assert set(enrich["test"]) == {"conditional"} and set(enrich["p_method"]) <= {"exact", "none"}
     for name in steps.GENE_TABLES:
         assert (out / "genes" / f"{name}.csv").is_file()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import mpmath as mp
 import numpy as np
@@ -192,17 +193,33 @@ def test_davies_fault_codes_surface_like_r():
     assert p[0] < 1e-6
 
 
-def test_liu_params_closed_form():
-    lam = np.array([2.0, 1.0, 0.5])
-    par = liu_params(lam, modified=True)
-    c = [np.sum(lam**k) for k in (1, 2, 3, 4)]
-    s1, s2 = c[2] / c[1] ** 1.5, c[3] / c[1] ** 2
-    assert par["muQ"] == pytest.approx(c[0]) and par["sigmaQ"] == pytest.approx(np.sqrt(2 * c[1]))
-    if s1**2 > s2:
-        a = 1 / (s1 - np.sqrt(s1**2 - s2))
-        assert par["ncp"] == pytest.approx(s1 * a**3 - a**2)
-    else:
-        assert par["df"] == pytest.approx(1 / s2) and par["ncp"] == 0.0
+@pytest.mark.parametrize("lam", [[2.0, 1.0, 0.5], [5.0, 0.3, 0.2, 0.1], [1.0, 1.0, 1.0, 1.0], [1.0] * 30 + [1e-3] * 5])
+def test_liu_params_match_the_moments_of_q(lam):
+    """Independent of the code's algebra: the chi-square that Liu et al. (2009) fit must have the
+    skewness of Q ("liu") or its kurtosis (R SKAT's "liu.mod"). For non-negative weights
+    s1^2 <= s2 (Cauchy-Schwarz), so the fit is central. Q's cumulants are the textbook
+    kappa_k = 2^(k-1) (k-1)! sum(lam^k); the chi-square's moments come from scipy.stats (its own
+    implementation). Both are exact, so the tolerances are round-off."""
+    lam = np.asarray(lam)
+    k2, k3, k4 = (2 ** (k - 1) * math.factorial(k - 1) * np.sum(lam**k) for k in (2, 3, 4))
+    skew_q, kurt_q = k3 / k2**1.5, k4 / k2**2
+    for modified in (False, True):
+        par = liu_params(lam, modified=modified)
+        assert par["ncp"] == 0.0
+        assert par["muQ"] == pytest.approx(lam.sum(), rel=1e-12)
+        assert par["sigmaQ"] == pytest.approx(np.sqrt(k2), rel=1e-12)
+        dist = stats.chi2(par["df"])
+        mean, var, skew, kurt = (float(v) for v in dist.stats(moments="mvsk"))
+        assert par["muX"] == pytest.approx(mean, rel=1e-10)
+        assert par["sigmaX"] == pytest.approx(np.sqrt(var), rel=1e-10)
+        if modified:
+            assert kurt == pytest.approx(kurt_q, rel=1e-9)
+        else:
+            assert skew == pytest.approx(skew_q, rel=1e-9)
+        # the p-value is the fitted chi-square's tail at the standardised q
+        q = lam.sum() + 2.5 * np.sqrt(k2)
+        fn = liu_mod if modified else liu
+        assert fn(q, lam)[0] == pytest.approx(dist.sf(mean + 2.5 * np.sqrt(var)), rel=1e-9)
 
 
 def _skat_eigen(case_dir, a2):
@@ -231,16 +248,16 @@ def _skat_eigen(case_dir, a2):
 
 
 @pytest.mark.parametrize("case", ["case_01", "case_02", "case_06", "case_09", "case_14"])
-def test_matches_r_skat_davies_and_liu(shared_dir, case):
-    ref = json.loads((shared_dir / "skat_reference" / "reference.json").read_text())[case]
+def test_matches_r_skat_davies_and_liu(skat_reference_dir, case):
+    ref = json.loads((skat_reference_dir / "reference.json").read_text())[case]
     for key, a2 in (("skat_davies_b1_25", 25), ("skat_davies_b1_1", 1)):
-        Q, lam, _ = _skat_eigen(shared_dir / "skat_reference" / case, a2)
+        Q, lam, _ = _skat_eigen(skat_reference_dir / case, a2)
         assert Q == pytest.approx(ref[key]["Q"], rel=1e-6)
         p, fault = davies(Q, lam, acc=1e-6, lim=10_000)
         assert fault[0] == 0
         # README tolerance for Davies: absolute 1e-6 plus relative 1e-3
         assert abs(p[0] - ref[key]["p_value"]) <= 1e-6 + 1e-3 * ref[key]["p_value"]
-    Q, _, lam_all = _skat_eigen(shared_dir / "skat_reference" / case, 25)
+    Q, _, lam_all = _skat_eigen(skat_reference_dir / case, 25)
     # README tolerance for liu/liu.mod: relative 1e-6 (closed form)
     assert liu(Q, lam_all)[0] == pytest.approx(ref["skat_liu_b1_25"]["p_value"], rel=1e-6)
     assert liu_mod(Q, lam_all)[0] == pytest.approx(ref["skat_liumod_b1_25"]["p_value"], rel=1e-6)
@@ -286,3 +303,37 @@ def test_auto_and_saddlepoint_far_below_the_mean_regression():
     q = np.array([2e-185, 1e-40, 1e-33])
     np.testing.assert_array_equal(pvalue(q, lam), 1.0)
     np.testing.assert_allclose(saddlepoint(q, lam), 1.0, atol=1e-12)
+
+
+# --- no silent fallback ----------------------------------------------------------------------------------
+
+
+def _contour_failing_at(monkeypatch, bad_q):
+    """Make the exact contour integral report non-convergence for the quantiles in ``bad_q``."""
+    import bayesmages.stats.quadform as qf
+
+    real = qf.contour_tail
+
+    def contour(q, lam, **kw):
+        log_p, ok = real(q, lam, **kw)
+        return log_p, ok & ~np.isin(q, bad_q)
+
+    monkeypatch.setattr(qf, "contour_tail", contour)
+
+
+def test_auto_fallback_warns_and_is_recorded(monkeypatch):
+    from bayesmages.errors import AccuracyWarning
+
+    lam = np.array([3.0, 1.0, 0.4])
+    q = np.array([5.0, 20.0, 60.0])
+    exact = pvalue(q, lam)
+    _contour_failing_at(monkeypatch, [20.0])
+    with pytest.warns(AccuracyWarning, match="did not converge for 1 of 3"):
+        p = pvalue(q, lam)
+    np.testing.assert_array_equal(p[[0, 2]], exact[[0, 2]])
+    assert p[1] == saddlepoint(20.0, lam)[0] and p[1] != exact[1]
+    with pytest.warns(AccuracyWarning, match="saddlepoint"):
+        pvalue_many(q, [lam] * 3)
+    p2, approx = pvalue_many(q, [lam] * 3, return_approximate=True)  # recorded, not warned (filterwarnings=error)
+    assert approx.tolist() == [False, True, False]
+    np.testing.assert_array_equal(p2, p)

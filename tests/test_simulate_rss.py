@@ -49,15 +49,15 @@ def test_same_seed_same_output_and_sampler_agrees():
     assert not np.array_equal(a[0], d[0])
 
 
-def test_real_block_variance_and_correlation_over_seeds(real_ld_path):
+def test_realistic_block_variance_and_correlation_over_seeds(msprime_ld):
     from bayesmages.io import read_ld
 
-    R = read_ld(real_ld_path).R
+    R = read_ld(msprime_ld.path).R
     m, n, n_seeds = R.shape[0], 50_000, 2000
     sampler = RSSSampler(R)  # factorise once, then one draw per seed as the acceptance asks
     draws = np.stack([sampler.sample(np.zeros(m), n, seed=s)[0] for s in range(n_seeds)])
     # Var(beta_hat_j) * n ≈ 1: the sample variance has relative sd sqrt(2/2000) ≈ 0.032; the largest
-    # of 603 deviations is ~3.3 sd ≈ 0.1, so allow 0.15 per variant and 0.01 on the average.
+    # of ~600 deviations is ~3.3 sd ≈ 0.1, so allow 0.15 per variant and 0.01 on the average.
     v = n * draws.var(axis=0, ddof=1)
     assert np.abs(v - 1).max() < 0.15
     assert abs(v.mean() - 1) < 0.01
@@ -68,7 +68,10 @@ def test_real_block_variance_and_correlation_over_seeds(real_ld_path):
     iu = np.triu_indices(m, 1)
     err = (C - R)[iu]
     assert np.abs(err).max() < 0.13
-    z2 = err**2 * n_seeds / (1 - R[iu] ** 2) ** 2
+    # Pairs in perfect LD (|r| = 1: duplicated variants, common in msprime blocks) have a sample
+    # correlation of exactly +-1 with no variance; they are checked by the max above and left out here.
+    free = np.abs(R[iu]) < 1 - 1e-6
+    z2 = err[free] ** 2 * n_seeds / (1 - R[iu][free] ** 2) ** 2
     assert abs(z2.mean() - 1) < 0.1
     # same seed, same output
     one = simulate_sumstats(R, np.zeros(m), n, seed=3)[0]

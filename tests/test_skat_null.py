@@ -5,10 +5,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayesmages as bm
-from bayesmages.errors import InputError
+from bayesmages.errors import ConvergenceWarning, InputError, SeparationError
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -127,3 +128,89 @@ def test_no_warnings_on_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bm.skat.fit_null(y, X, trait="binary")
+
+
+# --- separation (issue #19 item 5) and convergence reporting ------------------------------------------
+
+
+@pytest.mark.parametrize("n", [200, 800])
+def test_perfect_separation_by_one_covariate_names_it(n):
+    # a covariate equal to 2y - 1 once converged silently at n = 200 (coefficient 27.5, p = 1)
+    rng = np.random.default_rng(n)
+    y = rng.binomial(1, 0.5, n).astype(float)
+    X = np.column_stack([rng.normal(size=n), 2 * y - 1, rng.normal(size=n)])
+    with pytest.raises(SeparationError, match=r"^fit_null: covariate 'column 2 of X' separates") as info:
+        bm.skat.fit_null(y, X, trait="binary")
+    assert info.value.covariates == ["'column 2 of X'"] and "\n" not in str(info.value)
+    with pytest.raises(InputError, match="covariate 'sep' separates"):
+        bm.skat.fit_null(y, pd.DataFrame({"age": X[:, 0], "sep": X[:, 1], "pc1": X[:, 2]}), trait="binary")
+
+
+def test_quasi_complete_separation_is_detected():
+    # a rare binary covariate whose carriers are all cases: the MLE does not exist either
+    rng = np.random.default_rng(2)
+    n = 400
+    y = rng.binomial(1, 0.4, n).astype(float)
+    g = np.zeros(n)
+    g[np.flatnonzero(y == 1)[:5]] = 1
+    with pytest.raises(SeparationError, match="covariate 'column 2 of X' separates"):
+        bm.skat.fit_null(y, np.column_stack([rng.normal(size=n), g]), trait="binary")
+
+
+def test_strong_covariate_without_separation_fits_like_statsmodels():
+    # |eta| reaches ~40 (probabilities within 1e-17 of 0 or 1) without any separation: once rejected
+    # as "separated"; the linear program clears it and the fit must be the MLE (statsmodels, tol 1e-6)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=5000) * 3
+    y = (rng.random(5000) < 1 / (1 + np.exp(-3 * x))).astype(float)
+    null = bm.skat.fit_null(y, x[:, None], trait="binary")
+    assert null.converged and np.abs(null.X1 @ null.coef).max() > 30
+    ref = sm.GLM(y, sm.add_constant(x), family=sm.families.Binomial()).fit(tol=1e-12)
+    np.testing.assert_allclose(null.coef, ref.params, rtol=1e-6)
+
+
+def test_failed_step_halving_reports_not_converged(monkeypatch):
+    # Force every trial step to look worse: the fit must say it did not converge, not "converged".
+    import bayesmages.skat.null as nullmod
+
+    X, y = _data(6, n=200, binary=True)
+    real_logaddexp = np.logaddexp
+    calls = {"n": 0}
+
+    def worse_after_first(a, b):  # the initial deviance is computed normally; every later one is worse
+        calls["n"] += 1
+        out = real_logaddexp(a, b)
+        return out if calls["n"] == 1 else out + 1.0
+
+    monkeypatch.setattr(nullmod.np, "logaddexp", worse_after_first)
+    with pytest.warns(ConvergenceWarning, match="step-halving could not decrease the deviance"):
+        null = bm.skat.fit_null(y, X, trait="binary")
+    assert not null.converged
+
+
+def test_cli_separation_one_line_exit_2(cli_separated, capsys):
+    from bayesmages.cli import main
+
+    d = cli_separated
+    rc = main(["skat", "--genotypes", str(d / "g.csv"), "--phenotype", str(d / "pheno.csv"), "--covariates",
+               str(d / "cov.csv"), "--sets", str(d / "sets.csv"), "--trait", "binary", "--out", str(d / "res.csv")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1
+    assert str(d / "cov.csv") in err and "covariate 'smoker' separates" in err
+    assert not (d / "res.csv").exists()
+
+
+@pytest.fixture
+def cli_separated(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 200
+    y = rng.binomial(1, 0.5, n)
+    iids = [f"S{i}" for i in range(n)]
+    G = rng.binomial(2, 0.05, size=(n, 4))
+    pd.DataFrame(G, columns=[f"v{j}" for j in range(4)]).assign(IID=iids).to_csv(tmp_path / "g.csv", index=False)
+    pd.DataFrame({"IID": iids, "y": y}).to_csv(tmp_path / "pheno.csv", index=False)
+    pd.DataFrame({"IID": iids, "age": rng.normal(size=n), "smoker": 2 * y - 1}).to_csv(tmp_path / "cov.csv",
+                                                                                       index=False)
+    pd.DataFrame({"SET": ["A"] * 4, "SNP": [f"v{j}" for j in range(4)]}).to_csv(tmp_path / "sets.csv", index=False)
+    return tmp_path

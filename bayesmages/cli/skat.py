@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bayesmages.cli._common import add_common, add_out, output_file, run_metadata
-from bayesmages.errors import InputError
+from bayesmages.errors import InputError, SeparationError
 from bayesmages.io.genotypes import SAMPLE_ID_ALIASES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -56,7 +59,7 @@ def _id_column(df: Any) -> str | None:
 
 def _load_inputs(
     args: argparse.Namespace,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int, str]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame | None, int, str]:
     """Genotypes, variant ids, phenotype and covariates aligned on samples; the dropped count; their source."""
     from bayesmages.io import read_genotypes, read_table
     from bayesmages.io.tables import numeric_column
@@ -113,8 +116,11 @@ def _load_inputs(
     if ok.sum() < 3:
         raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
     G = geno.G[ok]
-    return (G, np.asarray(geno.variants, dtype=str), y[ok], None if X is None else X[ok], int((~ok).sum()),
-            source)
+    # a DataFrame keeps the covariate column names, which fit_null's messages then use
+    import pandas as pd
+
+    Xok = None if X is None else pd.DataFrame(X[ok], columns=ccols)
+    return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, int((~ok).sum()), source
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
             train_fraction=args.train_fraction, objective=args.objective, seed=args.seed, workers=args.workers,
             scheduler=args.scheduler, progress=not args.quiet,
         )
+    except SeparationError as exc:  # the covariates' columns are named; say which file they are in
+        if args.covariates is None:
+            raise InputError(f"null model of {source} ({y.size} samples): {exc}") from None
+        raise InputError(f"{args.covariates}: {exc}") from None
     except InputError as exc:
         msg = str(exc)
         if not msg.startswith("fit_null:"):

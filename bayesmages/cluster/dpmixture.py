@@ -22,6 +22,7 @@ import torch
 from torch.distributions import constraints
 
 from bayesmages import diagnostics, infer
+from bayesmages._threads import torch_threads
 from bayesmages.cluster import kernels
 from bayesmages.cluster.data import prepare_effects
 from bayesmages.cluster.guides import DPMixtureGuide
@@ -363,18 +364,13 @@ class DPMixture(BayesianModel):
         if method == "nuts":
             infer_kwargs.setdefault("num_samples", 300)
             infer_kwargs.setdefault("warmup_steps", 300)
-        previous = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
+        kernels.register_positive_definite()  # NUTS's Wishart precisions need the bijection
         # The built-in guides draw inside the priors' supports by construction and the priors were
         # validated before fitting, so torch's per-draw support checks (symmetry tests of every
         # precision matrix, ~5-10% of a step) only cost time. User guides and NUTS keep them.
         validate = method == "nuts" or self._custom_guide
-        try:
-            with pyro.validation_enabled(validate):
-                return super().fit(data, method=method, seed=seed, progress=progress, **infer_kwargs)
-        finally:
-            torch.set_num_threads(previous)
+        with torch_threads(self.num_threads), pyro.validation_enabled(validate):
+            return super().fit(data, method=method, seed=seed, progress=progress, **infer_kwargs)
 
     def _make_guide(self, method: str, restart: int) -> Any:
         if method == "svi" and self.guide is not None:

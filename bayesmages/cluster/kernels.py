@@ -15,6 +15,8 @@ MultivariateNormal objects are built.
 from __future__ import annotations
 
 import math
+import threading
+from typing import Any
 
 import torch
 from torch.distributions import biject_to, constraints
@@ -157,13 +159,26 @@ class VechToPrecision(Transform):
         return torch.Size((*shape[:-2], shape[-1] * (shape[-1] + 1) // 2))
 
 
-def _register_positive_definite() -> None:
-    # torch has no bijection onto positive-definite matrices; NUTS needs one for the
-    # Wishart-distributed precisions. Register ours only if nobody else has.
-    try:
-        biject_to(constraints.positive_definite)
-    except NotImplementedError:
-        biject_to.register(constraints.positive_definite, lambda constraint: VechToPrecision())
+_REGISTER_LOCK = threading.Lock()
+
+
+def register_positive_definite() -> None:
+    """Register :class:`VechToPrecision` as torch's bijection onto positive-definite matrices.
+
+    torch has none; NUTS needs one for the Wishart-distributed precisions. Ours is registered
+    only if nobody else has registered one. Idempotent and thread-safe (check-and-register
+    under a lock), so concurrent fits register once. It is called by the DP-mixture's ``fit``
+    and when this module is imported.
+    """
+    with _REGISTER_LOCK:
+        try:
+            biject_to(constraints.positive_definite)
+        except NotImplementedError:
+            biject_to.register(constraints.positive_definite, _vech_to_precision_factory)
+
+
+def _vech_to_precision_factory(constraint: Any) -> VechToPrecision:
+    return VechToPrecision()
 
 
 def stick_fractions(weights: torch.Tensor) -> torch.Tensor:
@@ -392,4 +407,4 @@ def cavi_fit(
     return out
 
 
-_register_positive_definite()
+register_positive_definite()

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmages._threads import one_blas_thread
-from bayesmages.errors import InputError
+from bayesmages.errors import AccuracyWarning, InputError
 from bayesmages.genes.conditional import DEFAULT_THRESHOLD, gene_statistics
 from bayesmages.genes.mapping import GeneMap, block_layout, map_genes
 from bayesmages.stats.multitest import bh
@@ -242,9 +242,12 @@ def test(
     Returns
     -------
     pandas.DataFrame
-        ``GENE, CHR, n_variants, Q, p_value, q_value, test`` (and ``n_conditioned``, the number of outside
-        variants conditioned on, for the conditional and marginal tests), one row per gene with at least
-        one variant, in gene-table order. ``Q`` is on the z scale for the conditional and marginal tests
+        ``GENE, CHR, n_variants, Q, p_value, q_value, test, p_method`` (and ``n_conditioned``, the number
+        of outside variants conditioned on, for the conditional and marginal tests), one row per gene with at
+        least one variant, in gene-table order. ``p_method`` says how the p-value was computed: ``"exact"``,
+        ``"saddlepoint"`` (fallback when the exact integral did not converge; an
+        :class:`~bayesmages.errors.AccuracyWarning` is issued) or ``"none"`` (p = 1: no variance under H0).
+        ``Q`` is on the z scale for the conditional and marginal tests
         and on the effect scale for the epsilon test. ``df.attrs`` holds ``test``, ``null_variance`` and
         ``null_variance_rule`` (epsilon test; ``None`` otherwise) and ``unmapped`` (genes without variants).
 
@@ -322,13 +325,23 @@ def test(
             parts = list(pool.map(_chunk_pvalues, _chunks(gmap, blocks, spec, 4 * workers)))
     q_stat = np.concatenate([part[0] for part in parts]) if parts else np.empty(0)
     p = np.concatenate([part[1] for part in parts]) if parts else np.empty(0)
+    p_method = np.concatenate([part[2] for part in parts]) if parts else np.empty(0, dtype=object)
     res = gmap.genes[["GENE", "CHR", "n_variants"]].copy()
     res["Q"] = q_stat
     res["p_value"] = p
     res["q_value"] = bh(p) if p.size else p
     res["test"] = method
+    res["p_method"] = p_method
     if method != "epsilon":
-        res["n_conditioned"] = np.concatenate([part[2] for part in parts]) if parts else np.empty(0, dtype=int)
+        res["n_conditioned"] = np.concatenate([part[3] for part in parts]) if parts else np.empty(0, dtype=int)
+    approx = res["GENE"][p_method == "saddlepoint"].astype(str).tolist()
+    if approx:
+        # warned here, in the caller's thread, not inside worker threads or processes
+        warnings.warn(
+            f"gene test: the exact p-value integral did not converge for {len(approx)} gene(s) "
+            f"({', '.join(approx[:5])}{', ...' if len(approx) > 5 else ''}); their p-values use the saddlepoint "
+            "approximation (relative error up to ~15%) and are marked p_method='saddlepoint'",
+            AccuracyWarning, stacklevel=2)
     res.attrs.update({"test": method, "null_variance": eps, "null_variance_rule": rule,
                       "unmapped": list(gmap.unmapped)})
     return res
@@ -350,25 +363,31 @@ def _z_scores(beta_hat: Any, se: Any, m: int, method: str) -> np.ndarray:
 
 
 def _chunk_pvalues(unit: tuple[GeneMap, list[np.ndarray], dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(Q, p-values[, n_conditioned]) of one chunk of genes (a picklable work unit)."""
+    """(Q, p-values, how each p-value was computed[, n_conditioned]) of one chunk of genes (a picklable unit)."""
     gmap, blocks, spec = unit
     if spec["method"] == "epsilon":
         q_stat = spec["q_stat"]
         with one_blas_thread():
             eigs = gene_eigenvalues(gmap, blocks, spec["eps"])
-        return q_stat, _pvalues(q_stat, eigs)
+        return (q_stat, *_pvalues(q_stat, eigs))
     with one_blas_thread():
         st = gene_statistics(spec["z"], spec["zeta"], blocks, gmap, threshold=spec["threshold"])
-    return st.Q, _pvalues(st.Q, st.weights), st.n_conditioned
+    return (st.Q, *_pvalues(st.Q, st.weights), st.n_conditioned)
 
 
-def _pvalues(q_stat: np.ndarray, eigs: list[np.ndarray]) -> np.ndarray:
-    # A gene with no testable direction (all weights zero) has no evidence against H0: p = 1.
+def _pvalues(q_stat: np.ndarray, eigs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """p-values and how each was computed.
+
+    "exact", "saddlepoint" (the exact integral did not converge) or "none" (no testable direction, all weights
+    zero: no evidence against H0, p = 1).
+    """
     p = np.ones(q_stat.size)
+    method = np.full(q_stat.size, "none", dtype=object)
     ok = np.array([e.size > 0 and e.max() > 0 for e in eigs], dtype=bool)
     if ok.any():
-        p[ok] = pvalue_many(q_stat[ok], [eigs[i] for i in np.flatnonzero(ok)])
-    return p
+        p[ok], approx = pvalue_many(q_stat[ok], [eigs[i] for i in np.flatnonzero(ok)], return_approximate=True)
+        method[ok] = np.where(approx, "saddlepoint", "exact")
+    return p, method
 
 
 def _chunks(gmap: GeneMap, blocks: list[np.ndarray], spec: dict[str, Any], n: int) -> list[tuple]:

@@ -101,9 +101,10 @@ def _read_bed(bed: Path) -> Genotypes:
             f"{bed}: reading PLINK .bed files needs bed-reader (pip install 'bayesmages[plink]')"
         ) from None
     try:
-        with open_bed(bed) as b:
-            # count_A1=False counts the A2 allele, matching PLINK's --recode A convention of the
-            # minor allele being A1 only after QC; SKAT flips alleles with MAF > 0.5 anyway.
+        with open_bed(bed, count_A1=True) as b:
+            # Counts of the A1 allele (the .bim's fifth column; PLINK's convention, bed-reader's
+            # default): PLINK 1.9 makes A1 the minor allele unless --keep-allele-order. SKAT
+            # flips any column with MAF > 0.5 anyway, so either allele gives the same tests.
             G = b.read(dtype="float64")
             samples = np.asarray(b.iid, dtype=str)
             variants = np.asarray(b.sid, dtype=str)

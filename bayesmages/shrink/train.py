@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bayesmages._threads import torch_threads
 from bayesmages.errors import InputError
 from bayesmages.infer import progress_enabled, seeded, spawn_seeds
 from bayesmages.shrink.features import BlockFeatures, block_features
@@ -50,12 +51,8 @@ def one_thread() -> Iterator[None]:
     The shrinker's tensors are small (m x 64); thread hand-offs cost more than they save, and on
     a shared machine an oversubscribed thread pool makes backward passes many times slower.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # restored safely when several threads train or predict at once
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

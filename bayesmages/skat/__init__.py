@@ -4,6 +4,13 @@ Conventions follow R SKAT 2.2.5 (variant QC, imputation, flipping, Beta weights,
 truncation, Davies with the liu.mod fallback, SKAT-O "optimal.adj"), so that results can be
 compared against R directly. All algebra is p x p (never n x n).
 
+Modules, each importing only those above it: :mod:`~bayesmages.skat.variants` (QC, imputation,
+weights), :mod:`~bayesmages.skat.null` (null models), :mod:`~bayesmages.skat.result`,
+:mod:`~bayesmages.skat.scores` (weighted scores and their covariance),
+:mod:`~bayesmages.skat.pvalues` (Davies/Liu, small-sample adjustment),
+:mod:`~bayesmages.skat.skato` (SKAT-O), :mod:`~bayesmages.skat.set_test` (:func:`test`),
+:mod:`~bayesmages.skat.ecskat` and :mod:`~bayesmages.skat.sets` (gene-set runner).
+
 Examples
 --------
 >>> import numpy as np, bayesmages as bm
@@ -18,9 +25,10 @@ Examples
 
 from bayesmages.skat.ecskat import ECSKATResult, cauchy_combine, ecskat
 from bayesmages.skat.null import NullModel, fit_null, irls_logistic
+from bayesmages.skat.result import SKATResult
+from bayesmages.skat.set_test import test, test_prepared
 from bayesmages.skat.sets import read_sets, run_sets
 from bayesmages.skat.skato import RHO_OPTIMAL, RHO_OPTIMAL_ADJ
-from bayesmages.skat.tests import SKATResult, test, test_prepared
 from bayesmages.skat.variants import PreparedVariants, beta_weights, prepare_variants
 
 __all__ = [

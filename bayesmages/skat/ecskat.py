@@ -20,6 +20,7 @@ never sees a training sample. Variant QC and MAFs use the genotypes of all sampl
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,8 @@ import numpy as np
 
 from bayesmages.errors import InputError
 from bayesmages.skat.null import NullModel, fit_null
-from bayesmages.skat.tests import SKATResult, test_prepared
+from bayesmages.skat.result import SKATResult
+from bayesmages.skat.set_test import test_prepared
 from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
 
 __all__ = ["ECSKATResult", "cauchy_combine", "ecskat", "learn_kernel_weights"]
@@ -144,20 +146,22 @@ def _kernel_sets(
     return sets, out_names
 
 
-_QP_CACHE: dict[int, tuple[Any, Any, Any, Any]] = {}
+_QP_CACHE = threading.local()  # per thread: a cvxpy Problem holds its parameter values and solver state
 _QP_CACHE_SIZE = 32
 
 
 def _qp_problem(K: int) -> tuple[Any, Any, Any, Any]:
-    """The QP for K kernels as a parametrised cvxpy problem, built once per K.
+    """The QP for K kernels as a parametrised cvxpy problem, built once per K and thread.
 
     min ||L v||^2 s.t. c'v = 1, v >= 0 with parameters L (L'L = B) and c is DPP, so cvxpy
     canonicalises it once and later solves only substitute the parameters (canonicalisation is
-    most of the cost of a fresh solve at these sizes).
+    most of the cost of a fresh solve at these sizes). Setting the parameters and solving is
+    not atomic, so threads must not share a problem: each thread has its own cache.
     """
     import cvxpy as cp
 
-    hit = _QP_CACHE.get(K)
+    cache: dict[int, tuple[Any, Any, Any, Any]] = _QP_CACHE.__dict__.setdefault("problems", {})
+    hit = cache.get(K)
     if hit is None:
         v = cp.Variable(K, nonneg=True)
         L, c = cp.Parameter((K, K)), cp.Parameter(K)
@@ -166,9 +170,9 @@ def _qp_problem(K: int) -> tuple[Any, Any, Any, Any]:
         # dummy instance here keeps every real solve on the same path (same input, same output).
         L.value, c.value = np.eye(K), np.ones(K)
         prob.solve(solver=cp.CLARABEL)
-        if len(_QP_CACHE) >= _QP_CACHE_SIZE:
-            _QP_CACHE.clear()
-        hit = _QP_CACHE[K] = (prob, v, L, c)
+        if len(cache) >= _QP_CACHE_SIZE:
+            cache.clear()
+        hit = cache[K] = (prob, v, L, c)
     return hit
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesmages.errors import ConvergenceWarning, InputError
+from bayesmages.errors import ConvergenceWarning, InputError, SeparationError
 from bayesmages.glm import design_data
 
 __all__ = ["NullModel", "fit_null", "irls_logistic"]
@@ -52,6 +52,9 @@ class NullModel:
         (n, q) orthonormal basis of sqrt(V) X1.
     n_iter : int
         IRLS iterations (0 for the closed form).
+    converged : bool
+        Whether IRLS met its stopping rule (always ``True`` for the closed form); a fit that did
+        not also raised a :class:`~bayesmages.errors.ConvergenceWarning`.
     rank_deficient : bool
         Whether [1, X] was rank-deficient (handled as R does: its orthonormal basis is used).
     adjustment : bool
@@ -75,6 +78,7 @@ class NullModel:
     adjustment: bool = False
     y_boot: np.ndarray | None = field(default=None, repr=False)
     seed: int | None = None
+    converged: bool = True
 
     @property
     def sqrt_var(self) -> np.ndarray:
@@ -153,6 +157,12 @@ def irls_logistic(
     -------
     coef, mu, n_iter
 
+    Warns
+    -----
+    ConvergenceWarning
+        The stopping rule was not met within ``max_iter`` iterations, or step-halving could not
+        decrease the deviance (the returned fit is then not the MLE).
+
     Examples
     --------
     >>> import numpy as np
@@ -160,6 +170,20 @@ def irls_logistic(
     >>> coef, mu, it = irls_logistic(X1, np.array([0., 0, 1, 0, 1, 1]))
     >>> bool(np.isclose(mu.sum(), 3.0))
     True
+    """
+    coef, mu, n_iter, _ = _irls_logistic(X1, y, tol=tol, max_iter=max_iter)
+    return coef, mu, n_iter
+
+
+def _irls_logistic(
+    X1: np.ndarray, y: np.ndarray, *, tol: float = 1e-8, max_iter: int = 100, guard: bool = True
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """:func:`irls_logistic` that also returns whether it converged.
+
+    ``guard=True`` raises :class:`SeparationError` as soon as the fit diverges (|eta| > 30 or a
+    weight below 1e-12). ``guard=False`` (used once a linear program has shown that the data are
+    *not* separated) fits through such values as R's ``glm`` does, with the linear predictor
+    clamped to [-30, 30] in the weights (R's ``binomial()$linkinv`` threshold).
     """
     def deviance(eta: np.ndarray) -> float:
         # -2 log L, computed stably from the linear predictor
@@ -170,9 +194,9 @@ def irls_logistic(
     eta = X1 @ beta
     dev = deviance(eta)
     for it in range(1, max_iter + 1):
-        mu = 0.5 * (1.0 + np.tanh(0.5 * eta))  # stable sigmoid
+        mu = 0.5 * (1.0 + np.tanh(0.5 * (eta if guard else np.clip(eta, -30.0, 30.0))))  # stable sigmoid
         w = mu * (1.0 - mu)
-        if w.min() < 1e-12:
+        if guard and w.min() < 1e-12:
             raise _separation()
         z = eta + (y - mu) / w
         sw = np.sqrt(w)
@@ -184,25 +208,89 @@ def irls_logistic(
             if np.isfinite(dev_new) and dev_new <= dev + 1e-12 * (abs(dev) + 1):
                 break
             step = step / 2
+        else:
+            # 30 halvings (a step of 1e-9 of the scoring step) still increase the deviance: the
+            # scoring direction is no descent direction here, so the iteration is stuck. The
+            # deviance change of that last tiny step would pass the stopping rule, but the point
+            # is not the MLE: say so instead of reporting convergence.
+            warnings.warn(
+                f"logistic null model: step-halving could not decrease the deviance at IRLS iteration {it}; "
+                "the fit is not converged (check the covariates for extreme values or near-collinearity)",
+                ConvergenceWarning, stacklevel=3)
+            return beta, 0.5 * (1.0 + np.tanh(0.5 * eta)), it, False
         beta = beta + step
         eta = eta_new
         converged = abs(dev_new - dev) / (abs(dev_new) + 0.1) < tol
         dev = dev_new
-        if np.abs(eta).max() > 30:
+        if guard and np.abs(eta).max() > 30:
             raise _separation()
         if converged:
             mu = 0.5 * (1.0 + np.tanh(0.5 * eta))
-            return beta, mu, it
+            return beta, mu, it, True
     warnings.warn(f"logistic null model: IRLS did not converge in {max_iter} iterations", ConvergenceWarning,
-                  stacklevel=2)
-    return beta, 0.5 * (1.0 + np.tanh(0.5 * eta)), max_iter
+                  stacklevel=3)
+    return beta, 0.5 * (1.0 + np.tanh(0.5 * eta)), max_iter, False
 
 
-def _separation() -> InputError:
-    return InputError(
+_SEPARATION_CHECK_ETA = 10.0  # |linear predictor| beyond which (p < 4.5e-5 or > 1 - 4.5e-5) separation is checked
+
+
+def _separation(covariates: list[str] | None = None) -> SeparationError:
+    if covariates:
+        names = ", ".join(covariates)
+        what = f"covariate {names} separates" if len(covariates) == 1 else f"covariates {names} together separate"
+        return SeparationError(
+            f"fit_null: {what} the binary outcome (perfect or quasi-complete separation: fitted probabilities "
+            "reach 0 or 1, the coefficients diverge); remove or merge the separating covariate(s)", covariates)
+    return SeparationError(
         "fit_null: the covariates separate the binary outcome (fitted probabilities reach 0 or 1); "
         "remove or merge the separating covariate(s)"
     )
+
+
+def _separating_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """A direction b (intercept first, standardised columns) that separates ``y``, or ``None``.
+
+    A direction b separates when ``s_i x_i'b >= 0`` for every sample (s = 2y - 1) and ``> 0``
+    for at least one: the likelihood then keeps increasing along b and the MLE does not exist.
+    Found by the linear program of Konis (2007): maximise ``sum_i s_i x_i'b`` subject to
+    ``s_i x_i'b >= 0`` and ``-1 <= b <= 1``; the optimum is 0 exactly when no separating
+    direction exists. The solution is verified in floating point.
+    """
+    from scipy.optimize import linprog
+
+    n = y.size
+    sd = X.std(axis=0)
+    Xs = np.column_stack([np.ones(n), (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)])
+    A = (2.0 * y - 1.0)[:, None] * Xs
+    res = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * Xs.shape[1], method="highs")
+    if res.status != 0 or res.x is None:
+        return None
+    b = np.asarray(res.x)
+    margins = A @ b
+    scale = float(np.abs(margins).max(initial=0.0))
+    # a separating direction is exact: margins >= 0 up to round-off, and some clearly > 0
+    if scale <= 1e-6 or margins.min() < -1e-9 * scale:
+        return None
+    return b
+
+
+def separating_covariates(X: np.ndarray, y: np.ndarray, names: list[str]) -> list[str] | None:
+    """Names of a smallest-by-elimination set of covariates that separates the 0/1 outcome, or ``None``.
+
+    ``None`` means that ``[1, X]`` does not separate ``y`` (perfectly or quasi-completely). When
+    it does, covariates are dropped one at a time while the rest still separate (one linear
+    program each, :func:`_separating_direction`), so that the message names the culprits only
+    (with a covariate equal to 2y - 1, that covariate and not its innocent neighbours).
+    """
+    if X.shape[1] == 0 or _separating_direction(X, y) is None:
+        return None
+    keep = list(range(X.shape[1]))
+    for j in list(keep):
+        rest = [k for k in keep if k != j]
+        if rest and _separating_direction(X[:, rest], y) is not None:
+            keep = rest
+    return [names[j] for j in keep]
 
 
 def _bootstrap_phenotypes(mu: np.ndarray, n_cases: int, n_draws: int, seed: int) -> np.ndarray:
@@ -258,7 +346,16 @@ def fit_null(
     Raises
     ------
     InputError
-        Length mismatch, missing values, constant y, non-0/1 binary y, separation.
+        Length mismatch, missing values, constant y, non-0/1 binary y.
+    SeparationError
+        (An :class:`InputError`.) Binary trait whose covariates separate the outcome (perfectly
+        or quasi-completely); the message names the covariates (DataFrame column names, else
+        "column j of X").
+
+    Warns
+    -----
+    ConvergenceWarning
+        The logistic fit did not converge (``NullModel.converged`` is then ``False``).
 
     Examples
     --------
@@ -271,7 +368,12 @@ def fit_null(
     """
     if trait not in TRAITS:
         raise InputError(f"fit_null: trait must be one of {list(TRAITS)}, got {trait!r}")
-    X, y, _ = design_data((X, y), "fit_null")
+    named = hasattr(X, "columns")  # a DataFrame names its covariates in messages
+    X, y, names = design_data((X, y), "fit_null")
+    if not named:
+        names = [f"'column {j + 1} of X'" for j in range(X.shape[1])]
+    else:
+        names = [repr(c) for c in names]
     n = y.size
     X1, deficient = _orthonormal_design(np.column_stack([np.ones(n), X]), "fit_null")
     q = X1.shape[1]
@@ -288,13 +390,29 @@ def fit_null(
             raise InputError("fit_null: the covariates fit y exactly (zero residual variance)")
         var = np.ones(n)
         n_iter = 0
+        converged = True
     else:
         if not np.isin(y, (0.0, 1.0)).all():
             bad = int(np.flatnonzero(~np.isin(y, (0.0, 1.0)))[0])
             raise InputError(f"fit_null: a binary trait must be coded 0/1, found {y[bad]:g} at row {bad + 1}")
         if y.min() == y.max():
             raise InputError(f"fit_null: the binary trait has only {'cases' if y[0] else 'controls'}")
-        coef, fitted, n_iter = irls_logistic(X1, y)
+        try:
+            coef, fitted, n_iter, converged = _irls_logistic(X1, y)
+        except SeparationError:
+            found = separating_covariates(X, y, names)
+            if found is not None:
+                raise _separation(found) from None
+            # not separated, only extreme probabilities (a strong covariate): fit as R's glm does
+            coef, fitted, n_iter, converged = _irls_logistic(X1, y, guard=False)
+        if np.abs(X1 @ coef).max() > _SEPARATION_CHECK_ETA:
+            # Probabilities this close to 0 or 1 are what a separated fit converges to (the
+            # deviance change falls below the tolerance while the coefficients still diverge:
+            # a covariate equal to 2y - 1 "converges" at a coefficient of ~27 at n = 200).
+            # Non-separated data can reach them too, so the linear program decides.
+            found = separating_covariates(X, y, names)
+            if found is not None:
+                raise _separation(found)
         res = y - fitted
         var = fitted * (1.0 - fitted)
         s2 = 1.0
@@ -307,4 +425,5 @@ def fit_null(
             raise InputError(f"fit_null: n_resampling must be an integer >= 100, got {n_resampling!r}")
         y_boot = _bootstrap_phenotypes(fitted, int(y.sum()), n_resampling, seed)
     return NullModel(trait=trait, n=n, X1=X1, coef=coef, fitted=fitted, residuals=res, var=var, s2=s2, Qw=Qw,
-                     n_iter=n_iter, rank_deficient=deficient, adjustment=adjustment, y_boot=y_boot, seed=seed)
+                     n_iter=n_iter, rank_deficient=deficient, adjustment=adjustment, y_boot=y_boot, seed=seed,
+                     converged=converged)

@@ -19,8 +19,8 @@ from bayesmages.errors import InputError
 from bayesmages.io.tables import find_column, read_table
 from bayesmages.skat.ecskat import ecskat
 from bayesmages.skat.null import NullModel, fit_null
-from bayesmages.skat.tests import METHODS, TESTS
-from bayesmages.skat.tests import test as skat_test
+from bayesmages.skat.result import METHODS, TESTS
+from bayesmages.skat.set_test import test as skat_test
 
 __all__ = ["SET_TESTS", "read_sets", "run_sets"]
 

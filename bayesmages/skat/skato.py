@@ -33,18 +33,17 @@ from scipy import stats as sps
 from bayesmages.errors import InputError
 from bayesmages.skat._quadrature import gauss_kronrod as _gauss_kronrod
 from bayesmages.skat.null import NullModel
-from bayesmages.skat.tests import (
+from bayesmages.skat.pvalues import (
     DAVIES_ACC,
     DAVIES_LIM,
-    RHO_DEFAULT,
-    SKATResult,
-    _boot_scores,
-    _quadform,
     davies_pvalue,
     moment_params,
     moment_pvalue,
     truncate_eigenvalues,
 )
+from bayesmages.skat.result import RHO_DEFAULT, SKATResult
+from bayesmages.skat.scores import boot_scores
+from bayesmages.stats import quadform
 from bayesmages.stats.davies import davies_grid, davies_many
 
 __all__ = ["QUADRATURES", "RHO_OPTIMAL", "RHO_OPTIMAL_ADJ", "skato"]
@@ -238,13 +237,12 @@ def skato(
     q_rho = ((1.0 - r) * float(S @ S) + r * float(S.sum()) ** 2) / (2.0 * null.s2)
     M = W / 2.0
     adjusted = null.adjustment and null.trait == "binary"
-    qf = _quadform()
     n_r = r.size
     p_each = np.empty(n_r)
     mom = []
     if adjusted:
         assert Z1 is not None, "a moment-adjusted binary null needs Z1"
-        T = _boot_scores(null, Z1)
+        T = boot_scores(null, Z1)
     for i, rho in enumerate(r):
         if adjusted:
             assert Z1 is not None
@@ -256,7 +254,7 @@ def skato(
             Rh = _sqrt_exchangeable(rho, p)
             lam = truncate_eigenvalues(np.linalg.eigvalsh(Rh @ M @ Rh))
             p_each[i] = davies_pvalue(q_rho[i], lam)[0]
-            par = qf.liu_params(lam, modified=True)
+            par = quadform.liu_params(lam, modified=True)
             mom.append((float(par["muQ"]), float(par["sigmaQ"]), float(par["df"])))
     pmin = float(p_each.min())
     q_min = np.array([(sps.chi2.isf(pmin, df) - df) / math.sqrt(2.0 * df) * sd + mu for mu, sd, df in mom])

@@ -29,6 +29,7 @@ chi-squared random variables. Applied Statistics 29, 323-333.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,7 @@ class _LamMemo:
 
 
 _MEMO: dict[bytes, _LamMemo] = {}
+_MEMO_LOCK = threading.Lock()
 
 
 def _errbd_sums(lam: np.ndarray, lam_list: list[float], u: float) -> tuple[float, float]:
@@ -103,12 +105,20 @@ def _truncation_sums(lam_list: list[float], u: float) -> tuple[float, float, flo
 
 
 def _lam_memo(lam: np.ndarray) -> _LamMemo:
+    """The memo of one weight vector, shared by all threads.
+
+    Look-up, eviction and insertion happen under a lock. The memo's own tables are filled
+    without one: every entry is a pure function of its key (the weights, ``sigsq`` and the
+    arguments), so two threads that compute the same entry store the same value, and a
+    single dict assignment is atomic.
+    """
     key = lam.tobytes()
-    memo = _MEMO.get(key)
-    if memo is None:
-        if len(_MEMO) >= _MEMO_WEIGHTS:
-            _MEMO.clear()
-        memo = _MEMO[key] = _LamMemo(lam)
+    with _MEMO_LOCK:
+        memo = _MEMO.get(key)
+        if memo is None:
+            if len(_MEMO) >= _MEMO_WEIGHTS:
+                _MEMO.clear()  # holders of an evicted memo keep using their reference
+            memo = _MEMO[key] = _LamMemo(lam)
     return memo
 
 

@@ -8,7 +8,9 @@ The shared engine of the gene-level tests (``genes.enrichment``) and the SKAT fa
     parabola through the saddlepoint, trapezoid rule refined to relative agreement 1e-6). It has
     no cancellation in the tail, so it is accurate in *relative* terms from p ~ 1 down to the
     smallest doubles (measured against mpmath: see ``bench/genes.py``). If that integration does
-    not converge (not observed in testing) the Lugannani-Rice saddlepoint value is used. Results
+    not converge (not observed in testing) the Lugannani-Rice saddlepoint value is used instead,
+    with an :class:`~bayesmages.errors.AccuracyWarning` (its relative error can reach ~15 %), and
+    :func:`pvalue_many` can report which values it affected. Results
     are clipped to ``[tiny, 1]`` with ``tiny`` = the smallest normal double (2.2e-308), so a
     finite input never gives 0, a negative value or NaN.
 ``"davies"``
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 from scipy import integrate, special, stats
 
-from bayesmages.errors import InputError
+from bayesmages.errors import AccuracyWarning, InputError
 from bayesmages.stats._contour import contour_tail
 from bayesmages.stats.davies import davies_one
 
@@ -389,14 +391,19 @@ def saddlepoint(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray
     return out
 
 
-def _auto(qs: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """The default method (see the module docstring) for one spectrum."""
+def _auto(qs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The default method (see the module docstring) for one spectrum: ``(p, approximate)``."""
     return _auto_rows(qs, np.broadcast_to(lam, (qs.size, lam.size)))
 
 
-def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``auto`` for rows of (q, weights); weights padded with zeros, each row with a positive one."""
+def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``auto`` for rows of (q, weights); weights padded with zeros, each row with a positive one.
+
+    Returns the p-values and a boolean mask of the rows where the contour integral did not
+    converge and the saddlepoint approximation was used (no warning here: callers decide).
+    """
     out = np.ones(qs.size)
+    approximate = np.zeros(qs.size, dtype=bool)
     npos = (lam > 0).sum(axis=1)
     top = lam.max(axis=1)
     # P(Q <= q) <= P(top chi2_1 <= q) < sqrt(q / top): below 1e-34 * top that is < 1e-17, so p = 1 to
@@ -412,8 +419,18 @@ def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> np.ndarray:
         for i in idx[~ok]:
             row = lam[i][lam[i] > 0]
             out[i] = saddlepoint(qs[i], row)[0]
+            # A tail below the smallest double is reported as that floor by either method (e.g.
+            # q = 1e12 with weights ~1, where the contour sum underflows): nothing approximate there.
+            approximate[i] = out[i] > _TINY
     out[~np.isfinite(out)] = _TINY
-    return np.clip(out, _TINY, 1.0)
+    return np.clip(out, _TINY, 1.0), approximate
+
+
+def _warn_approximate(n_approx: int, n: int, stacklevel: int) -> None:
+    warnings.warn(
+        f"quadform: the exact contour integral did not converge for {n_approx} of {n} p-value(s); "
+        "the saddlepoint approximation was used for them (relative error up to ~15%)",
+        AccuracyWarning, stacklevel=stacklevel + 1)
 
 
 def pvalue(
@@ -435,7 +452,8 @@ def pvalue(
         round-off negatives above ``-1e-8 * max`` are treated as zero.
     method : {"auto", "davies", "imhof", "liu", "liu.mod", "saddlepoint"}
         See the module docstring. ``"auto"`` is accurate to relative ~1e-7 at any p and never
-        returns 0, a negative value or NaN for finite input.
+        returns 0, a negative value or NaN for finite input (where its exact integral does not
+        converge it warns, see Warns).
     acc, lim
         Davies' absolute accuracy and term limit (used by ``"davies"`` only).
 
@@ -448,6 +466,12 @@ def pvalue(
     ------
     InputError
         Unknown method, non-finite ``q``, negative, non-finite or all-zero weights.
+
+    Warns
+    -----
+    AccuracyWarning
+        ``"auto"`` only: the exact integral did not converge for some ``q`` and the saddlepoint
+        approximation (relative error up to ~15 %) was used for them.
 
     Examples
     --------
@@ -462,7 +486,9 @@ def pvalue(
     lam = _weights(eigenvalues)
     qs, scalar = _quantiles(q)
     if method == "auto":
-        p = _auto(qs, lam)
+        p, approximate = _auto(qs, lam)
+        if approximate.any():
+            _warn_approximate(int(approximate.sum()), qs.size, stacklevel=2)
     elif method == "davies":
         p = davies(qs, lam, acc=acc, lim=lim)[0]
     elif method == "imhof":
@@ -476,7 +502,9 @@ def pvalue(
     return _shape(np.asarray(p, dtype=np.float64), scalar)
 
 
-def pvalue_many(q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.ndarray]) -> np.ndarray:
+def pvalue_many(
+    q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.ndarray], *, return_approximate: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``pvalue(q[i], eigenvalue_sets[i], method="auto")`` for many independent forms at once.
 
     The forms are grouped by size and each group is integrated in one vectorised batch, which
@@ -488,11 +516,19 @@ def pvalue_many(q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.nd
         Shape (n,), one statistic per form.
     eigenvalue_sets : sequence of array_like
         n weight vectors (any lengths).
+    return_approximate : bool
+        Also return a boolean mask of the p-values computed by the saddlepoint fallback, and do
+        not warn (the caller records them and tells the user).
 
     Returns
     -------
     numpy.ndarray
-        Shape (n,) p-values.
+        Shape (n,) p-values; with ``return_approximate``, the tuple ``(p, approximate)``.
+
+    Warns
+    -----
+    AccuracyWarning
+        Without ``return_approximate``: some p-values come from the saddlepoint fallback.
 
     Examples
     --------
@@ -506,6 +542,7 @@ def pvalue_many(q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.nd
     sets = [_weights(e, name=f"eigenvalue_sets[{i}]") for i, e in enumerate(eigenvalue_sets)]
     sizes = np.array([s.size for s in sets])
     out = np.empty(qs.size)
+    approximate = np.zeros(qs.size, dtype=bool)
     # Buckets of similar size (powers of 1.25) keep the zero padding below ~25%. Each bucket is
     # padded to its own fixed width, not to its largest member: the padding length changes numpy's
     # pairwise summation, so a width that depended on the other forms in the call would make a
@@ -517,5 +554,9 @@ def pvalue_many(q: Sequence[float] | np.ndarray, eigenvalue_sets: Sequence[np.nd
         mat = np.zeros((idx.size, width))
         for r, i in enumerate(idx):
             mat[r, : sizes[i]] = sets[i]
-        out[idx] = _auto_rows(qs[idx], mat)
+        out[idx], approximate[idx] = _auto_rows(qs[idx], mat)
+    if return_approximate:
+        return out, approximate
+    if approximate.any():
+        _warn_approximate(int(approximate.sum()), qs.size, stacklevel=2)
     return out
