@@ -7,6 +7,7 @@ row or property at fault; every writer is atomic.
 from bayesmages.io.genes import read_genes, validate_genes
 from bayesmages.io.genotypes import Genotypes, read_genotypes
 from bayesmages.io.gwas import GWAS_ALIASES, read_gwas, validate_gwas
+from bayesmages.io.gwas_formats import GWAS_FORMATS, detect_gwas_format
 from bayesmages.io.ld import LDBlock, read_ld, validate_ld
 from bayesmages.io.tables import (
     atomic_dir,
@@ -20,10 +21,12 @@ from bayesmages.io.tables import (
 
 __all__ = [
     "GWAS_ALIASES",
+    "GWAS_FORMATS",
     "Genotypes",
     "LDBlock",
     "atomic_dir",
     "atomic_path",
+    "detect_gwas_format",
     "read_genes",
     "read_genotypes",
     "read_gwas",
