@@ -201,11 +201,8 @@ def harmonise(
     site = ["chrom", "pos"] if by == "position" else ["id"]
     # panel rows with invalid alleles (e.g. PLINK's '0' for a monomorphic site) are never matched
     usable = p.assign(status=p_status)[p_status != "invalid_alleles"]
+    # _site_status gives every usable row of a site the same status, so the first row speaks for the site
     p_sites = usable.drop_duplicates(site, keep="first")
-    status_of_site = usable.groupby(site, sort=False)["status"].agg(
-        lambda s: "multiallelic" if (s == "multiallelic").any() else ("duplicate" if (s == "duplicate").any() else "")
-    )
-    p_sites = p_sites.drop(columns="status").merge(status_of_site.rename("status").reset_index(), on=site)
     m = g[site].merge(p_sites.rename(columns={"a1": "p1", "a2": "p2", "row": "panel_row"}), on=site, how="left")
     found = m["panel_row"].notna().to_numpy()
     pstat = m["status"].fillna("").to_numpy(dtype=object)
@@ -217,16 +214,15 @@ def harmonise(
     a1, a2 = g["a1"].to_numpy(dtype=object), g["a2"].to_numpy(dtype=object)
     p1 = m["p1"].fillna("").to_numpy(dtype=object)
     p2 = m["p2"].fillna("").to_numpy(dtype=object)
-    c1 = np.array([_complement(a) for a in a1], dtype=object)
-    c2 = np.array([_complement(a) for a in a2], dtype=object)
+    c1 = _per_distinct(_complement, a1)
+    c2 = _per_distinct(_complement, a2)
     same = (a1 == p1) & (a2 == p2)
     swap = (a1 == p2) & (a2 == p1)
     flip = (c1 == p1) & (c2 == p2) & (c1 != "")
     flipswap = (c1 == p2) & (c2 == p1) & (c1 != "")
     palindromic = (c1 == a2) & (c1 != "")
     mismatch = ~(same | swap | flip | flipswap)
-    drop(mismatch, "allele_mismatch",
-         np.array([f"GWAS {x}/{y}, panel {u}/{v}" for x, y, u, v in zip(a1, a2, p1, p2)], dtype=object))
+    drop(mismatch, "allele_mismatch", _per_distinct(lambda x, y, u, v: f"GWAS {x}/{y}, panel {u}/{v}", a1, a2, p1, p2))
     # the literal reading first: for A/T and C/G a swap is also a strand flip (and vice versa)
     sign = np.where(same, 1.0, np.where(swap, -1.0, np.where(flip, 1.0, -1.0)))
     strand_flipped = (flip | flipswap) & ~(same | swap)
@@ -306,14 +302,24 @@ def _require(df: pd.DataFrame, what: str, columns: list[str]) -> None:
 
 def _chrom(values: pd.Series) -> np.ndarray:
     """Chromosome names compared across files: no 'chr' prefix, upper case, X/Y/XY/MT as PLINK numbers."""
-    text = values.astype(str).str.strip().str.upper().str.replace(r"^CHR", "", regex=True)
-    return text.map(lambda c: _CHROM_CODES.get(c, c)).to_numpy(dtype=object)
+    # a genome has few chromosome names: normalise each distinct name once
+    codes, names = pd.factorize(values.astype(str), use_na_sentinel=False)
+    norm = [re.sub(r"^CHR", "", str(c).strip().upper()) for c in names]
+    return np.array([_CHROM_CODES.get(c, c) for c in norm], dtype=object)[codes]
+
+
+def _per_distinct(func: Any, *columns: np.ndarray) -> np.ndarray:
+    """``func`` applied to each row of ``columns``, computed once per distinct row (alleles repeat a lot)."""
+    frame = pd.DataFrame({str(i): c for i, c in enumerate(columns)})
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(frame)) if len(columns) > 1 else pd.factorize(frame["0"])
+    values = [func(*u) if len(columns) > 1 else func(u) for u in uniques]
+    return np.array(values, dtype=object)[codes] if len(codes) else np.array([], dtype=object)
 
 
 def _variants(df: pd.DataFrame, by: str) -> pd.DataFrame:
     """Normalised keys of a GWAS or panel table (row, chrom, pos, id, a1, a2, pair)."""
-    a1 = df["A1"].astype(str).str.strip().str.upper().to_numpy(dtype=object)
-    a2 = df["A2"].astype(str).str.strip().str.upper().to_numpy(dtype=object)
+    a1 = _per_distinct(lambda a: str(a).strip().upper(), df["A1"].astype(str).to_numpy(dtype=object))
+    a2 = _per_distinct(lambda a: str(a).strip().upper(), df["A2"].astype(str).to_numpy(dtype=object))
     out = pd.DataFrame({"row": np.arange(len(df)), "a1": a1, "a2": a2})
     if by == "position":
         out["chrom"] = _chrom(df["CHR"])
@@ -324,7 +330,7 @@ def _variants(df: pd.DataFrame, by: str) -> pd.DataFrame:
         out["pos"] = pos.astype(np.int64).to_numpy()
     out["id"] = df["SNP"].astype(str).to_numpy() if "SNP" in df else np.arange(len(df)).astype(str)
     out["snp"] = out["id"]
-    out["pair"] = [_pair_key(x, y) for x, y in zip(a1, a2)]
+    out["pair"] = _per_distinct(_pair_key, a1, a2)
     return out
 
 
