@@ -44,8 +44,9 @@ def read_gwas(
     ----------
     path : str or path-like
         CSV/TSV/whitespace file.
-    format : {"generic", "plink2", "regenie", "saige", "ssf"}, optional
-        Force a format instead of detecting it from the header.
+    format : str, optional
+        Force a format instead of detecting it from the header: ``"generic"``, ``"plink2"``,
+        ``"regenie"``, ``"saige"`` or ``"ssf"``.
     n : float, optional
         Sample size of every variant; replaces the file's N column (required by the program
         formats when the file has none).
