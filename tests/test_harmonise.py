@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import bayesmages as bm
 from bayesmages.errors import InputError
-from bayesmages.io import DROP_REASONS, harmonise, read_bim, read_gwas
+from bayesmages.io import DROP_REASONS, DroppedRowsWarning, harmonise, read_bim, read_gwas
 
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
 
@@ -126,7 +126,9 @@ def test_reader_drops_are_carried_into_the_report(tmp_path):
         "1\t200\trs2\tC\tT\tT\tADD\t100\t.\t.\t.\tCONST_ALLELE\n"
         "1\t300\trs3\tA\tC,G\tC\tADD\t100\t0.1\t0.1\t0.1\t.\n"
     )
-    table, dropped, report = harmonise(read_gwas(f), PANEL)
+    with pytest.warns(DroppedRowsWarning, match="2 of 3 rows left out"):
+        gwas = read_gwas(f)
+    table, dropped, report = harmonise(gwas, PANEL)
     assert table["BETA"].tolist() == [0.5] and not table["SWAPPED"].iloc[0]
     assert dropped[["SNP", "reason", "FILE_ROW"]].values.tolist() == [["rs2", "errcode", 2],
                                                                       ["rs3", "multiallelic", 3]]

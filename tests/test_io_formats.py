@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayesmages.errors import InputError
-from bayesmages.io import read_gwas
+from bayesmages.io import DroppedRowsWarning, read_gwas
 from bayesmages.io.gwas_formats import detect_gwas_format
 
 CANONICAL = ["SNP", "CHR", "POS", "A1", "A2", "BETA", "SE", "N"]
@@ -35,7 +35,8 @@ def _write(path, text):
 
 
 def test_plink2_linear_effect_allele_errcode_multiallelic_and_covariate_rows(tmp_path):
-    df = read_gwas(_write(tmp_path / "t.PHENO1.glm.linear", PLINK2_LINEAR))
+    with pytest.warns(DroppedRowsWarning, match=r"2 of 6 rows left out \(errcode 1, multiallelic 1\)"):
+        df = read_gwas(_write(tmp_path / "t.PHENO1.glm.linear", PLINK2_LINEAR))
     assert df.attrs["format"] == "plink2"
     assert list(df.columns) == [*CANONICAL, "EAF"]
     assert df["SNP"].tolist() == ["rs1", "rs2", "2:500:T:C"]  # a '.' id gets CHR:POS:OTHER:EFFECT
@@ -55,7 +56,8 @@ def test_plink2_logistic_odds_ratio_to_log_scale_gz(tmp_path):
         "3\t20\trs11\tG\tT\tG\tY\tADD\t480\t0.5\t0.4\t-1.7\t0.09\t.\n"
         "3\t30\trs12\tG\tT\tT\tN\tADD\t480\t.\t.\t.\t.\tSEPARATION\n"
     )
-    df = read_gwas(_write(tmp_path / "t.PHENO1.glm.logistic.hybrid.gz", text))
+    with pytest.warns(DroppedRowsWarning, match="errcode 1"):
+        df = read_gwas(_write(tmp_path / "t.PHENO1.glm.logistic.hybrid.gz", text))
     np.testing.assert_allclose(df["BETA"], np.log([2.0, 0.5]), rtol=0, atol=0)
     assert df["SE"].tolist() == [0.3, 0.4]  # LOG(OR)_SE is already on the log scale
     assert df[["A1", "A2"]].values.tolist() == [["C", "A"], ["G", "T"]]
@@ -70,7 +72,8 @@ def test_regenie_effect_allele_is_allele1_and_test_fail_dropped(tmp_path):
         "1 200 rs2 C T 0.4 1 5000 ADD NA NA NA NA TEST_FAIL\n"
         "1 300 rs3 c t 0.4 1 4990 ADD -0.05 0.02 6 1.9 NA\n"
     )
-    df = read_gwas(_write(tmp_path / "out_Y1.regenie", text))
+    with pytest.warns(DroppedRowsWarning, match="test_failed 1"):
+        df = read_gwas(_write(tmp_path / "out_Y1.regenie", text))
     assert df.attrs["format"] == "regenie"
     assert df["SNP"].tolist() == ["rs1", "rs3"]
     assert df[["A1", "A2"]].values.tolist() == [["G", "A"], ["T", "C"]]  # alleles upper-cased
@@ -148,5 +151,6 @@ def test_bad_plink2_input_names_file_column_row(tmp_path, body, fragment):
 
 def test_bad_values_in_failed_rows_are_not_errors(tmp_path):
     # rs3's BETA/SE are '.' because plink2 could not fit it; that is reported as errcode, not an error
-    df = read_gwas(_write(tmp_path / "ok.glm.linear", PLINK2_LINEAR))
+    with pytest.warns(DroppedRowsWarning):
+        df = read_gwas(_write(tmp_path / "ok.glm.linear", PLINK2_LINEAR))
     assert "rs3" not in set(df["SNP"])

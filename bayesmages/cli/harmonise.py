@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,10 +63,13 @@ def read_panel(path: Path) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Read, harmonise, write the three tables atomically."""
-    from bayesmages.io import atomic_dir, harmonise, read_gwas, write_json, write_table
+    from bayesmages.io import DroppedRowsWarning, atomic_dir, harmonise, read_gwas, write_json, write_table
 
     started = time.perf_counter()
-    gwas = read_gwas(args.gwas, format=args.format, n=args.n)
+    with warnings.catch_warnings():
+        # the rows the reader leaves out are in dropped.csv and report.json: no need to warn here
+        warnings.simplefilter("ignore", DroppedRowsWarning)
+        gwas = read_gwas(args.gwas, format=args.format, n=args.n)
     table, dropped, report = harmonise(gwas, read_panel(args.panel), by=args.by, ambiguous=args.ambiguous,
                                        freq_margin=args.freq_margin)
     with atomic_dir(args.out) as tmp:

@@ -12,6 +12,8 @@ can account for every variant of the file.
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,17 @@ import pandas as pd
 from bayesmages.errors import InputError
 from bayesmages.io.tables import find_column
 
-__all__ = ["GWAS_FORMATS", "detect_gwas_format", "standardise_gwas"]
+__all__ = ["GWAS_FORMATS", "DroppedRowsWarning", "detect_gwas_format", "standardise_gwas"]
 
 #: formats :func:`bayesmages.io.read_gwas` accepts (``format=``); ``"generic"`` = the alias table
 GWAS_FORMATS: tuple[str, ...] = ("generic", "plink2", "regenie", "saige", "ssf")
 
 #: extra effect-allele-frequency names picked up by the generic reader (an additive column)
 EAF_ALIASES: tuple[str, ...] = ("EAF", "A1_FREQ", "A1FREQ", "FRQ", "EFFECT_ALLELE_FREQUENCY")
+
+
+class DroppedRowsWarning(UserWarning):
+    """A GWAS reader left rows out (failed tests, multi-allelic rows); they are listed in ``attrs["dropped"]``."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +304,15 @@ class _Reader:
         out.attrs.update(format=spec.name, n_rows=n_rows, non_additive_rows=non_additive,
                          dropped=[{key: r[key] for key in ("SNP", "CHR", "POS", "A1", "A2", "reason", "detail")}
                                   | {"row": r["row"]} for r in self.dropped])
+        if self.dropped:
+            # never silent: a caller that does not look at attrs (e.g. a run on dense LD files) is told
+            counts = Counter(r["reason"] for r in self.dropped)
+            warnings.warn(
+                f"{source}: {len(self.dropped)} of {n_rows} rows left out "
+                f"({', '.join(f'{k} {v}' for k, v in counts.items())}); they are listed in the table's "
+                "attrs['dropped'] and in the dropped table of bayesmages.io.harmonise",
+                DroppedRowsWarning, stacklevel=4,
+            )
         return out
 
     def _plink2_alleles(self) -> tuple[np.ndarray, np.ndarray]:
