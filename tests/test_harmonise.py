@@ -116,6 +116,12 @@ def test_match_by_id_and_panel_order():
     assert table["SNP"].tolist() == ["rs1", "rs7"] and table["BETA"].tolist() == [-0.1, -0.7]
     assert table["POS"].tolist() == [100, 700]  # positions come from the panel
     assert dropped["reason"].tolist() == ["not_in_panel"] and report["n_input"] == 3
+    # an id twice in the GWAS, or twice in the panel, cannot be matched
+    twice = pd.concat([gwas, gwas.iloc[[1]]], ignore_index=True)
+    assert harmonise(twice, PANEL, by="id")[1]["reason"].tolist() == ["duplicate", "not_in_panel", "duplicate"]
+    panel2 = pd.concat([PANEL, PANEL.iloc[[8]]], ignore_index=True)
+    assert dict(zip(*harmonise(gwas, panel2, by="id")[1][["SNP", "reason"]].T.values)) == {
+        "rs7": "duplicate", "zz": "not_in_panel"}
 
 
 def test_reader_drops_are_carried_into_the_report(tmp_path):

@@ -154,3 +154,14 @@ def test_bad_values_in_failed_rows_are_not_errors(tmp_path):
     with pytest.warns(DroppedRowsWarning):
         df = read_gwas(_write(tmp_path / "ok.glm.linear", PLINK2_LINEAR))
     assert "rs3" not in set(df["SNP"])
+
+
+def test_n_argument_replaces_the_file_column_and_generic_eaf(tmp_path):
+    f = _write(tmp_path / "r.regenie", "CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N TEST BETA SE CHISQ LOG10P\n"
+                                       "1 100 rs1 A G 0.25 5000 ADD 0.12 0.03 16 4.2\n")
+    assert read_gwas(f)["N"].tolist() == [5000] and read_gwas(f, n=4000)["N"].tolist() == [4000]
+    with pytest.raises(InputError, match="sample size n must be a positive number"):
+        read_gwas(f, n=0)
+    g = _write(tmp_path / "g.csv", "SNP,A1,A2,BETA,SE,FRQ\nrs1,A,G,0.1,0.05,0.3\n")
+    df = read_gwas(g)
+    assert list(df.columns) == ["SNP", "A1", "A2", "BETA", "SE", "EAF"] and df["EAF"].tolist() == [0.3]
