@@ -8,7 +8,7 @@ from bayesmages.io.genes import read_genes, validate_genes
 from bayesmages.io.genotypes import Genotypes, read_genotypes
 from bayesmages.io.gwas import GWAS_ALIASES, read_gwas, validate_gwas
 from bayesmages.io.gwas_formats import GWAS_FORMATS, DroppedRowsWarning, detect_gwas_format
-from bayesmages.io.harmonise import DROP_REASONS, Harmonised, harmonise, read_bim
+from bayesmages.io.harmonisation import DROP_REASONS, Harmonised, harmonise, read_bim
 from bayesmages.io.ld import LDBlock, read_ld, validate_ld
 from bayesmages.io.tables import (
     atomic_dir,
