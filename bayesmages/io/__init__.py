@@ -7,6 +7,8 @@ row or property at fault; every writer is atomic.
 from bayesmages.io.genes import read_genes, validate_genes
 from bayesmages.io.genotypes import Genotypes, read_genotypes
 from bayesmages.io.gwas import GWAS_ALIASES, read_gwas, validate_gwas
+from bayesmages.io.gwas_formats import GWAS_FORMATS, DroppedRowsWarning, detect_gwas_format
+from bayesmages.io.harmonisation import DROP_REASONS, Harmonised, harmonise, read_bim
 from bayesmages.io.ld import LDBlock, read_ld, validate_ld
 from bayesmages.io.tables import (
     atomic_dir,
@@ -19,11 +21,18 @@ from bayesmages.io.tables import (
 )
 
 __all__ = [
+    "DROP_REASONS",
     "GWAS_ALIASES",
+    "GWAS_FORMATS",
+    "DroppedRowsWarning",
     "Genotypes",
+    "Harmonised",
     "LDBlock",
     "atomic_dir",
     "atomic_path",
+    "detect_gwas_format",
+    "harmonise",
+    "read_bim",
     "read_genes",
     "read_genotypes",
     "read_gwas",

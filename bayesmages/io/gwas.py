@@ -27,23 +27,39 @@ GWAS_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def read_gwas(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_gwas(
+    path: str | os.PathLike[str], *, format: str | None = None, n: float | None = None
+) -> pd.DataFrame:
     """Read GWAS summary statistics into canonical columns.
 
-    Header names are matched case-insensitively against :data:`GWAS_ALIASES` (e.g.
+    The format is detected from the header (or forced with ``format=``): PLINK 2 ``--glm``
+    output (``.glm.linear``, ``.glm.logistic[.hybrid]``), REGENIE step 2 (``.regenie``), SAIGE
+    single-variant output, GWAS-SSF ``.tsv``, or a generic table whose header names are matched
+    case-insensitively against :data:`GWAS_ALIASES` (e.g.
     ``#CHROM, RSID, BP, Effect_Allele, Other_Allele, LOG_ODDS, StdErr``). An ``OR`` column is
     log-transformed into ``BETA`` when no ``BETA`` is present. Delimiter is sniffed; ``.gz`` ok.
+    See ``docs/formats.md`` for each format's effect allele and the rows left out.
 
     Parameters
     ----------
     path : str or path-like
         CSV/TSV/whitespace file.
+    format : str, optional
+        Force a format instead of detecting it from the header: ``"generic"``, ``"plink2"``,
+        ``"regenie"``, ``"saige"`` or ``"ssf"``.
+    n : float, optional
+        Sample size of every variant; replaces the file's N column (required by the program
+        formats when the file has none).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``BETA``, ``SE`` and, when present, ``CHR``, ``SNP``, ``POS``, ``A1``, ``A2``,
-        ``N``, in that order; the row order of the file.
+        Generic tables: columns ``BETA``, ``SE`` and, when present, ``CHR``, ``SNP``, ``POS``,
+        ``A1``, ``A2``, ``N`` in that order (then ``EAF`` when the file has a frequency column);
+        the row order of the file. Program formats: always ``SNP, CHR, POS, A1, A2, BETA, SE,
+        N`` (+ ``EAF``), ``A1`` the effect allele. ``attrs["dropped"]`` lists the rows left out
+        (PLINK 2 ``ERRCODE``, REGENIE ``TEST_FAIL``, multi-allelic PLINK 2 rows) with a reason;
+        ``attrs["format"]`` names the format read.
 
     Raises
     ------
@@ -55,10 +71,15 @@ def read_gwas(path: str | os.PathLike[str]) -> pd.DataFrame:
     --------
     >>> df = read_gwas("trait1.tsv.gz")  # doctest: +SKIP
     >>> df[["BETA", "SE"]].head()  # doctest: +SKIP
+    >>> df = read_gwas("height.PHENO1.glm.linear")  # doctest: +SKIP
+    >>> df.attrs["format"], df.attrs["dropped"][:1]  # doctest: +SKIP
+    ('plink2', [{'SNP': 'rs7', ..., 'reason': 'errcode', 'detail': 'CONST_ALLELE', 'row': 7}])
     """
+    from bayesmages.io.gwas_formats import standardise_gwas
+
     p = Path(path)
     raw = read_table(p, what="GWAS")
-    return validate_gwas(raw, source=p)
+    return standardise_gwas(raw, source=p, format=format, n=n)
 
 
 def validate_gwas(raw: pd.DataFrame, source: str | Path = "GWAS table") -> pd.DataFrame:
