@@ -58,7 +58,7 @@ def _commands(sim, effects, out):
     return {
         "cluster": ["cluster", "--effects", e1, e2, "--out", out],
         "enrich": ["enrich", "--effects", e1, "--ld", *map(str, sorted((sim / "ld").glob("*.npz"))),
-                   "--genes", genes, "--null-variance", "1e-4", "--out", out],
+                   "--genes", genes, "--test", "epsilon", "--null-variance", "1e-4", "--out", out],
         "genes": ["genes", "--effects", e1, "--clusters", e1, "--genes", genes, "--out", out],
         "simulate": ["simulate", "--out", out, *TINY],
         "demo": ["demo", "--out", out, "--blocks", "1", "--variants-per-block", "60"],
@@ -290,10 +290,10 @@ def _corrupt_inputs(sim, effects, tmp):
                     str(tmp / "e")], "empty.npy"),
         ("enrich", ["enrich", "--effects", str(no_id), "--column", "nope", "--ld", *ld1, "--genes", str(genes),
                     "--out", str(tmp / "e")], "no effect column"),
-        ("enrich", ["enrich", "--effects", e1, "--ld", *ld1, "--genes", str(elsewhere), "--null-variance", "1e-4",
+        ("enrich", ["enrich", "--effects", e1, "--ld", *ld1, "--genes", str(elsewhere), "--test", "epsilon", "--null-variance", "1e-4",
                     "--out", str(tmp / "e")], f"{e1}: positions mapping needs"),
         ("enrich", ["enrich", "--effects", str(eff_pos), "--ld", *ld1, "--genes", str(elsewhere),
-                    "--null-variance", "1e-4", "--out", str(tmp / "e")], "none of its 1 genes"),
+                    "--test", "epsilon", "--null-variance", "1e-4", "--out", str(tmp / "e")], "none of its 1 genes"),
         ("genes", ["genes", "--effects", e1, "--clusters", e2, "--genes", str(genes), "--out", str(tmp / "g")],
          "cluster"),
         ("genes", ["genes", "--effects", e1, "--clusters", str(clusters_ok), "--genes", str(empty), "--out",
@@ -383,7 +383,7 @@ def test_enrich_notes_genes_outside_the_data(sim, effects, tmp_path, capsys):
     eff.to_csv(eff_path, index=False)
     out = tmp_path / "e"
     assert main(["enrich", "--effects", str(eff_path), "--ld", *map(str, sorted((sim / "ld").glob("*.npz"))),
-                 "--genes", str(path), "--null-variance", "1e-4", "--out", str(out), "--quiet"]) == 0
+                 "--genes", str(path), "--test", "epsilon", "--null-variance", "1e-4", "--out", str(out), "--quiet"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"bayesmages enrich: note: 2 of {len(table)} genes contain no variant of the data and were "
                    "skipped (listed in run.json)"]

@@ -79,7 +79,7 @@ def read_gwas(
 
     p = Path(path)
     raw = read_table(p, what="GWAS")
-    return standardise_gwas(raw, source=p, format=format, n=n)
+    return standardise_gwas(raw, source=p, format=format, n=n, validate_generic=validate_gwas)
 
 
 def validate_gwas(raw: pd.DataFrame, source: str | Path = "GWAS table") -> pd.DataFrame:

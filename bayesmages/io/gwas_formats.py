@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ def standardise_gwas(
     raw: pd.DataFrame,
     source: str | Path,
     *,
+    validate_generic: Callable[[pd.DataFrame, str | Path], pd.DataFrame],
     format: str | None = None,
     n: float | None = None,
 ) -> pd.DataFrame:
@@ -137,6 +139,9 @@ def standardise_gwas(
         The file as read (header names as in the file).
     source : str or Path
         The file, for error messages.
+    validate_generic : callable
+        ``(raw, source) -> table``: the reader of generic (alias-column) tables,
+        :func:`bayesmages.io.gwas.validate_gwas` (passed in so that this module does not import its caller).
     format : str, optional
         One of :data:`GWAS_FORMATS`; detected from the header when omitted.
     n : float, optional
@@ -154,15 +159,13 @@ def standardise_gwas(
     InputError
         A required column is missing or a value is invalid; the message names file, column and row.
     """
-    from bayesmages.io.gwas import validate_gwas
-
     if format is not None and format not in GWAS_FORMATS:
         raise InputError(f"{source}: unknown GWAS format {format!r}; expected one of {list(GWAS_FORMATS)}")
     if n is not None and not (np.isfinite(n) and n > 0):
         raise InputError(f"{source}: the sample size n must be a positive number, got {n!r}")
     fmt = format or detect_gwas_format(list(raw.columns))
     if fmt == "generic":
-        out = validate_gwas(raw, source=source)
+        out = validate_generic(raw, source)
         cols = list(raw.columns)
         eaf_col = find_column(cols, EAF_ALIASES)
         if n is not None:
