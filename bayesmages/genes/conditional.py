@@ -186,18 +186,17 @@ def gene_statistics(
                 proxies = np.abs(R[selected[inside]]).max(axis=0) >= proxy_r
                 proxies[loc] = False
                 A = np.union1d(A, np.flatnonzero(proxies))
-            if zeta is not None and np.isfinite(lead_z):
-                strongest = max(float(np.abs(zb[loc]).max()), lead_z)
-                leads = np.abs(zb) > strongest
-                if leads.any():
-                    leads &= np.abs(R[loc]).max(axis=0) >= _LEAD_R
-                    leads[loc] = False
-                    A = np.union1d(A, np.flatnonzero(leads))
-            if zeta is not None and np.isfinite(strong_z):
-                ld_gene = np.abs(R[loc]).max(axis=0)
-                strong = (np.abs(zb) >= strong_z) & (ld_gene >= _LEAD_R) & (ld_gene < _STRONG_R)
-                strong[loc] = False
-                A = np.union1d(A, np.flatnonzero(strong))
+            if zeta is not None:
+                # outside variants that could matter at all: |z| above the smaller of the two rules' cut-offs
+                cut = min(max(float(np.abs(zb[loc]).max()), lead_z), strong_z)
+                candidates = np.flatnonzero(np.abs(zb) > cut)
+                candidates = candidates[~np.isin(candidates, loc)]
+                if candidates.size:
+                    ld_gene = np.abs(R[np.ix_(loc, candidates)]).max(axis=0)
+                    zc = np.abs(zb[candidates])
+                    lead = (zc > max(float(np.abs(zb[loc]).max()), lead_z)) & (ld_gene >= _LEAD_R)
+                    strong = (zc >= strong_z) & (ld_gene >= _LEAD_R) & (ld_gene < _STRONG_R)
+                    A = np.union1d(A, candidates[lead | strong])
             Rgg = R[np.ix_(loc, loc)]
             if A.size:
                 key = A.tobytes()
