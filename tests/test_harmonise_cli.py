@@ -51,3 +51,20 @@ def test_harmonise_command_errors_are_one_line_exit_2(tmp_path, capsys):
     assert main(["harmonise", "--gwas", str(tmp_path / "t.glm.linear"), "--panel", str(tmp_path / "nope.bim"),
                  "--out", str(out)]) == 2
     assert "no such .bim file" in capsys.readouterr().err
+
+
+def test_harmonise_refuses_a_folder_it_did_not_write_and_keeps_foreign_files(tmp_path, capsys):
+    (tmp_path / "t.glm.linear").write_text(GLM)
+    (tmp_path / "ref.bim").write_text(BIM)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("precious")
+    args = ["harmonise", "--gwas", str(tmp_path / "t.glm.linear"), "--panel", str(tmp_path / "ref.bim"),
+            "--out", str(out), "--quiet"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.docx"]
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "thesis.docx").read_text() == "precious" and (out / "harmonised.csv").is_file()

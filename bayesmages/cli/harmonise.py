@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesmages.cli._common import add_common, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_dir, run_metadata
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="A/T and C/G variants: drop (default) or keep when allele frequencies tell the strand")
     p.add_argument("--freq-margin", type=float, default=0.1,
                    help="frequencies within 0.5 +- this cannot tell the strand (default 0.1)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    add_out(p, "output folder (new, or one bayesmages wrote; see --overwrite)")
     add_common(p, seed=False)
     p.set_defaults(func=run)
     return p
@@ -63,16 +63,17 @@ def read_panel(path: Path) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Read, harmonise, write the three tables atomically."""
-    from bayesmages.io import DroppedRowsWarning, atomic_dir, harmonise, read_gwas, write_json, write_table
+    from bayesmages.io import DroppedRowsWarning, harmonise, read_gwas, write_json, write_table
 
     started = time.perf_counter()
+    dest = output_dir(args)  # an occupied --out is refused before any work
     with warnings.catch_warnings():
         # the rows the reader leaves out are in dropped.csv and report.json: no need to warn here
         warnings.simplefilter("ignore", DroppedRowsWarning)
         gwas = read_gwas(args.gwas, format=args.format, n=args.n)
     table, dropped, report = harmonise(gwas, read_panel(args.panel), by=args.by, ambiguous=args.ambiguous,
                                        freq_margin=args.freq_margin)
-    with atomic_dir(args.out) as tmp:
+    with dest.build() as tmp:
         write_table(table, tmp / "harmonised.csv")
         write_table(dropped, tmp / "dropped.csv")
         write_json(report, tmp / "report.json")
