@@ -6,7 +6,7 @@ Examples
 >>> genes = pd.DataFrame({"GENE": ["A"], "CHR": [1], "N_SNPS": [2], "start_idx_chr": [0], "end_idx_chr": [1],
 ...                       "chr_start_idx_gw": [0]})
 >>> bm.genes.enrichment.test(np.array([0.1, 0.2]), np.eye(2), genes, null_variance=0.01).columns.tolist()
-['GENE', 'CHR', 'n_variants', 'Q', 'p_value', 'q_value', 'test']
+['GENE', 'CHR', 'n_variants', 'Q', 'p_value', 'q_value', 'test', 'p_method']
 """
 
 from bayesmages.genes import enrichment, mapping, multitrait, plots

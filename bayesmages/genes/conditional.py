@@ -174,9 +174,8 @@ def gene_statistics(
     for b, members in by_block.items():
         R = blocks[b]
         zb = z[starts[b]:starts[b + 1]]
-        is_selected = (np.abs(zeta[starts[b]:starts[b + 1]]) > threshold if zeta is not None
-                       else np.zeros(R.shape[0], dtype=bool))
-        selected = np.flatnonzero(is_selected)
+        selected = (np.flatnonzero(np.abs(zeta[starts[b]:starts[b + 1]]) > threshold) if zeta is not None
+                    else np.empty(0, dtype=np.int64))
         pinv_cache: dict[bytes, np.ndarray] = {}  # R_AA^+ by conditioning set (most genes share one)
         by_size: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
         for g, loc in members:
@@ -188,13 +187,14 @@ def gene_statistics(
                 A = np.union1d(A, np.flatnonzero(proxies))
             if zeta is not None:
                 # outside variants that could matter at all: |z| above the smaller of the two rules' cut-offs
-                cut = min(max(float(np.abs(zb[loc]).max()), lead_z), strong_z)
+                lead_cut = max(float(np.abs(zb[loc]).max()), lead_z)
+                cut = min(lead_cut, strong_z)
                 candidates = np.flatnonzero(np.abs(zb) > cut)
                 candidates = candidates[~np.isin(candidates, loc)]
                 if candidates.size:
                     ld_gene = np.abs(R[np.ix_(loc, candidates)]).max(axis=0)
                     zc = np.abs(zb[candidates])
-                    lead = (zc > max(float(np.abs(zb[loc]).max()), lead_z)) & (ld_gene >= _LEAD_R)
+                    lead = (zc > lead_cut) & (ld_gene >= _LEAD_R)
                     strong = (zc >= strong_z) & (ld_gene >= _LEAD_R) & (ld_gene < _STRONG_R)
                     A = np.union1d(A, candidates[lead | strong])
             Rgg = R[np.ix_(loc, loc)]
