@@ -144,9 +144,9 @@ def read_boundaries(path: str | os.PathLike[str]) -> pd.DataFrame:
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(f"{p}: {key} at row {i + 1} is {cols[key].iloc[i]!r}; expected a non-negative integer")
         out[key] = v.astype(np.int64)
-    bad = np.flatnonzero((out["END"] <= out["START"]).to_numpy())
-    if bad.size:
-        raise InputError(f"{p}: row {bad[0] + 1} has END <= START")
+    empty = np.flatnonzero((out["END"] <= out["START"]).to_numpy())
+    if empty.size:
+        raise InputError(f"{p}: row {empty[0] + 1} has END <= START")
     out = out.sort_values(["CHR", "START"], kind="stable").reset_index(drop=True)
     same = out["CHR"].to_numpy()[1:] == out["CHR"].to_numpy()[:-1]
     overlap = np.flatnonzero(same & (out["START"].to_numpy()[1:] < out["END"].to_numpy()[:-1]))
