@@ -7,6 +7,7 @@ References are computed independently with numpy on the genotypes written to the
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayesmages.errors import InputError
@@ -162,3 +163,51 @@ def test_bad_panels_and_foreign_folders(panel, tmp_path):
     (tmp_path / "ref.bim").unlink()
     with pytest.raises(InputError, match=r"ref.bim is missing"):
         ld_store(bed)
+
+
+def test_pipeline_inputs_from_a_panel_account_for_every_variant(panel, tmp_path):
+    import bayesmages as bm
+
+    bed, G, chrom, pos = panel
+    store = ld_store(bed, tmp_path / "s", min_size=5, max_size=12)
+    a1 = np.where(np.arange(130) % 2, "A", "C")
+    a2 = np.where(np.arange(130) % 2, "G", "T")
+    rng = np.random.default_rng(0)
+
+    def gwas(rows, swap=()):
+        swap_mask = np.isin(rows, swap)
+        return pd.DataFrame({"SNP": [f"g{j}" for j in rows], "CHR": chrom[rows], "POS": pos[rows],
+                             "A1": np.where(swap_mask, a2[rows], a1[rows]),
+                             "A2": np.where(swap_mask, a1[rows], a2[rows]),
+                             "BETA": rng.normal(size=len(rows)), "SE": 0.1, "N": 1000.0})
+
+    t1 = gwas(np.delete(np.arange(130), [5, 60]))
+    t2 = gwas(np.delete(np.arange(130), [61]), swap=(7, 8))
+    genes = pd.DataFrame({"GENE": ["A", "B"], "CHR": ["1", "2"], "START": [1000, 500], "END": [5000, 4500]})
+    panel_spec = bm.pipeline.LDPanel(bed, store=tmp_path / "s", min_size=5, max_size=12, shrinkage=0.2)
+    inputs = bm.pipeline.load_inputs({"T1": t1, "T2": t2}, None, genes, ld_panel=panel_spec)
+
+    used = np.setdiff1d(np.arange(130), [5, 20, 21, 60, 61])  # 20, 21: no variation in the panel
+    assert inputs.variants["SNP"].tolist() == [f"v{j}" for j in used]
+    for t, table, missing in (("T1", t1, [5, 60]), ("T2", t2, [61])):
+        rep = inputs.harmonisation.reports[t]
+        dropped = inputs.harmonisation.dropped[t]
+        assert rep["n_input"] == len(table) == rep["n_used"] + rep["n_dropped"]
+        other = {"T1": [61], "T2": [5, 60]}[t]  # harmonised here, absent from the other trait
+        assert {r: n for r, n in rep["dropped"].items() if n} == {"no_panel_ld": 2, "not_in_every_trait": len(other)}
+        assert set(dropped.loc[dropped["reason"] == "no_panel_ld", "detail"]) == {
+            "no variation in the reference panel (its LD is undefined)"}
+        assert sorted(dropped.loc[dropped["reason"] == "not_in_every_trait", "SNP"]) == sorted(f"g{j}" for j in other)
+        assert not set(missing) & set(dropped["GWAS_ROW"].dropna())  # absent rows are simply not input rows
+    swapped = inputs.gwas["T2"].set_index("SNP").loc[["v7", "v8"], "BETA"].to_numpy()
+    original = t2.set_index("SNP").loc[["g7", "g8"], "BETA"].to_numpy()
+    np.testing.assert_array_equal(swapped, -original)
+    # LD: the store's blocks restricted to the used variants, shrunk toward the identity
+    X = _imputed(G)
+    start = 0
+    for b, R in zip(inputs.harmonisation.block_ids, inputs.blocks):
+        cols = used[start:start + len(R)]
+        assert set(cols) <= set(store.rows_of(b))
+        np.testing.assert_allclose(R, 0.8 * ld_from_genotypes(X[:, cols]) + 0.2 * np.eye(len(R)), atol=1e-12)
+        start += len(R)
+    assert start == len(used)

@@ -206,6 +206,19 @@ def test_run_with_ld_panel_equals_run_on_hand_harmonised_gwas_and_ld_files(case,
     shrink = pd.read_csv(tmp_path / "by_panel" / "shrink_y" / "shrinkage.csv")
     assert shrink["SNP"].tolist() == hand["SNP"].tolist()
 
+    # the Python API does the same, reading the LD store the CLI run built
+    import bayesmages as bm
+
+    stamp = (tmp_path / "store" / "manifest.json").stat().st_mtime_ns
+    res = bm.pipeline.run(str(c.glm), None, tmp_path / "genes.tsv", tmp_path / "api", traits=["y"], seed=3,
+                          truncation=8, restarts=2, figures=False, gwas_format="plink2",
+                          ld_panel=bm.pipeline.LDPanel(c.tmp_path / "panel.bed", store=tmp_path / "store",
+                                                       boundaries=tmp_path / "blocks.bed"))
+    assert (tmp_path / "store" / "manifest.json").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(res.shrinkage.drop(columns="trait").reset_index(drop=True),
+                                  shrink.drop(columns="trait"), check_exact=False, rtol=2e-6, atol=2e-6,
+                                  check_dtype=False)
+
     # every plink2 row is used or dropped with a reason
     report = json.loads((tmp_path / "by_panel" / "harmonisation" / "report.json").read_text())["traits"]["y"]
     dropped = pd.read_csv(tmp_path / "by_panel" / "harmonisation" / "dropped_y.csv")
