@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ld-blocks", type=Path, default=None, metavar="FILE",
                    help="LD block boundary file (CHR, START, END; e.g. LDetect blocks) for --ld-panel; default: "
                    "blocks cut from the panel's own LD")
-    p.add_argument("--ld-block-size", type=positive_int, nargs=2, default=(200, 1000), metavar=("MIN", "MAX"),
-                   help="variants per block when cutting blocks from the panel's LD (default 200 1000)")
+    p.add_argument("--ld-block-size", type=positive_int, nargs=2, default=(100, 600), metavar=("MIN", "MAX"),
+                   help="variants per block when cutting blocks from the panel's LD (default 100 600; the "
+                   "partition prefers large blocks, so most have about MAX variants)")
     p.add_argument("--ld-shrinkage", type=_fraction, default=0.0, metavar="S",
                    help="shrink panel LD toward the identity, (1-S) R + S I, for small panels (default 0)")
     p.add_argument("--harmonise-by", choices=("position", "id"), default="position",

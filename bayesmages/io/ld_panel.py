@@ -33,7 +33,7 @@ __all__ = ["PanelFiles", "block_ranges", "iter_block_correlations", "panel_files
            "region_correlation"]
 
 #: variants read from the .bed at a time when cutting blocks from LD
-CHUNK = 1024
+CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -238,9 +238,10 @@ def _ld_cuts(reader: _Reader, lo: int, hi: int, min_size: int, max_size: int) ->
         # squared correlations of each new variant with the window and the chunk (float64 for the sums)
         G = np.square(Y @ Xt.T, dtype=np.float64)
         w0 = len(window)
-        for j in range(len(Xt)):
-            top = w0 + j + 1
-            cutter.push(G[max(0, top - max_size) : top, j])
+        # band[j, t]: new variant j with the variant t places before it (rows of G: window, then chunk)
+        j = np.arange(len(Xt))[:, None]
+        src = w0 + j - np.arange(max_size)[None, :]
+        cutter.push(G[np.maximum(src, 0), j])  # src < 0: before the chromosome, ignored by the cutter
         window = Y[len(Y) - min(len(Y), max_size - 1) :]
     kept = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
     cuts = cutter.cuts()
@@ -253,8 +254,8 @@ def block_ranges(
     pos: np.ndarray,
     *,
     boundaries: pd.DataFrame | None = None,
-    min_size: int = 200,
-    max_size: int = 1000,
+    min_size: int = 100,
+    max_size: int = 600,
 ) -> list[tuple[str, int, int]]:
     """The panel's LD blocks as ``(chromosome, first row, end row)`` of consecutive .bim rows.
 

@@ -238,8 +238,8 @@ def ld_store(
     path: str | os.PathLike[str] | None = None,
     *,
     boundaries: str | os.PathLike[str] | None = None,
-    min_size: int = 200,
-    max_size: int = 1000,
+    min_size: int = 100,
+    max_size: int = 600,
     rebuild: bool = False,
     progress: bool = False,
 ) -> LDStore:
@@ -294,8 +294,8 @@ def build_ld_store(
     path: str | os.PathLike[str],
     *,
     boundaries: str | os.PathLike[str] | None = None,
-    min_size: int = 200,
-    max_size: int = 1000,
+    min_size: int = 100,
+    max_size: int = 600,
     progress: bool = False,
 ) -> LDStore:
     """Compute a panel's LD blocks into a new store at ``path`` (replacing an LD store there, nothing else).

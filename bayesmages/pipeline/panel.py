@@ -55,8 +55,8 @@ class LDPanel:
     path: Any
     store: Any = None
     boundaries: Any = None
-    min_size: int = 200
-    max_size: int = 1000
+    min_size: int = 100
+    max_size: int = 600
     shrinkage: float = 0.0
     by: str = "position"
     ambiguous: str = "drop"

@@ -286,8 +286,10 @@ def partition_blocks(R: np.ndarray, *, min_size: int, max_size: int) -> list[sli
         raise InputError(f"max_size ({max_size}) must be >= min_size ({min_size})")
     m = R.shape[0]
     cutter = BlockCutter(m, min_size=min_size, max_size=max_size)
-    for e in range(m):
-        cutter.push(R[max(0, e + 1 - max_size) : e + 1, e] ** 2)
+    t = np.arange(max_size)[None, :]
+    for a in range(0, m, 1024):
+        i = np.arange(a, min(a + 1024, m))[:, None]
+        cutter.push(np.where(i >= t, R[i, np.maximum(i - t, 0)] ** 2, 0.0))
     cuts = cutter.cuts() if m else [0]
     return [slice(a, b) for a, b in itertools.pairwise(cuts)]
 

@@ -36,8 +36,8 @@ class BlockCutter:
     --------
     >>> R = np.kron(np.eye(2), np.full((3, 3), 0.5)) + np.eye(6) * 0.5
     >>> cutter = BlockCutter(6, min_size=2, max_size=4)
-    >>> for e in range(6):
-    ...     cutter.push(R[max(0, e - 3) : e + 1, e] ** 2)
+    >>> i, t = np.arange(6)[:, None], np.arange(4)[None, :]
+    >>> cutter.push(np.where(i >= t, R[i, np.maximum(i - t, 0)] ** 2, 0.0))
     >>> cutter.cuts()
     [0, 3, 6]
     """
@@ -51,42 +51,50 @@ class BlockCutter:
         self._best = np.full(capacity + 1, -np.inf)
         self._best[0] = 0.0
         self._prev = np.full(capacity + 1, -1, dtype=np.int64)
-        # within[k]: sum of R^2 over the square of the last k variants, k = 1..max_size
+        # within[k]: sum of R^2 over the square of the last k variants pushed, k = 1..max_size
         self._within = np.zeros(self.max_size + 1)
-        self._ks = np.arange(self.max_size, 0, -1)  # block lengths, largest first (ties -> largest block)
         self.n = 0
 
-    def push(self, r2: np.ndarray) -> None:
-        """Add the next variant.
+    def push(self, band: np.ndarray) -> None:
+        """Add the next variants.
 
         Parameters
         ----------
-        r2 : numpy.ndarray
-            Its squared correlations with the ``min(n, max_size - 1)`` variants before it, in order,
-            followed by its own (1 for a correlation matrix): length ``min(n, max_size - 1) + 1``.
+        band : numpy.ndarray
+            (c, max_size): row j holds the squared correlations of the j-th new variant ``i`` with
+            itself and the variants before it, ``band[j, t] = R[i, i - t] ** 2`` (``t = 0`` is its own, 1
+            for a correlation matrix); entries with ``i - t`` before the first variant are ignored.
         """
-        e = self.n + 1
-        kmax = len(r2)
-        if kmax != min(e, self.max_size):
-            raise InputError(f"BlockCutter.push: variant {e} needs {min(e, self.max_size)} squared correlations, "
-                             f"got {kmax}")
-        if e >= len(self._best):
+        band = np.asarray(band, dtype=np.float64)
+        w = self.max_size
+        if band.ndim != 2 or band.shape[1] != w:
+            raise InputError(f"BlockCutter.push: expected a (c, {w}) band, got shape {band.shape}")
+        c = len(band)
+        if self.n + c >= len(self._best):
             raise InputError(f"BlockCutter.push: more than the {len(self._best) - 1} variants it was made for")
-        within = self._within
-        if kmax > 1:
-            # every square ending at e grows by the new row and column: 2 * its correlations with the square + own
-            tail = np.cumsum(r2[-2::-1])
-            within[2 : kmax + 1] = within[1:kmax] + 2.0 * tail + r2[-1]
-        within[1] = r2[-1]
-        self.n = e
-        if e < self.min_size:
-            return
-        ks = self._ks[max(0, self.max_size - e) : self.max_size - self.min_size + 1]
-        cand = self._best[e - ks] + within[ks]
-        j = int(np.argmax(cand))
-        if np.isfinite(cand[j]):
-            self._best[e] = cand[j]
-            self._prev[e] = e - int(ks[j])
+        first = self.n
+        within, best, prev = self._within, self._best, self._prev
+        lo_k, tail = self.min_size, np.empty(w)
+        for j in range(c):
+            e = first + j + 1
+            kmax = min(w, e)
+            row = band[j]
+            if kmax > 1:
+                # every square ending at e grows by the new variant's row and column: twice its squared
+                # correlations with the k - 1 variants before it, plus its own
+                np.cumsum(row[1:kmax], out=tail[: kmax - 1])
+                within[2 : kmax + 1] = within[1:kmax] + 2.0 * tail[: kmax - 1] + row[0]
+            within[1] = row[0]
+            if kmax < lo_k:
+                continue
+            # block lengths kmax, kmax - 1, ..., lo_k: the largest first, so that ties go to the largest
+            cand = best[e - kmax : e - lo_k + 1] + within[kmax : lo_k - 1 : -1] if lo_k > 1 else (
+                best[e - kmax : e] + within[kmax:0:-1])
+            i = int(np.argmax(cand))
+            if np.isfinite(cand[i]):
+                best[e] = cand[i]
+                prev[e] = e - (kmax - i)
+        self.n += c
 
     def cuts(self) -> list[int]:
         """Block boundaries ``[0, c_1, ..., n]`` of the variants pushed so far.
