@@ -178,7 +178,9 @@ def one_run(workdir: Path) -> dict:
     times["harmonise_and_blocks"] = time.perf_counter() - t
     rep = data.reports["T"]
     total = sum(times.values())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": {k: round(v, 2) for k, v in times.items()}, "total_seconds": round(total, 2),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "load_average": list(os.getloadavg()),
             "peak_rss_mb": round(_peak_mb(), 0), "n_input": rep["n_input"], "n_used": rep["n_used"],
             "dropped": {k: v for k, v in rep["dropped"].items() if v}, "n_swapped": rep["n_swapped"],
             "n_strand_flipped": rep["n_strand_flipped"], "n_blocks_used": len(data.blocks),
