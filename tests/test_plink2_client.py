@@ -294,3 +294,32 @@ def test_run_with_ld_panel_bad_inputs_exit_2_with_one_line(case, tmp_path, capsy
     err = _error_line(capsys, [*base, "--ld", str(tmp_path), "--ld-store", str(tmp_path / "s"),
                                "--out", str(tmp_path / "o6")])
     assert "--ld-store applies to --ld-panel only" in err
+
+
+def test_documented_worked_example_gives_the_documented_numbers(tmp_path):
+    """docs/formats.md's worked example: its commands run, and its numbers are what they give."""
+    import re
+    import sys
+    from pathlib import Path
+
+    import bayesmages as bm
+
+    repo = Path(__file__).resolve().parents[1]
+    toy = tmp_path / "toy"
+    subprocess.run([sys.executable, str(repo / "examples" / "make_plink_example.py"), str(toy)], check=True,
+                   capture_output=True, timeout=300)
+    proc = subprocess.run([PLINK2, "--bfile", str(toy / "cohort"), "--pheno", str(toy / "pheno.txt"), "--glm",
+                           "allow-no-covars", "--out", str(toy / "gwas"), "--threads", "1"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    inputs = bm.pipeline.load_inputs(str(toy / "gwas.y.glm.linear"), None, toy / "genes.tsv", traits=["y"],
+                                     ld_panel=toy / "panel.bed")
+    rep = inputs.harmonisation.reports["y"]
+    docs = (repo / "docs" / "formats.md").read_text()
+    line = re.search(r"y: (\d+) GWAS variants: (\d+) used \((\d+) swapped, (\d+) strand-flipped\), (\d+) dropped", docs)
+    assert line is not None
+    assert [int(x) for x in line.groups()] == [rep["n_input"], rep["n_used"], rep["n_swapped"],
+                                               rep["n_strand_flipped"], rep["n_dropped"]]
+    reasons = ", ".join(f"{k} {v}" for k, v in rep["dropped"].items() if v)
+    assert f"| y | {rep['n_input']} | {rep['n_used']} |" in docs and reasons in docs
+    assert len(inputs.blocks) == 2 and (toy / "panel.ldstore" / "manifest.json").is_file()
