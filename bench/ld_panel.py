@@ -280,6 +280,10 @@ def render(r: dict) -> str:
         lines.append(f"| {k} | {f['seconds'][k]:.1f} | {s['seconds'][k]:.1f} |")
     lines += [
         f"| **total** | **{f['total_seconds']:.1f}** | **{s['total_seconds']:.1f}** |",
+        f"| CPU seconds (all threads) | {f.get('cpu_seconds', float('nan')):.1f} | "
+        f"{s.get('cpu_seconds', float('nan')):.1f} |",
+        f"| load average during the run (1 min, at its end) | {f.get('load_average', [float('nan')])[0]:.1f} | "
+        f"{s.get('load_average', [float('nan')])[0]:.1f} |",
         f"| peak resident memory (MB) | {f['peak_rss_mb']:,.0f} | {s['peak_rss_mb']:,.0f} |",
         "",
         f"`ld_store` is opening the store (second run: hashing the panel files to check the store's key) or "
