@@ -13,12 +13,14 @@ writes into ``toy/``:
   and every 5th is written on the other strand;
 * ``genes.tsv``: genes tiling the simulated chromosomes.
 
-The genotypes come from ``bayesmages.simulate.simulate_genotypes`` (msprime, so ``pip install "bayesmages[sim,plink]"``).
+The genotypes come from ``bayesmages.simulate.simulate_genotypes`` (msprime):
+``pip install "bayesmages[sim,plink]"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +77,7 @@ def make(out: Path, *, n_cohort: int = 400, n_panel: int = 200, seed: int = 1) -
         p = pos[chrom == c]
         edges = np.linspace(p.min(), p.max() + 1, 9).astype(int)
         genes += [{"GENE": f"GENE{c}_{k}", "CHR": c, "START": int(a), "END": int(b) - 1}
-                  for k, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]
+                  for k, (a, b) in enumerate(itertools.pairwise(edges))]
     pd.DataFrame(genes).to_csv(out / "genes.tsv", sep="\t", index=False)
     return {"variants": m, "panel_variants": int(keep.sum()), "cohort": n_cohort, "panel": n_panel,
             "genes": len(genes)}

@@ -210,4 +210,8 @@ def test_pipeline_inputs_from_a_panel_account_for_every_variant(panel, tmp_path)
         assert set(cols) <= set(store.rows_of(b))
         np.testing.assert_allclose(R, 0.8 * ld_from_genotypes(X[:, cols]) + 0.2 * np.eye(len(R)), atol=1e-12)
         start += len(R)
+    # what a worker would read by block id gives the same matrices
+    h = inputs.harmonisation
+    for b, rows, R in zip(h.block_ids, h.block_rows, inputs.blocks):
+        np.testing.assert_array_equal(LDStore(h.store).block(b, rows=rows, shrinkage=h.shrinkage).R, R)
     assert start == len(used)

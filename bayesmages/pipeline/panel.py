@@ -77,6 +77,14 @@ class PanelData:
         LD matrices in data order (shrunk when asked).
     block_ids : list of int
         The store's id of each block.
+    block_rows : list of numpy.ndarray
+        Per block, the rows of the store's matrix that the used variants are (``INDEX`` values): a worker
+        can read a block itself with ``LDStore(store).block(block_ids[b], rows=block_rows[b],
+        shrinkage=shrinkage)`` instead of being sent the matrix.
+    store : pathlib.Path or None
+        The LD store's folder.
+    shrinkage : float
+        The shrinkage toward the identity applied to ``blocks``.
     dropped : dict of str to pandas.DataFrame
         Per trait, every input variant not used, with its reason.
     reports : dict of str to dict
@@ -90,6 +98,9 @@ class PanelData:
     block_ids: list[int]
     dropped: dict[str, pd.DataFrame]
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    block_rows: list[np.ndarray] = field(default_factory=list)
+    store: Any = None
+    shrinkage: float = 0.0
 
 
 def _moved(gwas: pd.DataFrame, table: pd.DataFrame, mask: np.ndarray, reason: str, detail: Any) -> pd.DataFrame:
@@ -187,14 +198,15 @@ def harmonise_to_store(
     blk = panel["BLOCK"].to_numpy()[common]
     pos_in_block = panel["INDEX"].to_numpy()[common]
     cuts = np.flatnonzero(np.diff(blk)) + 1
-    blocks, block_ids = [], []
+    blocks, block_ids, block_rows = [], [], []
     for part in np.split(np.arange(common.size), cuts):
         b = int(blk[part[0]])
         rows = pos_in_block[part]
         blocks.append(shrink_ld(store.matrix(b)[np.ix_(rows, rows)], shrinkage))
         block_ids.append(b)
+        block_rows.append(rows)
     return PanelData(gwas=out_gwas, variants=variants, blocks=blocks, block_ids=block_ids, dropped=dropped,
-                     reports=reports)
+                     reports=reports, block_rows=block_rows, store=getattr(store, "path", None), shrinkage=shrinkage)
 
 
 def panel_inputs(gwas: Mapping[str, pd.DataFrame], panel: Any, *, progress: bool = False) -> tuple[PanelData, str]:
