@@ -215,3 +215,12 @@ def test_pipeline_inputs_from_a_panel_account_for_every_variant(panel, tmp_path)
     for b, rows, R in zip(h.block_ids, h.block_rows, inputs.blocks):
         np.testing.assert_array_equal(LDStore(h.store).block(b, rows=rows, shrinkage=h.shrinkage).R, R)
     assert start == len(used)
+
+
+def test_chromosome_names_are_kept_as_the_bim_gives_them(tmp_path):
+    G = _genotypes(60, 30, seed=4)
+    _write(tmp_path / "p.bed", G, np.array(["chrX"] * 30), np.arange(30) * 10 + 5)
+    (tmp_path / "b.tsv").write_text("CHR\tSTART\tEND\n23\t0\t1000\n")  # X is PLINK's 23
+    store = ld_store(tmp_path / "p.bed", boundaries=tmp_path / "b.tsv")
+    assert set(store.variants["CHR"]) == {"chrX"} and store.blocks["CHR"].tolist() == ["chrX"]
+    assert store.blocks["n_variants"].tolist() == [30]

@@ -5,7 +5,7 @@ Layout of a store folder::
     manifest.json      format, version, the panel's files (paths, sizes, sha256), the block parameters,
                        the key (a hash of all of these), and one entry per block (id, CHR, START, END,
                        n_variants, file)
-    variants.npz       one entry per panel variant (.bim order): SNP, CHR, POS, A1, A2, FREQ (of A1),
+    variants.npz       one entry per panel variant (.bim order): SNP, CHR (as in the .bim), POS, A1, A2, FREQ (of A1),
                        BLOCK (-1: in no block), INDEX (its row in its block), EXCLUDED (why in no block)
     blocks/000000.npy  one float64 correlation matrix per block (rows: the block's variants in .bim
                        order), read memory-mapped: opening a block costs no more than what is touched
@@ -324,7 +324,8 @@ def build_ld_store(
     bim = read_bim(files.bim)
     if len(bim) != files.n_variants:  # pragma: no cover - _count_lines and read_bim agree on well-formed files
         raise InputError(f"{files.bim}: {len(bim)} variants read but {files.n_variants} lines")
-    chrom = normalise_chromosomes(bim["CHR"])
+    chrom = normalise_chromosomes(bim["CHR"])  # for cutting blocks and matching boundary files
+    bim_chrom = bim["CHR"].to_numpy(dtype=str)  # as the .bim names them, for the tables
     pos = bim["POS"].to_numpy(dtype=np.int64)
     bounds = read_boundaries(boundaries) if boundaries is not None else None
     started = time.perf_counter()
@@ -344,7 +345,7 @@ def build_ld_store(
     try:
         (tmp / BLOCKS).mkdir()
         b = 0
-        for (c, lo, hi), R, f, usable in iter_block_correlations(files, ranges):
+        for (_, lo, hi), R, f, usable in iter_block_correlations(files, ranges):
             freq[lo:hi] = f
             excluded[lo:hi] = np.where(usable, 0, 1)
             rows = lo + np.flatnonzero(usable)
@@ -353,8 +354,8 @@ def build_ld_store(
             block[rows], index[rows] = b, np.arange(rows.size)
             name = f"{BLOCKS}/{b:06d}.npy"
             np.save(tmp / name, R)
-            entries.append({"id": b, "CHR": c, "START": int(pos[rows[0]]), "END": int(pos[rows[-1]]),
-                            "n_variants": int(rows.size), "file": name})
+            entries.append({"id": b, "CHR": str(bim_chrom[rows[0]]), "START": int(pos[rows[0]]),
+                            "END": int(pos[rows[-1]]), "n_variants": int(rows.size), "file": name})
             b += 1
             if say and b % 100 == 0:
                 say(f"{b} of about {len(ranges)} blocks ({time.perf_counter() - started:.1f} s)")
@@ -362,7 +363,7 @@ def build_ld_store(
             raise InputError(f"{files.bed}: no LD block has a variant with variation in the panel"
                              + (" inside the boundary file's regions" if bounds is not None else ""))
         with open(tmp / VARIANTS, "wb") as fh:
-            np.savez(fh, SNP=bim["SNP"].to_numpy(dtype=str), CHR=chrom.astype(str), POS=pos,
+            np.savez(fh, SNP=bim["SNP"].to_numpy(dtype=str), CHR=bim_chrom, POS=pos,
                      A1=bim["A1"].to_numpy(dtype=str), A2=bim["A2"].to_numpy(dtype=str), FREQ=freq, BLOCK=block,
                      INDEX=index, EXCLUDED=excluded)
         manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, "key": key, "panel": panel_info,
