@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sets", required=True, type=Path, help="variant sets: columns SET, SNP")
     p.add_argument("--trait", choices=("continuous", "binary"), default="continuous")
     p.add_argument("--test", choices=("skat", "burden", "skat-o", "ecskat"), default="skat")
-    p.add_argument("--method", choices=("davies", "liu", "liu.mod"), default="davies")
+    p.add_argument("--method", choices=("exact", "davies", "liu", "liu.mod"), default="exact",
+                   help="null distribution: exact tails (default) or R SKAT's davies / liu / liu.mod")
     p.add_argument("--weights-beta", nargs=2, type=float, default=(1.0, 25.0), metavar=("A1", "A2"),
                    help="Beta(a1, a2) MAF weights (default 1 25)")
     p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")

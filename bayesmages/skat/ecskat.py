@@ -280,7 +280,7 @@ def ecskat(
     weights: Any = None,
     kernel_weights: Any = None,
     n_splits: int = 1,
-    method: str = "davies",
+    method: str = "exact",
     impute: str = "fixed",
     variant_names: Any = None,
 ) -> ECSKATResult:
@@ -312,8 +312,8 @@ def ecskat(
         that base kernel on the test split).
     n_splits : int
         Number of random splits; p-values are combined with the Cauchy combination.
-    method : {"davies", "liu", "liu.mod"}
-        Null distribution of the test-split Q.
+    method : {"exact", "davies", "liu", "liu.mod"}
+        Null distribution of the test-split Q (as in :func:`bayesmages.skat.test`; default exact).
     impute : {"fixed", "bestguess", "random"}
         Missing-genotype imputation.
     variant_names : sequence of str, optional

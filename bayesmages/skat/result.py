@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "RHO_DEFAULT", "TESTS", "SKATResult"]
+__all__ = ["COMPAT", "METHODS", "RHO_DEFAULT", "TESTS", "SKATResult"]
 
 TESTS = ("skat", "burden", "skat-o")
-METHODS = ("davies", "liu", "liu.mod")
+METHODS = ("exact", "davies", "liu", "liu.mod")
+COMPAT = (None, "R")
 RHO_DEFAULT = (0.0, 0.01, 0.04, 0.09, 0.25, 0.5, 1.0)  # R's SKAT-O "optimal.adj" grid
 
 
@@ -32,7 +33,7 @@ class SKATResult:
     test : str
         ``"skat"``, ``"burden"``, ``"skat-o"`` or ``"ecskat"``.
     method : str
-        How the p-value was computed (e.g. ``"davies"``, ``"liu.mod"``, ``"optimal.adj"``,
+        How the p-value was computed (e.g. ``"exact"``, ``"davies"``, ``"liu.mod"``, ``"optimal.adj"``,
         ``"moment-adjusted"``).
     rho, rho_grid, p_each_rho, q_each_rho
         SKAT-O: the selected rho (``rho_est``), the grid and per-rho p-values and statistics.

@@ -104,7 +104,7 @@ def run_sets(
     test: str = "skat",
     *,
     weights_beta: tuple[float, float] = (1.0, 25.0),
-    method: str = "davies",
+    method: str = "exact",
     adjustment: bool = False,
     impute: str = "fixed",
     train_fraction: float = 0.3,

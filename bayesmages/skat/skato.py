@@ -43,6 +43,7 @@ from bayesmages.skat.pvalues import (
 )
 from bayesmages.skat.result import RHO_DEFAULT, SKATResult
 from bayesmages.skat.scores import boot_scores
+from bayesmages.skat.skato_exact import skato_exact
 from bayesmages.stats import quadform
 from bayesmages.stats.davies import davies_grid, davies_many
 
@@ -211,7 +212,9 @@ def skato(
         small-sample computation, which needs ``Z1``).
     rho_grid : sequence of float, optional
         Default R's optimal.adj grid.
-    method : {"davies", "liu", "liu.mod"}
+    method : {"davies", "exact", "liu", "liu.mod"}
+        ``"exact"``: exact per-rho p-values and the exact null probability of their minimum
+        (:mod:`bayesmages.skat.skato_exact`; the rho grid is used as given, rho = 1 included).
         ``"davies"`` integrates the Davies tail (R ``"optimal.adj"``); the Liu names use the
         Liu-type integrand (R ``"optimal.moment.adj"``).
     Z1 : numpy.ndarray, optional
@@ -233,10 +236,12 @@ def skato(
     grid = _check_grid(rho_grid)
     p = S.size
     n_variants = p if n_variants is None else n_variants
+    adjusted = null.adjustment and null.trait == "binary"
+    if method == "exact" and not adjusted:
+        return skato_exact(S, W, null.s2, grid, n_variants)
     r = np.minimum(grid, 0.999)
     q_rho = ((1.0 - r) * float(S @ S) + r * float(S.sum()) ** 2) / (2.0 * null.s2)
     M = W / 2.0
-    adjusted = null.adjustment and null.trait == "binary"
     n_r = r.size
     p_each = np.empty(n_r)
     mom = []
