@@ -24,7 +24,11 @@
     the causal variants (same split), which separates the cost of the split from the cost of
     learning.
 
-Run ``python bench/skat.py [--quick] [--parts speed,typei,power] [--workers 2]`` or
+(d) tails: SKAT-O p-values against the true null probability of the SKAT-O statistic (Monte Carlo
+    with importance sampling, 6 settings x p from 1e-2 to 1e-8), the default against R's computation;
+    see bench/_skat_tails.py.
+
+Run ``python bench/skat.py [--quick] [--parts speed,typei,power,tails] [--workers 2]`` or
 ``python bench/skat.py --tables-only`` (rebuild skat.md from skat.json; nothing runs) (full: about
 20 CPU-minutes for (b), measured 17 + 6 minutes wall with 2 workers on the shared machine, a few
 minutes for (a) and (c); quick: about 30 s); writes
@@ -53,6 +57,21 @@ from scipy import stats  # noqa: E402
 import bayesmages as bm  # noqa: E402
 from bayesmages.io import write_json, write_text  # noqa: E402
 from bayesmages.parallel import map_units  # noqa: E402
+
+
+def _tails_module():
+    """bench/_skat_tails.py, wherever this file is run or loaded from (run_all loads it by path)."""
+    import importlib.util
+    import sys
+
+    name = "_skat_tails"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 R_SECONDS = {"skat": 0.029, "skat-o": 0.057}
@@ -254,6 +273,8 @@ def _markdown(res: dict) -> str:
             cells = [f"{r[t]['power_0.01']:.2f} ({r[t]['power_0.001']:.2f})" for t in tests]
             lines.append(f"| {setting} | {r['replicates']} | " + " | ".join(cells)
                          + f" | {r['ecskat_causal_weight']['mean']:.2f} |")
+    if res.get("tails"):
+        lines += _tails_module().markdown(res["tails"])
     return "\n".join(lines) + "\n"
 
 
@@ -261,7 +282,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run for a smoke check")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--parts", default="speed,typei,power", help="comma-separated subset of speed,typei,power")
+    ap.add_argument("--parts", default="speed,typei,power,tails",
+                    help="comma-separated subset of speed,typei,power,tails")
     ap.add_argument("--tables-only", action="store_true", help="rebuild skat.md from skat.json (nothing runs)")
     args = ap.parse_args()
     if args.tables_only:
@@ -269,8 +291,9 @@ def main() -> None:
             write_text(text, RESULTS / md_name)
         return
     parts = set(args.parts.split(","))
-    if not parts <= {"speed", "typei", "power"}:
-        ap.error(f"--parts: unknown part(s) {sorted(parts - {'speed', 'typei', 'power'})}")
+    known = {"speed", "typei", "power", "tails"}
+    if not parts <= known:
+        ap.error(f"--parts: unknown part(s) {sorted(parts - known)}")
     mode = "quick" if args.quick else "full"
     # quick runs write skat_quick.{json,md}, so that a smoke check never overwrites the full results
     path = RESULTS / ("skat_quick.json" if args.quick else "skat.json")
@@ -283,6 +306,8 @@ def main() -> None:
         new["type_i"] = bench_typei(2, 100, args.workers) if args.quick else bench_typei(20, 1000, args.workers)
     if "power" in parts:
         new["power"] = bench_power(6, args.workers, sizes=(2000,)) if args.quick else bench_power(500, args.workers)
+    if "tails" in parts:
+        new["tails"] = _tails_module().bench_tails(20_000 if args.quick else 400_000)
     write_results(new, path, RESULTS / ("skat_quick.md" if args.quick else "skat.md"))
 
 

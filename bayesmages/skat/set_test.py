@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from bayesmages.errors import InputError
+from bayesmages.skat.acat import acat_o, acat_v
 from bayesmages.skat.null import NullModel
 from bayesmages.skat.pvalues import mixture_pvalue, moment_params, moment_pvalue
 from bayesmages.skat.result import COMPAT, METHODS, RHO_DEFAULT, TESTS, SKATResult
@@ -95,6 +96,9 @@ def test(
     skato_quadrature: str | None = None,
     seed: int = 0,
     compat: str | None = None,
+    maf_masks: Any = None,
+    mac_threshold: float = 10,
+    extra_pvalues: Any = None,
 ) -> SKATResult:
     """SKAT, burden or SKAT-O test of a variant set against a fitted null model.
 
@@ -105,8 +109,11 @@ def test(
         = missing. QC, imputation and flipping follow R SKAT (:mod:`bayesmages.skat.variants`).
     null : NullModel
         From :func:`bayesmages.skat.fit_null` on the same samples, in the same order.
-    test : {"skat", "burden", "skat-o"}
-        SKAT (linear weighted kernel), burden (R's ``r.corr = 1``) or SKAT-O.
+    test : {"skat", "burden", "skat-o", "acat-v", "acat-o"}
+        SKAT (linear weighted kernel), burden (R's ``r.corr = 1``), SKAT-O, ACAT-V (Cauchy
+        combination of single-variant p-values, very rare variants as one burden) or ACAT-O
+        (Cauchy combination of burden, SKAT and ACAT-V with Beta(1, 25) and Beta(1, 1) weights,
+        or the user's ``weights``, within each MAF mask); see :mod:`bayesmages.skat.acat`.
     weights_beta : (float, float)
         Beta(a1, a2) density weights of the MAF (R default (1, 25); (1, 1) = unweighted).
     weights : array-like, optional
@@ -137,6 +144,13 @@ def test(
         fallbacks, SKAT-O's Liu-mod thresholds, rho = 1 taken as 0.999 and R's QUADPACK
         integration), reproducing R's numbers (tested to 1e-6 relative on the reference cases)
         including R's own numerical errors. ``None`` (default): exact tails.
+    maf_masks : sequence of float, optional
+        ACAT-O: MAF upper bounds (e.g. ``[0.01, 0.001]``); each mask's variants (MAF < bound) are
+        tested separately and all results combined. Default: one mask with every variant.
+    mac_threshold : float
+        ACAT-V/ACAT-O: variants with minor-allele count ``<= mac_threshold`` enter as one burden.
+    extra_pvalues : mapping of str to float, optional
+        ACAT-O: further p-values to combine, e.g. ``{"ecskat": bm.skat.ecskat(Z, y, X).p_value}``.
 
     Returns
     -------
@@ -173,5 +187,11 @@ def test(
     pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed,
                           _validated=True)
     w = variant_weights(pv, weights_beta, weights)
+    wb = None if weights is not None else weights_beta
+    if test == "acat-v":
+        return acat_v(pv, w, null, test_prepared, weights_beta=wb, method=method, mac_threshold=mac_threshold)
+    if test == "acat-o":
+        return acat_o(pv, null, test_prepared, user_weights=None if weights is None else w, maf_masks=maf_masks,
+                      method=method, mac_threshold=mac_threshold, extra_pvalues=extra_pvalues)
     return test_prepared(pv.G, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
                          skato_quadrature=skato_quadrature or "gk")
