@@ -67,7 +67,7 @@ def test_exact_quantiles_invert_the_exact_tails():
     spectra = [np.sort(rng.gamma(0.5, 2.0, k)) for k in (1, 5, 30)]
     for p in (0.3, 1e-3, 1e-9):
         q = sx.exact_quantiles(p, spectra)
-        np.testing.assert_allclose(sx.exact_tails(q, spectra), p, rtol=1e-7)
+        np.testing.assert_allclose(sx.exact_tails(q, spectra), p, rtol=2e-5)  # accepted |log P - log p| <= 1e-5
 
 
 @pytest.mark.parametrize(("case", "wb"), [("case_01", (1, 25)), ("case_02", (1, 1)), ("case_09", (1, 1)),
@@ -81,7 +81,8 @@ def test_exact_skato_is_the_null_probability_of_min_p(case, wb):
     assert res.method == "exact"
     _, M = _scores(Z, null, wb)
     thr = res.extra["thresholds"]
-    np.testing.assert_allclose(sx.exact_tails(thr, sx.rho_spectra(M, res.rho_grid)), res.statistic, rtol=1e-7)
+    # thresholds invert the exact tails to the accepted |log P - log t| <= 1e-5
+    np.testing.assert_allclose(sx.exact_tails(thr, sx.rho_spectra(M, res.rho_grid)), res.statistic, rtol=2e-5)
     draws = 400_000
     mc = _mc_skato(M, res.rho_grid, thr, draws, seed=7)
     se = np.sqrt(res.p_value * (1 - res.p_value) / draws)

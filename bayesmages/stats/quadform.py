@@ -52,6 +52,7 @@ from bayesmages.stats.davies import davies_one
 
 __all__ = [
     "METHODS",
+    "cgf_root",
     "davies",
     "imhof",
     "liu",
@@ -312,14 +313,18 @@ def liu_mod(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) ->
 
 
 def _cgf_root(q: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Solve K'(s) = q on (-inf, 1/(2 max lam)) for each q (K the cumulant generating function)."""
-    cmax = 0.5 / lam.max()
-    lo = np.full(q.shape, -lam.size / np.maximum(q, 1e-300) - 1.0)  # K'(lo) < q there
-    hi = np.full(q.shape, cmax)
+    """Solve K'(s) = q on (-inf, 1/(2 max lam)) for each q (K the cumulant generating function).
+
+    ``lam`` is one weight vector (m,) for every q, or one row (n, m) per q (zero-padded).
+    """
+    L = lam[None, :] if lam.ndim == 1 else lam
+    cmax = 0.5 / L.max(axis=1)
+    lo = -L.shape[1] / np.maximum(q, 1e-300) - 1.0  # K'(lo) < q there
+    hi = np.broadcast_to(cmax, q.shape).copy()
     s = np.clip(cmax - 0.5 / np.maximum(q, 1e-300), lo, 0.5 * cmax)
     for _ in range(200):
-        d = 1.0 - 2.0 * lam[None, :] * s[:, None]
-        r = lam[None, :] / d
+        d = 1.0 - 2.0 * L * s[:, None]
+        r = L / d
         k1 = r.sum(axis=1) - q
         k2 = 2.0 * (r * r).sum(axis=1)
         hi = np.where(k1 > 0, s, hi)
@@ -335,6 +340,26 @@ def _cgf_root(q: np.ndarray, lam: np.ndarray) -> np.ndarray:
             break
         s = new
     return s
+
+
+def cgf_root(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The saddlepoint s_hat(q): the root of K'(s) = q, with K the cumulant generating function of Q.
+
+    ``-s_hat(q)`` is the leading term of ``d log P(Q > q) / dq`` in the tail (used to start
+    quantile inversions).
+
+    Examples
+    --------
+    >>> float(cgf_root(np.array([2.0]), [1.0])[0])  # chi2_1: K'(s) = 1 / (1 - 2 s)
+    0.25
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    qs = np.asarray(q, dtype=np.float64).ravel()
+    if lam.ndim == 2:  # one zero-padded row of weights per quantile
+        if lam.shape[0] != qs.size or not np.all(np.isfinite(lam)) or np.any(lam < 0) or np.any(lam.max(1) <= 0):
+            raise InputError("cgf_root: rows of weights must be finite, non-negative, one per quantile")
+        return _cgf_root(qs, lam)
+    return _cgf_root(qs, _weights(lam))
 
 
 def saddlepoint(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
