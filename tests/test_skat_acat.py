@@ -133,3 +133,24 @@ def test_run_sets_acat_o_rows_carry_the_components():
     assert row["p_value"] == pytest.approx(direct.p_value, rel=1e-12)
     for name, p in direct.extra["components"].items():
         assert row[f"p_{name}"] == pytest.approx(p, rel=1e-12)
+
+
+def test_cli_acat_o_and_compat(tmp_path):
+    """The CLI runs ACAT-O (a p_<component> column per combined test) and compat R (R's methods)."""
+    import pandas as pd
+
+    from bayesmages.cli import main
+
+    Z, X, y = _sim(7, n=300, effect=0.5)
+    ids = [f"v{j}" for j in range(Z.shape[1])]
+    iid = [f"s{i}" for i in range(y.size)]
+    pd.DataFrame(Z, columns=ids).assign(IID=iid).to_csv(tmp_path / "g.csv", index=False)
+    pd.DataFrame({"IID": iid, "y": y}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"SET": ["a"] * 8 + ["b"] * 7, "SNP": ids}).to_csv(tmp_path / "s.csv", index=False)
+    base = ["skat", "--genotypes", str(tmp_path / "g.csv"), "--phenotype", str(tmp_path / "p.csv"),
+            "--sets", str(tmp_path / "s.csv"), "--quiet"]
+    assert main([*base, "--test", "acat-o", "--maf-masks", "0.05", "--out", str(tmp_path / "o.csv")]) == 0
+    out = pd.read_csv(tmp_path / "o.csv")
+    assert {"p_skat_b1_25_maf<0.05", "p_acat-v_b1_1_maf<0.05"} <= set(out.columns)
+    assert main([*base, "--test", "skat-o", "--compat", "R", "--out", str(tmp_path / "r.csv")]) == 0
+    assert set(pd.read_csv(tmp_path / "r.csv")["method"]) <= {"optimal.adj", "optimal.adj+liu-integral"}

@@ -67,7 +67,7 @@ def test_exact_quantiles_invert_the_exact_tails():
     spectra = [np.sort(rng.gamma(0.5, 2.0, k)) for k in (1, 5, 30)]
     for p in (0.3, 1e-3, 1e-9):
         q = sx.exact_quantiles(p, spectra)
-        np.testing.assert_allclose(sx.exact_tails(q, spectra), p, rtol=2e-5)  # accepted |log P - log p| <= 1e-5
+        np.testing.assert_allclose(sx.exact_tails(q, spectra), p, rtol=2e-4)  # accepted |log P - log p| <= 1e-4
 
 
 @pytest.mark.parametrize(("case", "wb"), [("case_01", (1, 25)), ("case_02", (1, 1)), ("case_09", (1, 1)),
@@ -81,8 +81,8 @@ def test_exact_skato_is_the_null_probability_of_min_p(case, wb):
     assert res.method == "exact"
     _, M = _scores(Z, null, wb)
     thr = res.extra["thresholds"]
-    # thresholds invert the exact tails to the accepted |log P - log t| <= 1e-5
-    np.testing.assert_allclose(sx.exact_tails(thr, sx.rho_spectra(M, res.rho_grid)), res.statistic, rtol=2e-5)
+    # thresholds invert the exact tails to the accepted |log P - log t| <= 1e-4
+    np.testing.assert_allclose(sx.exact_tails(thr, sx.rho_spectra(M, res.rho_grid)), res.statistic, rtol=2e-4)
     draws = 400_000
     mc = _mc_skato(M, res.rho_grid, thr, draws, seed=7)
     se = np.sqrt(res.p_value * (1 - res.p_value) / draws)
@@ -125,3 +125,18 @@ def test_exact_skato_integral_against_tight_quadpack():
     tight = stats.chi2.sf(x_max, 1) + sum(integrate.quad(f, lo, hi, epsabs=0, epsrel=1e-10, limit=500)[0]
                                           for lo, hi in itertools.pairwise(edges))
     assert res.p_value == pytest.approx(tight, rel=1e-4)
+
+
+def test_exact_skato_with_a_rank_one_kernel_is_the_one_df_test():
+    """Identical columns: every Q_rho is a multiple of the same chi2_1, so SKAT-O = SKAT = burden (closed
+    form), including far in the tail (round-off eigenvalues of the remainder must not count)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = rng.normal(size=(n, 2))
+    g = rng.binomial(2, 0.02, n).astype(float)
+    Z = np.column_stack([g] * 5)
+    for eff in (0.0, 0.3, 1.0):
+        y = X[:, 0] + eff * g + rng.normal(size=n)
+        null = bm.skat.fit_null(y, X)
+        bu = bm.skat.test(Z, null, test="burden")
+        assert bm.skat.test(Z, null, test="skat-o").p_value == pytest.approx(bu.p_value, rel=1e-9)

@@ -422,7 +422,9 @@ def _auto(qs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _auto_rows(qs, np.broadcast_to(lam, (qs.size, lam.size)))
 
 
-def _auto_rows(qs: np.ndarray, lam: np.ndarray, ncp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _auto_rows(
+    qs: np.ndarray, lam: np.ndarray, ncp: np.ndarray | None = None, rtol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
     """``auto`` for rows of (q, weights[, non-centralities]).
 
     Weights are padded with zeros, each row with a positive one.
@@ -445,7 +447,7 @@ def _auto_rows(qs: np.ndarray, lam: np.ndarray, ncp: np.ndarray | None = None) -
     if many.any():
         idx = np.flatnonzero(many)
         log_p, ok = contour_tail(qs[idx], np.ascontiguousarray(lam[idx]),
-                                 ncp=None if ncp is None else np.ascontiguousarray(ncp[idx]))
+                                 ncp=None if ncp is None else np.ascontiguousarray(ncp[idx]), rtol=rtol)
         out[idx] = np.exp(log_p)
         for i in idx[~ok]:
             if not central[i]:
@@ -460,10 +462,11 @@ def _auto_rows(qs: np.ndarray, lam: np.ndarray, ncp: np.ndarray | None = None) -
     return np.clip(out, _TINY, 1.0), approximate
 
 
-def _warn_approximate(n_approx: int, n: int, stacklevel: int) -> None:
+def _warn_approximate(n_approx: int, n: int, stacklevel: int, noncentral: bool = False) -> None:
+    fallback = ("the last contour sum was kept for them (not converged)" if noncentral else
+                "the saddlepoint approximation was used for them (relative error up to ~15%)")
     warnings.warn(
-        f"quadform: the exact contour integral did not converge for {n_approx} of {n} p-value(s); "
-        "the saddlepoint approximation was used for them (relative error up to ~15%)",
+        f"quadform: the exact contour integral did not converge for {n_approx} of {n} p-value(s); {fallback}",
         AccuracyWarning, stacklevel=stacklevel + 1)
 
 
@@ -541,6 +544,7 @@ def pvalue_rows(
     eigenvalues: np.ndarray,
     ncp: np.ndarray | None = None,
     *,
+    rtol: float = 1e-6,
     return_approximate: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """P(sum_k lambda_ik chi2_1(delta_ik) > q_i) for rows i: the exact (``"auto"``) engine, vectorised.
@@ -558,6 +562,9 @@ def pvalue_rows(
         needed, at least one positive weight per row.
     ncp : numpy.ndarray, optional
         Non-centralities delta_ik >= 0, broadcastable to (n, m); default central.
+    rtol : float
+        Relative agreement of successive contour sums required (default 1e-6, as
+        :func:`pvalue`); the error of the result is far below it.
     return_approximate : bool
         Also return the mask of rows whose contour integral did not converge (no warning then).
 
@@ -589,11 +596,13 @@ def pvalue_rows(
         nc = np.broadcast_to(np.asarray(ncp, dtype=np.float64), lam.shape)
         if not np.all(np.isfinite(nc)) or np.any(nc < 0):
             raise InputError("pvalue_rows: ncp must be finite and non-negative")
-    p, approximate = _auto_rows(qs, lam, nc)
+    if not 0 < rtol < 1:
+        raise InputError(f"pvalue_rows: rtol must be in (0, 1), got {rtol!r}")
+    p, approximate = _auto_rows(qs, lam, nc, rtol)
     if return_approximate:
         return p, approximate
     if approximate.any():
-        _warn_approximate(int(approximate.sum()), qs.size, stacklevel=2)
+        _warn_approximate(int(approximate.sum()), qs.size, stacklevel=2, noncentral=nc is not None)
     return p
 
 
