@@ -144,14 +144,25 @@ def exact_quantiles(
         return np.log(np.asarray(quadform.pvalue_rows(qv, lam[idx], rtol=_INNER_RTOL))) - target
 
     pars = [quadform.liu_params(spectra[i], modified=True) for i in rows]
+    mu_q, sd_q, mu_x, sd_x, df, ncp = (np.array([par[k] for par in pars]) for k in
+                                       ("muQ", "sigmaQ", "muX", "sigmaX", "df", "ncp"))
+    central = ncp == 0
 
     def liu_quantile(level: np.ndarray) -> np.ndarray:
-        out_q = np.empty(len(pars))
-        for j, par in enumerate(pars):
-            lv = float(np.clip(level[j], 1e-300, 1.0 - 1e-16))
-            x = sps.chi2.isf(lv, par["df"]) if par["ncp"] == 0 else sps.ncx2.isf(lv, par["df"], par["ncp"])
-            out_q[j] = max((x - par["muX"]) / par["sigmaX"] * par["sigmaQ"] + par["muQ"], 1e-12 * par["muQ"])
-        return out_q
+        lv = np.clip(level, 1e-300, 1.0 - 1e-16)
+        x = np.empty(lv.size)
+        x[central] = sps.chi2.isf(lv[central], df[central])
+        if not central.all():
+            x[~central] = sps.ncx2.isf(lv[~central], df[~central], ncp[~central])
+        return np.maximum((x - mu_x) / sd_x * sd_q + mu_q, 1e-12 * mu_q)
+
+    def liu_log_tail(q: np.ndarray) -> np.ndarray:
+        x = (q - mu_q) / sd_q * sd_x + mu_x
+        out_l = np.empty(q.size)
+        out_l[central] = sps.chi2.logsf(x[central], df[central])
+        if not central.all():
+            out_l[~central] = sps.ncx2.logsf(x[~central], df[~central], ncp[~central])
+        return out_l
 
     if start is None or start_tail is None:
         liu = liu_quantile(np.full(rows.size, p))
@@ -170,9 +181,8 @@ def exact_quantiles(
         hi = np.where(ga > 0, np.inf, qa)
         # the Liu-mod curve shifted (in log p) to pass through the known exact point: its quantile is
         # within ~1e-3 of the exact one when the start is not far from the target
-        with np.errstate(divide="ignore"):
-            offset = np.log(np.asarray(start_tail, dtype=np.float64)[rows]) - np.log(
-                [float(quadform.liu_mod(q, spectra[i])[0]) for q, i in zip(qa, rows, strict=True)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            offset = np.log(np.asarray(start_tail, dtype=np.float64)[rows]) - liu_log_tail(qa)
         qb = liu_quantile(p * np.exp(-np.where(np.isfinite(offset), offset, 0.0)))
     qb = np.where((qb > lo) & (qb < hi), qb, np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * qa))
     done = np.abs(ga) <= _LOGP_TOL
