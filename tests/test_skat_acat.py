@@ -141,7 +141,7 @@ def test_cli_acat_o_and_compat(tmp_path):
 
     from bayesmages.cli import main
 
-    Z, X, y = _sim(7, n=300, effect=0.5)
+    Z, _, y = _sim(7, n=300, effect=0.5)
     ids = [f"v{j}" for j in range(Z.shape[1])]
     iid = [f"s{i}" for i in range(y.size)]
     pd.DataFrame(Z, columns=ids).assign(IID=iid).to_csv(tmp_path / "g.csv", index=False)

@@ -118,8 +118,8 @@ def test(
         Beta(a1, a2) density weights of the MAF (R default (1, 25); (1, 1) = unweighted).
     weights : array-like, optional
         User weights, one per column of ``Z`` (overrides ``weights_beta``).
-    method : {"exact", "davies", "liu", "liu.mod"}, optional
-        Null distribution of Q. Default ``"exact"`` (``"davies"`` with ``compat="R"``): the exact
+    method : {None, "exact", "davies", "liu", "liu.mod"}
+        Null distribution of Q. None means ``"exact"`` (``"davies"`` with ``compat="R"``): the exact
         tail of :func:`bayesmages.stats.quadform.pvalue` (relative accuracy ~1e-7 at any p); for
         SKAT-O, exact per-rho p-values and the exact null probability of their minimum
         (:mod:`bayesmages.skat.skato_exact`). ``"davies"`` is R's Davies (absolute accuracy 1e-6,
@@ -132,9 +132,9 @@ def test(
         Variant QC thresholds (R's ``missing_cutoff`` 0.15, ``max_maf`` 1).
     rho_grid : sequence of float, optional
         SKAT-O rho grid (default R's optimal.adj grid 0, .01, .04, .09, .25, .5, 1).
-    skato_quadrature : {"gk", "qags"}, optional
+    skato_quadrature : {None, "gk", "qags"}
         For ``method="davies"``/``"liu"``/``"liu.mod"`` SKAT-O only, the final integral of R's
-        formula: ``"gk"`` (default) accurate and fast; ``"qags"`` (the default with
+        formula: ``"gk"`` (what None means) accurate and fast; ``"qags"`` (what None means with
         ``compat="R"``) R's QUADPACK computation, which reproduces R's values including its
         quadrature error (:mod:`bayesmages.skat.skato`).
     seed : int
