@@ -23,6 +23,7 @@ effects on one variant, of probability ``O(alpha^2)``, are dropped and the weigh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -222,8 +223,8 @@ def fit_susie_rss(
     L : int
         Number of single effects to start with.
     max_L : int, optional
-        Most single effects: while every effect is in use at convergence, ``L`` effects more are
-        added, up to ``max_L`` (default ``L``: a fixed number, as in SuSiE).
+        Most single effects: while every effect is in use at convergence, the fit starts again
+        with three times as many, up to ``max_L`` (default ``L``: a fixed number, as in SuSiE).
     polygenic : bool or "auto"
         Fit the infinitesimal component always, never, or ("auto") only when all ``max_L`` single
         effects are in use at convergence (a sign of more signal than they can hold). Extra
@@ -323,11 +324,15 @@ def fit_susie_rss(
                     converged = True
                     break
             if np.all(V > 0) and alpha.shape[0] < max_L:
-                # every effect in use: add more (empty) effects and keep sweeping
-                k = min(L, max_L - alpha.shape[0])
-                alpha = np.vstack([alpha, np.full((k, m), 1.0 / m)])
-                mu, s2, RB = (np.vstack([x, np.zeros((k, m))]) for x in (mu, s2, RB))
-                V, lbf_model = np.r_[V, np.zeros(k)], np.r_[lbf_model, np.zeros(k)]
+                # every effect in use: start again with three times as many. Adding empty effects to
+                # the converged fit instead ends in a worse optimum (its early effects have absorbed
+                # several causal variants each; measured on the real block, 5% causal: RMSE 1.51e-3
+                # vs 1.39e-3 from a fresh start with 30 effects)
+                k = min(3 * alpha.shape[0], max_L)
+                alpha = np.full((k, m), 1.0 / m)
+                mu, s2, RB = (np.zeros((k, m)) for _ in range(3))
+                V, lbf_model = np.zeros(k), np.zeros(k)
+                Rb = np.zeros(m)
                 continue
             if polygenic == "auto" and not use_theta and np.all(V > 0):
                 use_theta = True  # all effects used: add the background and keep sweeping
@@ -374,7 +379,7 @@ def mixture_quantiles(w: np.ndarray, means: np.ndarray, sds: np.ndarray, qs: tup
 
 
 def credible_sets(fit: SusieFit, R: np.ndarray, *, coverage: float = 0.95, min_purity: float = 0.5,
-                  ) -> list[dict[str, object]]:
+                  ) -> list[dict[str, Any]]:
     """Credible sets of the active single effects: the fewest variants holding ``coverage`` of alpha_l.
 
     A set is kept when its purity (smallest ``|r|`` between two of its variants) is at least
@@ -385,7 +390,7 @@ def credible_sets(fit: SusieFit, R: np.ndarray, *, coverage: float = 0.95, min_p
     list of dict
         ``{"effect": l, "variants": array of indices, "coverage": float, "purity": float, "lbf": float}``.
     """
-    sets: list[dict[str, object]] = []
+    sets: list[dict[str, Any]] = []
     seen: set[tuple[int, ...]] = set()
     for ll in np.nonzero(fit.active)[0]:
         a = fit.alpha[ll]

@@ -62,7 +62,7 @@ def adjust_z(z: np.ndarray, n: float | None) -> np.ndarray:
     Examples
     --------
     >>> adjust_z(np.array([0.0, 30.0]), 1000).round(3)
-    array([ 0.   , 28.71])
+    array([ 0.   , 21.765])
     """
     if n is None:
         return z
@@ -101,7 +101,7 @@ class SusieRSS(BayesianModel):
     L : int
         Single effects to start with (SuSiE's L).
     max_L : int
-        While every effect is in use at convergence, L more are added, up to ``max_L``.
+        While every effect is in use at convergence, the fit restarts with 3 times as many, up to ``max_L``.
     polygenic : bool or "auto"
         The infinitesimal background: always, never, or when ``max_L`` effects are not enough.
     ld_lambda : float
@@ -128,7 +128,7 @@ class SusieRSS(BayesianModel):
     def __init__(
         self,
         L: int = 10,
-        max_L: int = 40,
+        max_L: int = 30,
         polygenic: bool | str = "auto",
         ld_lambda: float = 0.0,
         max_iter: int = 200,
