@@ -237,14 +237,19 @@ class SusieRSS(BayesianModel):
         w, mu, sd = fit.mixture()
         tail = (1.0 - self.level) / 2.0
         lo, hi = mixture_quantiles(w, mu, sd, (tail, 1.0 - tail))
+        # Back to the units of beta_hat: the RSS scale of z_adj is sqrt(n - 1) times the standardised
+        # effect, and the per-allele effect is the standardised one times sd_y / sd_x = se sqrt(z^2 + n - 2)
+        # (from se of a simple regression); without n, se alone.
+        z0 = b / s
+        unit = s if n is None else s * np.sqrt((z0 * z0 + n - 2.0) / (n - 1.0))
         self.fit_ = fit
-        self.mean_ = fit.mean * s
-        self.sd_ = np.sqrt(fit.var) * s
-        self.lower_, self.upper_ = lo * s, hi * s
+        self.mean_ = fit.mean * unit
+        self.sd_ = np.sqrt(fit.var) * unit
+        self.lower_, self.upper_ = lo * unit, hi * unit
         self.pip_ = fit.pip
         self.credible_sets_ = credible_sets(fit, Rr, coverage=self.coverage, min_purity=self.min_purity)
         self.n_ = n
-        self.se_ = s
+        self.se_ = unit
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "fit_"):
