@@ -262,6 +262,8 @@ def test_shrink_n_checks():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bm.shrink.shrink(b, s, R, method="susie", n=50_000)
+    with pytest.warns(UserWarning, match="neural shrinker was trained on"):
+        bm.shrink.shrink(b, s, R, n=1000)
     with pytest.raises(InputError, match="method must be one of"):
         bm.shrink.shrink(b, s, R, method="lasso")
 

@@ -25,6 +25,8 @@ OUTPUT_COLUMNS = ["SNP", "CHR", "POS", "trait", "beta_hat", "se", "beta_shrunk",
 #: Extra columns of ``method="susie"``: posterior inclusion probability and credible set label
 SUSIE_COLUMNS = ["pip", "cs"]
 METHODS = ("nn", "enet", "susie")
+#: GWAS sample sizes of the pretrained network's training data (pretrained/MODEL_CARD.md)
+NN_N_RANGE = (20_000, 1_000_000)
 
 
 def _default_path() -> Path:
@@ -164,9 +166,10 @@ def shrink(
         ``susie_rss`` (sum of single effects plus an infinitesimal background on the RSS likelihood),
         which adds the columns ``pip`` and ``cs`` (credible-set label, "" outside any set).
     n : float, sequence or None
-        GWAS sample size (``method="susie"``): one number, one per block, or one per variant (the
-        block median is used). It adjusts z for the variance a variant explains. Outside 500 -
-        1,000,000 a warning (the benchmarked range); None: no adjustment.
+        GWAS sample size: one number, one per block, or one per variant (the block median is used).
+        ``method="susie"`` adjusts z for the variance a variant explains (a warning outside 500 -
+        1,000,000, the benchmarked range; None: no adjustment). ``method="nn"`` does not use n but
+        warns outside 20,000 - 1,000,000, the range of its training data.
     L : int
         Single effects to start with (``method="susie"``; more are added while all are in use, up to 40).
     ld_lambda : float
@@ -225,6 +228,13 @@ def shrink(
     else:
         unit_model = None
     block_n = _block_n(n, blocks)
+    if method == "nn" and n is not None:
+        # The network does not take n; it was trained on n in NN_N_RANGE (pretrained/MODEL_CARD.md).
+        out_of_range = sorted({v for v in block_n if v is not None and not NN_N_RANGE[0] <= v <= NN_N_RANGE[1]})
+        if out_of_range:
+            warnings.warn(f"n = {out_of_range[0]:g} is outside the range the neural shrinker was trained on "
+                          f"({NN_N_RANGE[0]:,} to {NN_N_RANGE[1]:,}); consider method='susie', which uses n",
+                          stacklevel=2)
     units = [(unit_model, method, b, s, Rb, nb) for (b, s, Rb), nb in zip(blocks, block_n)]
     names = [f"block {i + 1}" for i in range(len(units))]
     with one_blas_thread():  # small per-block products; see bayesmages._threads
