@@ -278,18 +278,20 @@ def run(
                     started=started)
     created = not outdir.path.exists()
     outdir.open()
-    _adopt_old_leftovers(outdir)
     report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(inputs.traits) >= 2) + 1 + figures + 1)
     try:
+        _adopt_old_leftovers(outdir)
         return _execute(outdir, Path(out), inputs, settings, report)
     except BaseException:
         # A first run that fails before any step finished leaves nothing (only the marker was written).
         if created and not outdir.owned():
+            outdir.release()
             with contextlib.suppress(OSError):
                 (outdir.path / MARKER).unlink()
                 outdir.path.rmdir()
         raise
     finally:
+        outdir.release()
         report.close()
 
 
