@@ -31,6 +31,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "bayesmages.glm",
     "bayesmages.cluster.dpmixture",
     "bayesmages.shrink.network",
+    "bayesmages.shrink.susie_model",
 )
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}

@@ -42,6 +42,8 @@ QUICK = RESULTS / "quick"
 #: name -> (title, results Markdown of the full run, of the quick run, extra arguments of the full run)
 BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
     "shrink": ("Shrinkage accuracy and speed vs the elastic net", "shrink.md", "shrink.md", []),
+    "shrink_susie": ("Fine-mapping shrinkage (method=\"susie\") vs R susieR, same run", "shrink_susie.md",
+                     "shrink_susie.md", []),
     "cluster": ("DP mixture vs scikit-learn", "cluster.md", "cluster.md", []),
     "skat": ("SKAT family: per-gene time, type-I error, power", "skat.md", "skat_quick.md", []),
     "genes": ("Gene-level enrichment and quadratic-form accuracy", "genes.md", "genes.md", []),

@@ -35,7 +35,6 @@ from sklearn.metrics import average_precision_score
 
 from bayesmages.io import read_ld, write_json, write_text
 from bayesmages.shrink import load_default
-from bayesmages.shrink.api import _ENET_SCALE
 from bayesmages.shrink.enet import enet_shrink
 from bayesmages.shrink.network import Z90
 from bayesmages.shrink.train import one_thread, point_predictor
@@ -133,7 +132,7 @@ def run_setting(model, R, *, n, h2_range, p_causal, reps, seed, with_enet=True) 
         est = {"nn": mean, "raw": b, "zero": np.zeros_like(b)}
         if with_enet:
             t0 = time.perf_counter()
-            est["enet"] = enet_shrink(b / s * _ENET_SCALE, R, seed=0) * s / _ENET_SCALE
+            est["enet"] = enet_shrink(b, R, seed=0)  # the paper's recipe on beta_hat
             t_enet.append(time.perf_counter() - t0)
         for k, v in est.items():
             sq[k].append(np.mean((v - beta) ** 2))

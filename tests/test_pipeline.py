@@ -320,3 +320,23 @@ def test_load_inputs_aligns_ld_blocks_by_variant_ids(tmp_path):
     np.testing.assert_array_equal(inputs.blocks[0], R)  # a permutation: exact
     with pytest.raises(InputError, match="variant id 'd'"):
         load_inputs([tmp_path / "g.csv"], [tmp_path / "foreign.npz"], tmp_path / "genes.csv")
+
+
+@pytest.mark.parametrize("method", ["susie", "enet"])
+def test_run_with_another_shrinker(sim, tmp_path, method):
+    """`bayesmages run --shrink-method`: the shrink step is the chosen method's output (same as the API call)."""
+    gwas, ld, genes = _files(sim)
+    out = tmp_path / f"run_{method}"
+    assert main(["run", "--gwas", *gwas, "--traits", "T1", "T2", "--ld", ld, "--genes", genes, "--out", str(out),
+                 "--truncation", "8", "--restarts", "1", "--shrink-method", method, "--quiet"]) == 0
+    table = pd.read_csv(out / "shrink_T1" / "shrinkage.csv", keep_default_na=False, na_values=[""])
+    inputs = bm.pipeline.inputs.load_inputs(gwas, ld, genes, ["T1", "T2"])
+    api = steps.shrink_traits(inputs, ["T1"], model="default", workers=1, scheduler=None, progress=False,
+                              method=method, seed=json.loads((out / "run.json").read_text())["seeds"]["run"])["T1"]
+    np.testing.assert_allclose(table.beta_shrunk, api.beta_shrunk, rtol=1e-6, atol=1e-12)
+    if method == "susie":
+        assert {"pip", "cs"} <= set(table.columns) and table.pip.between(0, 1).all()
+    else:
+        assert table.sd.isna().all()
+    with pytest.raises(InputError, match="shrink_method"):
+        bm.pipeline.run(gwas, ld, genes, tmp_path / "bad", shrink_method="lasso")

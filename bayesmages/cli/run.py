@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--gene-test", choices=("conditional", "marginal", "epsilon"), default="conditional",
                    help="single-trait gene test: calibrated LD-conditional (default), marginal LD-aware test on raw "
                    "effects, or the paper's epsilon test (its p-values rank genes but are not error rates)")
+    p.add_argument("--shrink-method", choices=("nn", "enet", "susie"), default="nn",
+                   help="shrinker: neural (default), the paper's elastic-net baseline, or susie_rss (sum of single "
+                   "effects + infinitesimal background; uses the GWAS N column when present)")
     p.add_argument("--force", action="store_true", help="recompute every step, even finished ones")
     add_common(p, seed=True, workers=True)
     p.set_defaults(func=run)
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         traits=args.traits, model=args.model, seed=args.seed,
         workers=args.workers, scheduler=args.scheduler, force=args.force, overwrite=args.overwrite, fdr=args.fdr,
         truncation=args.truncation, restarts=args.restarts, select=args.select, quantile=args.quantile,
-        gene_test=args.gene_test, progress=not args.quiet,
+        gene_test=args.gene_test, shrink_method=args.shrink_method, progress=not args.quiet,
         arguments={"cli": {k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "func"}},
     )

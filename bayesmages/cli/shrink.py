@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from bayesmages.cli._common import add_common, add_out, output_file, run_metadata
 from bayesmages.errors import InputError
@@ -26,7 +27,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_out(p, "output table (.csv, .tsv, .txt, optionally .gz, or .parquet with pyarrow)")
     p.add_argument("--model", default="default",
                    help="'default' (pretrained), or a model file or folder written by train-shrinker")
-    p.add_argument("--method", choices=("nn", "enet"), default="nn", help="neural shrinker (default) or elastic net")
+    p.add_argument("--method", choices=("nn", "enet", "susie"), default="nn",
+                   help="neural shrinker (default), the paper's elastic net, or susie_rss (adds pip and cs columns)")
+    p.add_argument("--n", type=float, default=None,
+                   help="GWAS sample size for --method susie (default: the GWAS N column, block medians; else none)")
+    p.add_argument("--ld-lambda", type=float, default=0.0,
+                   help="--method susie: regularise LD to (R + lambda I)/(1 + lambda) (reference-panel LD)")
     p.add_argument("--trait", default=None, help="trait name in the output (default: the GWAS file name)")
     add_common(p, seed=True, workers=True)
     p.set_defaults(func=run)
@@ -71,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if start != n_rows:
         raise InputError(f"the LD blocks cover {start} variants but {args.gwas} has {n_rows} rows; "
                          "give blocks that cover every GWAS row in order")
-    out = shrink(betas, ses, blocks, model=args.model, method=args.method, variants=gwas,
+    n: Any = args.n
+    if n is None and args.method == "susie" and "N" in gwas:
+        n = gwas["N"].to_numpy()
+    out = shrink(betas, ses, blocks, model=args.model, method=args.method, n=n, ld_lambda=args.ld_lambda,
+                 variants=gwas,
                  trait=args.trait or _trait_name(args.gwas), workers=args.workers, scheduler=args.scheduler,
                  seed=args.seed, progress=not args.quiet)
     write_table(out, args.out)

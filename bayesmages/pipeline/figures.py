@@ -158,9 +158,12 @@ def plot_top_variants(shrinkage: pd.DataFrame, *, n_top: int = 20, traits: Seque
         top = tab.iloc[np.argsort(-np.abs(tab["beta_shrunk"].to_numpy(np.float64)), kind="stable")[:n_top]]
         y = np.arange(len(top))
         mean = top["beta_shrunk"].to_numpy(np.float64)
-        err = np.vstack([mean - top["lower"].to_numpy(np.float64), top["upper"].to_numpy(np.float64) - mean])
-        ax.errorbar(mean, y, xerr=np.nan_to_num(err), fmt="o", ms=4, color="C0", ecolor="C0", capsize=2,
-                    label="beta_shrunk, 90% interval")
+        # The interval is drawn as a segment, not as +- errors around the mean: a posterior with an atom
+        # at 0 (method="susie") can have its mean outside its central interval.
+        lo, hi = top["lower"].to_numpy(np.float64), top["upper"].to_numpy(np.float64)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.hlines(y[ok], lo[ok], hi[ok], color="C0", lw=1.2)
+        ax.plot(mean, y, "o", ms=4, color="C0", label="beta_shrunk, 90% interval")
         ax.scatter(top["beta_hat"], y, facecolors="none", edgecolors="C3", s=22, label="beta_hat (GWAS)")
         ax.axvline(0, color="0.6", lw=0.6)
         ax.set_yticks(y, top["SNP"].astype(str).tolist(), fontsize=7)

@@ -173,6 +173,7 @@ def run(
     ld_panel: Any = None,
     gwas_format: str | None = None,
     n: float | None = None,
+    shrink_method: str = "nn",
     figures: bool = True,
     progress: bool = False,
     arguments: dict[str, Any] | None = None,
@@ -238,6 +239,9 @@ def run(
         Format of the GWAS files (:data:`bayesmages.io.GWAS_FORMATS`; default: detected from the header).
     n : float, optional
         Sample size for GWAS files without an N column.
+    shrink_method : {"nn", "enet", "susie"}
+        The shrinker (:func:`bayesmages.shrink.shrink`'s ``method``): the neural shrinker (default), the
+        paper's elastic-net baseline, or ``susie_rss`` (uses each GWAS file's N column when present).
     figures : bool
         Render ``figures/`` (the report then links them).
     progress : bool
@@ -273,7 +277,11 @@ def run(
 
     if gene_test not in TESTS:
         raise InputError(f"gene_test: expected one of {list(TESTS)}, got {gene_test!r}")
-    model_id = _model_id(model)
+    from bayesmages.shrink.api import METHODS
+
+    if shrink_method not in METHODS:
+        raise InputError(f"shrink_method: expected one of {list(METHODS)}, got {shrink_method!r}")
+    model_id = _model_id(model) if shrink_method == "nn" else shrink_method
     from bayesmages.io.outdir import OutputDir
 
     # Checked before reading the inputs (which can take minutes): a folder that is not ours is refused now.
@@ -282,7 +290,8 @@ def run(
                          progress=progress)
     settings = dict(model=model, model_id=model_id, seed=seed, workers=workers, scheduler=scheduler, force=force,
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
-                    gene_test=gene_test, figures=figures, progress=progress, arguments=arguments or {},
+                    gene_test=gene_test, shrink_method=shrink_method, figures=figures, progress=progress,
+                    arguments=arguments or {},
                     started=started)
     created = not outdir.path.exists()
     outdir.open()
@@ -366,7 +375,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     if pending:
         report.start(", ".join(f"shrink_{t}" for t in pending))
     fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"], scheduler=s["scheduler"],
-                                progress=progress) if pending else {}
+                                progress=progress, method=s["shrink_method"], seed=seed) if pending else {}
     share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"

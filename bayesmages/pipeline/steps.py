@@ -207,7 +207,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------- shrink
 def shrink_traits(inputs: PipelineInputs, traits: Sequence[str], *, model: Any, workers: int, scheduler: Any,
-                  progress: bool) -> dict[str, pd.DataFrame]:
+                  progress: bool, method: str = "nn", seed: int = 0) -> dict[str, pd.DataFrame]:
     """Shrink several traits in one map over (trait, block) units; the shrinkage table of each trait.
 
     One call rather than one per trait starts one process pool (or Dask submission) for all of
@@ -218,16 +218,21 @@ def shrink_traits(inputs: PipelineInputs, traits: Sequence[str], *, model: Any, 
 
     starts = block_layout([R.shape[0] for R in inputs.blocks])
     cuts = [slice(int(a), int(a) + R.shape[0]) for a, R in zip(starts, inputs.blocks)]
-    betas, ses = [], []
+    betas, ses, ns = [], [], []
     for t in traits:
         gw = inputs.gwas[t]
         beta, se = gw["BETA"].to_numpy(np.float64), gw["SE"].to_numpy(np.float64)
         betas += [beta[c] for c in cuts]
         ses += [se[c] for c in cuts]
+        if "N" in gw:
+            n_col = gw["N"].to_numpy(np.float64)
+            ns += [float(np.median(n_col[c])) for c in cuts]
     variants = pd.concat([inputs.variants] * len(traits), ignore_index=True)
-    # The neural shrinker is deterministic: no seed enters (it would only matter for the elastic net).
-    table = shrink(betas, ses, list(inputs.blocks) * len(traits), model=model, variants=variants,
-                   workers=workers, scheduler=scheduler, progress=progress)
+    # The neural shrinker and susie are deterministic; the seed only matters for the elastic net's CV.
+    # n (the GWAS N column, block medians) is used by susie when every trait has one.
+    n = ns if method == "susie" and len(ns) == len(betas) else None
+    table = shrink(betas, ses, list(inputs.blocks) * len(traits), model=model, method=method, n=n,
+                   variants=variants, workers=workers, scheduler=scheduler, seed=seed, progress=progress)
     m = inputs.n_variants
     out = {}
     for i, t in enumerate(traits):

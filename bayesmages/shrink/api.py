@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -16,11 +18,15 @@ from bayesmages.errors import InputError
 from bayesmages.shrink.features import validate_block
 from bayesmages.shrink.network import Z90, NeuralShrinker
 
-__all__ = ["OUTPUT_COLUMNS", "load_default", "shrink"]
+__all__ = ["METHODS", "OUTPUT_COLUMNS", "SUSIE_COLUMNS", "load_default", "shrink"]
 
 #: Output columns of the shrinkage table (DESIGN §6).
-_ENET_SCALE = 1e-3
 OUTPUT_COLUMNS = ["SNP", "CHR", "POS", "trait", "beta_hat", "se", "beta_shrunk", "sd", "lower", "upper"]
+#: Extra columns of ``method="susie"``: posterior inclusion probability and credible set label
+SUSIE_COLUMNS = ["pip", "cs"]
+METHODS = ("nn", "enet", "susie")
+#: GWAS sample sizes of the pretrained network's training data (pretrained/MODEL_CARD.md)
+NN_N_RANGE = (20_000, 1_000_000)
 
 
 def _default_path() -> Path:
@@ -83,19 +89,48 @@ def _resolve_model(model: Any) -> NeuralShrinker:
     raise InputError(f"model must be 'default', a model file or a NeuralShrinker, got {type(model).__name__}")
 
 
-def _shrink_block(unit: tuple[Any, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    # Module level so that process pools can pickle it.
-    model, method, b, s, R = unit
-    b, s, R = validate_block(b, s, R)
+def _shrink_block(unit: tuple[Any, ...], seed: int = 0) -> tuple[np.ndarray, ...]:
+    # Module level so that process pools can pickle it. Returns (mean, sd, lower, upper[, pip, cs]).
+    model, method, b, s, R, n = unit
     if method == "enet":
         from bayesmages.shrink.enet import enet_shrink
 
-        # The elastic net is fitted to z-scores (times a fixed constant, the standardised scale of a
-        # GWAS of 1e6 samples): the same as the paper's recipe on standardised effects, where se
-        # is nearly constant, and exactly unit-equivariant for any input units.
-        coef = enet_shrink(b / s * _ENET_SCALE, R, seed=seed)
-        return coef * s / _ENET_SCALE, np.full_like(b, np.nan)
-    return model.predict(b, s, R)
+        # The paper's recipe on beta_hat itself (ElasticNetCV's alpha grid and tolerance scale with y,
+        # so the fit is equivariant to the units of beta_hat).
+        coef = enet_shrink(b, R, seed=seed)
+        nan = np.full_like(b, np.nan)
+        return coef, nan, nan, nan
+    if method == "susie":
+        fitted = copy.copy(model)  # units may share one model object (threads); each fit writes its own copy
+        fitted._fit_block(b, s, R, n)
+        return fitted.mean_, fitted.sd_, fitted.lower_, fitted.upper_, fitted.pip_, fitted.cs_labels()
+    mean, sd = model.predict(b, s, R)
+    return mean, sd, mean - Z90 * sd, mean + Z90 * sd
+
+
+def _block_n(n: Any, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[float | None]:
+    """One sample size per block: from a scalar, a per-block list or a per-variant array (block median)."""
+    from bayesmages.shrink.susie_model import check_n
+
+    if n is None:
+        return [None] * len(blocks)
+    if np.ndim(n) == 0:
+        v = check_n(n)
+        return [v] * len(blocks)
+    arr = np.asarray(n, dtype=object)
+    sizes = [b.size for b, _, _ in blocks]
+    if arr.ndim == 1 and arr.size == len(blocks) and arr.size != sum(sizes):
+        return [check_n(x, name=f"n (block {i + 1})") for i, x in enumerate(arr)]
+    try:
+        flat = np.asarray(n, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputError("n must be a number, one number per block, or one per variant") from None
+    if flat.size != sum(sizes):
+        raise InputError(f"n has {flat.size} values; give one number, one per block ({len(blocks)}) or one per "
+                         f"variant ({sum(sizes)})")
+    cuts = np.cumsum(sizes)[:-1]
+    return [check_n(float(np.median(part)), name=f"n (block {i + 1})")
+            for i, part in enumerate(np.split(flat, cuts))]
 
 
 def shrink(
@@ -105,6 +140,9 @@ def shrink(
     model: Any = "default",
     method: str = "nn",
     *,
+    n: Any = None,
+    L: int = 10,
+    ld_lambda: float = 0.0,
     variants: pd.DataFrame | None = None,
     trait: str = "trait",
     workers: int = 1,
@@ -122,9 +160,21 @@ def shrink(
         LD correlation matrix of the block, or a list (same length and order as the blocks).
     model : "default", path or NeuralShrinker
         The shrinker (``"default"``: the pretrained network shipped with the package).
-    method : {"nn", "enet"}
-        The neural shrinker, or the paper's elastic-net baseline (no uncertainty: ``sd``,
-        ``lower`` and ``upper`` are NaN; needs scikit-learn).
+    method : {"nn", "enet", "susie"}
+        The neural shrinker; the paper's elastic-net baseline (no uncertainty: ``sd``,
+        ``lower`` and ``upper`` are NaN; needs scikit-learn); or ``"susie"``, the registered model
+        ``susie_rss`` (sum of single effects plus an infinitesimal background on the RSS likelihood),
+        which adds the columns ``pip`` and ``cs`` (credible-set label, "" outside any set).
+    n : float, sequence or None
+        GWAS sample size: one number, one per block, or one per variant (the block median is used).
+        ``method="susie"`` adjusts z for the variance a variant explains (a warning outside 500 -
+        1,000,000, the benchmarked range; None: no adjustment). ``method="nn"`` does not use n but
+        warns outside 20,000 - 1,000,000, the range of its training data.
+    L : int
+        Single effects to start with (``method="susie"``; more are added while all are in use, up to 40).
+    ld_lambda : float
+        ``method="susie"``: regularise each R to ``(R + lambda I) / (1 + lambda)``, a guard when R comes
+        from a reference panel (see :func:`bayesmages.shrink.ld_mismatch` to check).
     variants : pandas.DataFrame, optional
         ``SNP``, ``CHR``, ``POS`` of the variants in block order (all blocks concatenated).
     trait : str
@@ -139,8 +189,9 @@ def shrink(
     Returns
     -------
     pandas.DataFrame
-        Columns ``SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper``; one row
-        per variant in input order.
+        Columns ``SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper`` (+ ``pip, cs``
+        for ``method="susie"``); one row per variant in input order. ``lower``/``upper``: the central
+        90% interval (the posterior mixture's quantiles for ``"susie"``, ``mean -/+ 1.645 sd`` for ``"nn"``).
 
     Raises
     ------
@@ -158,21 +209,40 @@ def shrink(
     """
     from bayesmages.parallel import map_units
 
-    if method not in ("nn", "enet"):
-        raise InputError(f"method must be 'nn' or 'enet', got {method!r}")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
     # Validated here, named "block <i>", so that a bad block stops the call before any work.
     blocks = [validate_block(b, s, Rb, name=f"block {i + 1}")
               for i, (b, s, Rb) in enumerate(_as_blocks(beta_hat, se, R))]
-    nn_model = _resolve_model(model) if method == "nn" else None
-    units = [(nn_model, method, b, s, Rb) for b, s, Rb in blocks]
+    if method == "nn":
+        unit_model: Any = _resolve_model(model)
+    elif method == "susie":
+        from bayesmages.registry import get_model
+        from bayesmages.shrink.susie_model import MAX_BLOCK
+
+        unit_model = get_model("susie_rss", L=L, ld_lambda=ld_lambda)
+        big = [i + 1 for i, (b, _, _) in enumerate(blocks) if b.size > MAX_BLOCK]
+        if big:
+            warnings.warn(f"block(s) {big[:5]} hold more than {MAX_BLOCK} variants, beyond the benchmarked size; "
+                          "the fit is slower (O(m^2) per sweep) and untested there", stacklevel=2)
+    else:
+        unit_model = None
+    block_n = _block_n(n, blocks)
+    if method == "nn" and n is not None:
+        # The network does not take n; it was trained on n in NN_N_RANGE (pretrained/MODEL_CARD.md).
+        out_of_range = sorted({v for v in block_n if v is not None and not NN_N_RANGE[0] <= v <= NN_N_RANGE[1]})
+        if out_of_range:
+            warnings.warn(f"n = {out_of_range[0]:g} is outside the range the neural shrinker was trained on "
+                          f"({NN_N_RANGE[0]:,} to {NN_N_RANGE[1]:,}); consider method='susie', which uses n",
+                          stacklevel=2)
+    units = [(unit_model, method, b, s, Rb, nb) for (b, s, Rb), nb in zip(blocks, block_n)]
     names = [f"block {i + 1}" for i in range(len(units))]
     with one_blas_thread():  # small per-block products; see bayesmages._threads
         results = map_units(_shrink_block, units, workers=workers, scheduler=scheduler, seed=seed,
                             progress=progress, desc="shrink", names=names)
     b_all = np.concatenate([np.asarray(b, dtype=np.float64) for b, _, _ in blocks])
     s_all = np.concatenate([np.asarray(s, dtype=np.float64) for _, s, _ in blocks])
-    mean = np.concatenate([r[0] for r in results])
-    sd = np.concatenate([r[1] for r in results])
+    mean, sd, lower, upper = (np.concatenate([r[k] for r in results]) for k in range(4))
     m = b_all.size
     if variants is not None:
         if len(variants) != m:
@@ -181,16 +251,22 @@ def shrink(
     else:
         cols = {"SNP": np.array([f"variant{i + 1}" for i in range(m)]), "CHR": np.full(m, None),
                 "POS": np.full(m, None)}
-    return pd.DataFrame({
+    table = pd.DataFrame({
         **cols,
         "trait": trait,
         "beta_hat": b_all,
         "se": s_all,
         "beta_shrunk": mean,
         "sd": sd,
-        "lower": mean - Z90 * sd,
-        "upper": mean + Z90 * sd,
+        "lower": lower,
+        "upper": upper,
     })[OUTPUT_COLUMNS]
+    if method == "susie":
+        table["pip"] = np.concatenate([r[4] for r in results])
+        # labels made unique across blocks: "<block>:L<k>"
+        table["cs"] = np.concatenate([np.where(r[5] == "", "", np.char.add(f"{i + 1}:", r[5].astype(str)))
+                                      for i, r in enumerate(results)])
+    return table
 
 
 def _as_blocks(beta_hat: Any, se: Any, R: Any) -> list[tuple[Any, Any, Any]]:

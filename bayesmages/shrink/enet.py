@@ -3,7 +3,9 @@
 Per block: ``X = R`` with rows scaled to unit norm, ``y = beta_hat``, and
 ``ElasticNetCV(l1_ratio=0.5, 10 alphas, eps=1e-2, cv=5, fit_intercept=False)``. The elastic net
 gives no uncertainty; its ``sd`` is reported as NaN. It needs scikit-learn (the ``shrink``
-extra: ``pip install bayesmages[shrink]``).
+extra: ``pip install bayesmages[shrink]``). The recipe fits ``beta_hat`` in the units given, as the
+paper does; it is not exactly unit-equivariant (scikit-learn's coordinate-descent stopping rule
+is not scale-free), unlike ``method="nn"`` and ``method="susie"``.
 """
 
 from __future__ import annotations

@@ -138,6 +138,9 @@ def model_table(name: str) -> str:
         specs = model.prior_specs(variant.dims)
         defaults = model.prior_specs(None)  # defaults as shown before data (p = 2 for dp_mixture)
         out.append(f"*{variant.title}*\n")
+        if not specs:
+            out.append("No user-set priors: the prior variances are estimated by empirical Bayes.\n")
+            continue
         out.append("| name | shape | support | default | what it is |")
         out.append("|---|---|---|---|---|")
         for key, spec in specs.items():
