@@ -106,8 +106,12 @@ def null_noise(X: np.ndarray, se: np.ndarray | None = None) -> np.ndarray:
             raise InputError(f"se must be positive and finite, with the shape of the effects {X.shape}")
         level = (np.median((X / S) ** 2, axis=0) / _CHI2_1_MEDIAN) * S**2
     if np.any(level <= 0):
-        raise InputError("null_noise: at least half of the effects of a trait are exactly zero; "
-                         "give the noise variances explicitly")
+        # At least half of a trait's effects are exactly zero (e.g. a sparse shrinker): the mean
+        # square is then the only scale the data give.
+        fallback = (X**2).mean(0) if se is None else (((X / S) ** 2).mean(0)) * S**2
+        level = np.where(level > 0, level, fallback)
+    if np.any(level <= 0):
+        raise InputError("null_noise: a trait's effects are all zero; give the noise variances explicitly")
     return level
 
 
