@@ -85,7 +85,8 @@ def recovery(result: PipelineResult, gene_truth: pd.DataFrame, *, fdr: float = 0
     genes = result.genes["gene_cluster_fractions"]["GENE"].astype(str)
     for kind in sorted(k for k in truth["TYPE"].astype(str).unique() if k != "none"):
         positive = (truth["TYPE"].loc[genes].astype(str) == kind).to_numpy()
-        by_gene = scores[scores["type"] == kind].set_index("GENE")["abs_total"]
+        column = "gene_score" if "gene_score" in scores else "abs_total"
+        by_gene = scores[scores["type"] == kind].set_index("GENE")[column]
         score = by_gene.reindex(genes).fillna(0.0).to_numpy(np.float64)
         rows.append({"ranking": f"type score {kind}", "truth": f"type {kind}", "n_genes": len(genes),
                      "n_positive": int(positive.sum()), "baseline": positive.mean(),

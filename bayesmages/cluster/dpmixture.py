@@ -34,7 +34,7 @@ from bayesmages.cluster.postprocess import (
     log_responsibilities,
     truncate_components,
 )
-from bayesmages.cluster.types import fit_type_weights, null_noise, type_library, type_probabilities
+from bayesmages.cluster.types import fit_type_weights, type_library, type_probabilities, variant_noise
 from bayesmages.errors import InputError, PruningWarning
 from bayesmages.model import BayesianModel, FitData
 from bayesmages.priors import PriorSpec
@@ -157,8 +157,9 @@ class DPMixture(BayesianModel):
         adaptive_truncation: bool = True,
         num_threads: int | None = 1,
         priors: Mapping[str, Any] | None = None,
-        type_min_signal: float = 4.0,
+        type_min_signal: float = 16.0,
         type_scales: Sequence[float] = (0.25, 1.0, 4.0),
+        type_null_scales: Sequence[float] = (0.0, 3.0, 15.0),
     ) -> None:
         self.truncation = truncation
         self.concentration = concentration
@@ -177,6 +178,7 @@ class DPMixture(BayesianModel):
         self.num_threads = num_threads
         self.type_min_signal = type_min_signal
         self.type_scales = tuple(type_scales)
+        self.type_null_scales = tuple(type_null_scales)
         self._check_settings()
         super().__init__(priors)
 
@@ -513,7 +515,7 @@ class DPMixture(BayesianModel):
                 "pruned_label_change list them; raise keep_mass to keep those clusters). Association-type "
                 "probabilities use every cluster and are not affected.", PruningWarning, stacklevel=3)
 
-    def association_types(self, effects: Any = None, *, se: Any = None, noise_var: Any = None,
+    def association_types(self, effects: Any = None, *, sd: Any = None, se: Any = None, noise_var: Any = None,
                           seed: int = 0) -> pd.DataFrame:
         """Per-variant association-type probabilities (see :mod:`bayesmages.cluster.types`).
 
@@ -526,11 +528,14 @@ class DPMixture(BayesianModel):
         effects : array or DataFrame, optional
             (N, p) effects to type, default the fitted rows. When the fit used a selection of the
             variants, pass all of them: the null level is estimated from the bulk of the effects.
+        sd : array, optional
+            (N, p) posterior sds from the shrinker: the per-variant null scale, see
+            :func:`bayesmages.cluster.types.variant_noise` (default: the fit's ``sd`` when ``effects``
+            is not given).
         se : array, optional
-            (N, p) GWAS standard errors: the null variance of each variant then scales with se^2
-            (heterogeneous precision), see :func:`bayesmages.cluster.types.null_noise`.
+            (N, p) GWAS standard errors: the robust null level then scales with se^2.
         noise_var : array, optional
-            (N, p) or (p,) null-level variances given directly (overrides ``se``).
+            (N, p) or (p,) noise variances given directly (overrides ``sd`` and ``se``).
         seed : int
             Seed of the row subset EM uses on very large inputs.
 
@@ -540,16 +545,23 @@ class DPMixture(BayesianModel):
             (N, T) probabilities, columns = types; the fitted library is kept in ``type_library_``.
         """
         self._check_fitted()
-        X = self._fit_data.observed["effects"] if effects is None else effects
-        X, _, _ = prepare_effects(X, self.trait_names_, self._label)
+        if effects is None:
+            X = self._fit_data.observed["effects"]
+            sd = self._fit_data.observed.get("sd") if sd is None else sd
+        else:
+            X, _, _ = prepare_effects(effects, self.trait_names_, self._label)
         if X.shape[1] != self.n_traits_:
             raise InputError(f"{self._label}: effects have {X.shape[1]} traits; the fit has {self.n_traits_}")
+        null_scales = self.type_null_scales
         if noise_var is None:
-            noise_var = null_noise(X, None if se is None else np.asarray(se, dtype=np.float64))
+            noise_var = variant_noise(X, sd=sd, se=se)
+            if sd is not None:
+                null_scales = (0.0,)  # the shrinker's sd is the null scale of each variant
         # Clusters expected to hold at least one fitted row; the others are the prior, not the data.
         n_fit = self._fit_data.num_data
         lib = type_library(self.all_weights_, self.all_covariances_, self.trait_names_, noise_var,
-                           min_signal=self.type_min_signal, min_weight=1.0 / n_fit, scales=self.type_scales)
+                           min_signal=self.type_min_signal, min_weight=1.0 / n_fit, scales=self.type_scales,
+                           null_scales=null_scales)
         lib = fit_type_weights(X, lib, noise_var, seed=seed)
         self.type_library_ = lib
         return pd.DataFrame(type_probabilities(X, lib, noise_var), columns=lib.types)

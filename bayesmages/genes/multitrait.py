@@ -14,13 +14,18 @@ effects beta_v (p traits):
   ``sum_v P(type | v) |beta_vt|``, from the per-variant type probabilities
   (:meth:`bayesmages.cluster.DPMixture.association_types`), with ``sd_total``, the sd of the sum over
   traits when each variant's type is an independent draw from its probabilities
-  (``sqrt(sum_v P (1 - P) (sum_t |beta_vt|)^2)``), and ``expected_variants`` = ``sum_v P(type | v)``.
+  (``sqrt(sum_v P (1 - P) (sum_t |beta_vt|)^2)``), and ``expected_variants`` = ``sum_v P(type | v)``;
+  and at the gene level ``gene_prob``, the probability that the gene is of the type (traits involved
+  by any of its variants, see ``_gene_type_probabilities``), and ``gene_score`` = ``gene_prob x``
+  the gene's expected signal ``sum_v P(not non-prioritised | v) sum_t |beta_vt|`` (the ranking
+  ``bench/multitrait.py`` measures best).
   Without probabilities (hard labels only, the reference's rule) a variant counts fully for its
   cluster's category and ``sd_total`` is 0.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmages.cluster.types import NULL_TYPE, type_name
 from bayesmages.errors import InputError
 from bayesmages.genes.mapping import GeneMap, map_genes
 
@@ -51,8 +57,8 @@ class GeneSummary:
     S_array : numpy.ndarray
         (n_genes, p, p) S_g matrices.
     type_scores : pandas.DataFrame
-        ``GENE, type`` then ``abs_<trait>`` per trait, ``abs_total``, ``sd_total`` and
-        ``expected_variants``.
+        ``GENE, type`` then ``abs_<trait>`` per trait, ``abs_total``, ``sd_total``,
+        ``expected_variants`` and (from probabilities) ``gene_prob`` and ``gene_score``.
     categories : list of str
         Category of each cluster.
     traits : list of str
@@ -235,6 +241,42 @@ def _soft_type_scores(B: np.ndarray, traits: list[str], probs: Any, gmap: GeneMa
     out["abs_total"] = _by_gene(Pr * total[:, None], gene_of, G).ravel()
     out["sd_total"] = np.sqrt(_by_gene(Pr * (1 - Pr) * total[:, None] ** 2, gene_of, G)).ravel()
     out["expected_variants"] = _by_gene(Pr, gene_of, G).ravel()
+    gene_prob = _gene_type_probabilities(Pr, types, traits, gene_of, G)
+    null = types.index(NULL_TYPE) if NULL_TYPE in types else None
+    signal = total if null is None else (1.0 - Pr[:, null]) * total
+    magnitude = np.bincount(gene_of, signal, minlength=G)
+    out["gene_prob"] = gene_prob.ravel()
+    out["gene_score"] = (gene_prob * magnitude[:, None]).ravel()
+    return out
+
+
+def _gene_type_probabilities(Pr: np.ndarray, types: list[str], traits: list[str], gene_of: np.ndarray,
+                             G: int) -> np.ndarray:
+    """(G, T) probability that a gene is of each type, from its variants' type probabilities.
+
+    Trait t is involved in gene g with probability ``q_gt = max_v P(v involves t)`` (the lower
+    Frechet bound of the union over the gene's variants: variants of a gene are in LD, so their
+    probabilities are not independent); traits are combined as independent:
+    ``P(g of type A) = prod_{t in A} q_gt prod_{t not in A} (1 - q_gt)``. Per trait, shrinkage can put
+    a shared signal on different tagging variants of a gene (one variant carries the T1 effect, its
+    neighbour the T2 effect), which a variant-level sum counts as two specific signals.
+    """
+    p = len(traits)
+    subsets = {type_name(s, traits): set(s) for r in range(p + 1) for s in itertools.combinations(range(p), r)}
+    unknown = [t for t in types if t not in subsets]
+    if unknown:
+        raise InputError(f"type_probabilities: column {unknown[0]!r} is not an association type of traits {traits}")
+    involves = np.zeros((len(types), p))
+    for j, name in enumerate(types):
+        involves[j, sorted(subsets[name])] = 1.0
+    per_trait = np.clip(Pr @ involves, 0.0, 1.0)  # (rows, p) P(variant involves t)
+    q = np.zeros((G, p))
+    for t in range(p):
+        np.maximum.at(q[:, t], gene_of, per_trait[:, t])
+    out = np.ones((G, len(types)))
+    for j, name in enumerate(types):
+        for t in range(p):
+            out[:, j] *= q[:, t] if t in subsets[name] else 1.0 - q[:, t]
     return out
 
 

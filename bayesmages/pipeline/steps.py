@@ -264,14 +264,15 @@ def read_shrinkage(folder: Path) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------- cluster
 def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, restarts: int, seed: int,
                     progress: bool, selected: np.ndarray | None = None, se: pd.DataFrame | None = None,
-                    sd: pd.DataFrame | None = None) -> dict[str, Any]:
+                    sd: pd.DataFrame | None = None, fit_noise: bool = False) -> dict[str, Any]:
     """Fit ``dp_mixture`` to the (m, p) effects; writes ``variants.csv``, ``clusters.csv``, ``elbo.csv``.
 
     With ``selected`` (a boolean mask), only those rows are clustered; the others get cluster ``-1``
-    and category ``"not clustered"`` in ``variants.csv``. With ``sd`` (the shrinker's posterior sds),
-    the clustered rows are fitted as ``N(0, Sigma_k + diag(sd^2))``. Every variant, clustered or not,
-    gets association-type probabilities (``type``, ``type_prob``, ``p_<type>`` columns), with the
-    null level following ``se`` (the GWAS standard errors) when given.
+    and category ``"not clustered"`` in ``variants.csv``. Every variant, clustered or not, gets
+    association-type probabilities (``type``, ``type_prob``, ``p_<type>`` columns) with its noise from
+    ``sd`` (the shrinker's posterior sds, capped; see :func:`bayesmages.cluster.types.variant_noise`)
+    and the null level following ``se`` (the GWAS standard errors) when given. With ``fit_noise`` the
+    clustered rows are also fitted as ``N(0, Sigma_k + diag(sd^2))``.
     """
     from bayesmages.io import write_table
     from bayesmages.registry import get_model
@@ -282,7 +283,7 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
                          "too few (use another selection rule)")
     model = get_model("dp_mixture", truncation=truncation, restarts=restarts, trait_names=list(effects.columns))
     X = effects.to_numpy(np.float64)
-    data: Any = X[mask] if sd is None else {"effects": X[mask], "sd": sd.to_numpy(np.float64)[mask]}
+    data: Any = X[mask] if sd is None or not fit_noise else {"effects": X[mask], "sd": sd.to_numpy(np.float64)[mask]}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", PruningWarning)
@@ -297,7 +298,8 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
     table.loc[mask, cols] = fitted[cols].to_numpy()
     table["cluster"] = table["cluster"].astype(np.int64)
     table["pruned_label_change"] = table["pruned_label_change"].astype(bool)
-    probs = model.association_types(X, se=None if se is None else se.to_numpy(np.float64), seed=seed)
+    probs = model.association_types(X, sd=None if sd is None else sd.to_numpy(np.float64),
+                                    se=None if se is None else se.to_numpy(np.float64), seed=seed)
     table["type"] = probs.columns.to_numpy(dtype=object)[probs.to_numpy().argmax(1)]
     table["type_prob"] = probs.to_numpy().max(1)
     for name in probs.columns:
