@@ -125,8 +125,8 @@ def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
     scores = {}
     for method, ntf in (("previous", 0.05), ("previous, null_trace_fraction=0", 0.0)):
         cats = categorize_clusters(model.covariances_, names, null_trace_fraction=ntf)
-        scores[method] = summarize(X, gmap, labels, cats).type_scores
-    soft = summarize(X, gmap, labels, model.categories_, type_probabilities=probs).type_scores
+        scores[method] = summarize(X, gmap, labels, cats, trait_names=names).type_scores
+    soft = summarize(X, gmap, labels, model.categories_, trait_names=names, type_probabilities=probs).type_scores
     scores["new: variant-level sum"] = soft
     scores["new: gene-level type"] = soft.assign(abs_total=soft["gene_score"])
     kinds = _types(p)
