@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -68,7 +69,7 @@ def test_type_probabilities_are_calibrated_on_data_from_the_model():
     p, y = P.ravel(), Y.ravel()
     edges = np.linspace(0, 1, 11)
     gaps = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (p >= lo) & (p <= hi if hi == 1 else p < hi)
         if sel.sum() >= 200:
             gaps.append(abs(p[sel].mean() - y[sel].mean()))
