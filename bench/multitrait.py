@@ -325,10 +325,15 @@ def render(res: dict) -> str:
                 "the causal truth (a variant in LD with a causal one but not causal itself counts as "
                 "non-prioritised):", "", "| bin | predictions | mean predicted | observed |", "|---|---|---|---|"]
         out += [f"| {b['bin']} | {b['n']} | {b['mean_predicted']:.3f} | {b['observed']:.3f} |" for b in rel["bins"]]
-        out += ["", f"Largest gap over bins with >= 100 predictions: {rel['max_gap_bins_n>=100']:.3f}. "
-                f"Variants with P(non-prioritised) < 0.5: {rel['n_called_signal']} of {rel['n_variants']}; "
-                f"causal among them {rel['true_signal_among_called']:.3f} (expected from the probabilities "
-                f"{rel['expected_signal_among_called']:.3f}).", ""]
+        out += ["", f"Largest gap over bins with >= 100 predictions: {rel['max_gap_bins_n>=100']:.3f} (those are the "
+                "bins near 0 and 1, where almost all predictions fall; the intermediate bins hold too few predictions "
+                "to check). Variants with P(non-prioritised) < 0.5: "
+                f"{rel['n_called_signal']} of {rel['n_variants']}; causal among them "
+                f"{rel['true_signal_among_called']:.3f}, while the probabilities say "
+                f"{rel['expected_signal_among_called']:.3f}: against the causal truth the signal types are "
+                "overconfident, because a non-causal variant that the shrinker leaves with a clear effect (LD with a "
+                "causal variant) is typed like a signal. The probabilities describe the shrunk effects, not causality; "
+                "on data drawn from the model they are calibrated (tests/test_cluster_types.py).", ""]
     if "null" in res:
         n = res["null"]
         out += ["## Null GWAS (no causal variant, two traits)", "",

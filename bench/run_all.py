@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
     "genes": ("Gene-level enrichment and quadratic-form accuracy", "genes.md", "genes.md", []),
     "simulate": ("Simulation speed", "simulate.md", "simulate.md", []),
     "genome": ("Genome-scale run (1,000,000 variants x 2 traits)", "genome.md", "genome_quick.md", []),
+    "multitrait": ("Multi-trait association types (Fig. 2E-G protocol)", "multitrait.md", "multitrait.md", []),
 }
 
 
