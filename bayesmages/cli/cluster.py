@@ -180,9 +180,7 @@ def run(args: argparse.Namespace) -> int:
     pruning = [str(w.message) for w in caught if issubclass(w.category, PruningWarning)]
     if pruning and not args.quiet:
         print(f"warning: {pruning[0]}")
-    variants = model.variant_table(ids=list(ids[mask]))
-    type_cols = ["type", "type_prob", *[c for c in variants.columns if c.startswith("p_") and c != "p_pruned"]]
-    variants = variants.drop(columns=type_cols)
+    variants = model.variant_table(ids=list(ids[mask]), types=False)
     full = pd.DataFrame({"SNP": list(ids)}).merge(variants, on="SNP", how="left")
     full["selected"] = mask
     full["category"] = full["category"].fillna("not clustered")

@@ -34,6 +34,7 @@ from bayesmages.cluster.postprocess import (
     log_responsibilities,
     truncate_components,
 )
+from bayesmages.cluster.types import association_types as association_type_names
 from bayesmages.cluster.types import fit_type_weights, type_library, type_probabilities, variant_noise
 from bayesmages.errors import InputError, PruningWarning
 from bayesmages.model import BayesianModel, FitData
@@ -490,8 +491,26 @@ class DPMixture(BayesianModel):
             null_variance=self.null_variance, angle_tol=self.angle_tol, eig_ratio=self.eig_ratio,
             shared_fraction=self.shared_fraction,
         )
-        self.type_probabilities_ = self.association_types(X).to_numpy()
-        self.types_ = list(self.type_library_.types)
+        self._types_cache: np.ndarray | None = None
+
+    @property
+    def types_(self) -> list[str]:
+        """The association types of the fitted traits (columns of :attr:`type_probabilities_`)."""
+        self._check_fitted()
+        return association_type_names(self.trait_names_)
+
+    @property
+    def type_probabilities_(self) -> np.ndarray:
+        """(N, T) association-type probabilities of the fitted rows (computed on first use).
+
+        ``association_types()`` with the fit's own rows and ``sd``; when the fit used a selection
+        of the variants, call :meth:`association_types` on all of them instead.
+        """
+        self._check_fitted()
+        if getattr(self, "_types_cache", None) is None:
+            self._types_cache = self.association_types().to_numpy()
+        assert self._types_cache is not None
+        return self._types_cache
 
     def _pruning_report(self, X: np.ndarray, noise: np.ndarray | None) -> None:
         """Probability of the pruned clusters per variant, and the labels that pruning changed.
@@ -698,19 +717,19 @@ class DPMixture(BayesianModel):
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def variant_table(self, ids: Sequence[Any] | None = None) -> pd.DataFrame:
+    def variant_table(self, ids: Sequence[Any] | None = None, types: bool = True) -> pd.DataFrame:
         """One row per fitted variant (DESIGN §6).
 
         Columns: ``SNP, cluster, prob, category, p_pruned, pruned_label_change, type, type_prob``, then
         ``p_<type>`` for every association type. ``prob`` is the probability of the labelled cluster
         under the whole fitted mixture (pruned clusters included), so it is low for a variant that
         pruning moved; ``type`` is the most probable association type (``type_prob`` its probability).
+        ``types=False`` leaves out the type columns (e.g. when all variants are typed separately).
         """
         self._check_fitted()
         n = self.labels_.size
         if ids is not None and len(ids) != n:
             raise InputError(f"ids has {len(ids)} entries for {n} variants")
-        P = self.type_probabilities_
         out = pd.DataFrame({
             "SNP": list(ids) if ids is not None else np.arange(n),
             "cluster": self.labels_,
@@ -718,9 +737,12 @@ class DPMixture(BayesianModel):
             "category": np.asarray(self.categories_, dtype=object)[self.labels_],
             "p_pruned": self.pruned_probability_,
             "pruned_label_change": self.pruned_label_change_,
-            "type": np.asarray(self.types_, dtype=object)[P.argmax(1)],
-            "type_prob": P.max(1),
         })
+        if not types:
+            return out
+        P = self.type_probabilities_
+        out["type"] = np.asarray(self.types_, dtype=object)[P.argmax(1)]
+        out["type_prob"] = P.max(1)
         for j, name in enumerate(self.types_):
             out[f"p_{name}"] = P[:, j]
         return out

@@ -290,7 +290,7 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
         model.fit(data, seed=seed, progress=progress)
     notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     pruning = [str(w.message) for w in caught if issubclass(w.category, PruningWarning)]
-    fitted = model.variant_table(ids=effects.index[mask].tolist())
+    fitted = model.variant_table(ids=effects.index[mask].tolist(), types=False)
     table = pd.DataFrame({"SNP": effects.index.astype(str), "cluster": -1, "prob": np.nan,
                           "category": "not clustered", "selected": mask, "p_pruned": np.nan,
                           "pruned_label_change": False})
