@@ -48,8 +48,9 @@ def recovery(result: PipelineResult, gene_truth: pd.DataFrame, *, fdr: float = 0
 
     Per trait: genes ranked by the enrichment p-value, positives = genes causal for that trait (any
     type). Per simulated association type (``specific:T1``, ``shared:T1+T2``, ...): genes ranked by their
-    multi-trait type score (sum of |shrunk effect| in clusters of that type; 0 when no cluster has it),
-    positives = genes of that type. ``baseline`` is the fraction of positives (the AP of a random ranking).
+    multi-trait type score (``gene_score``: the probability that the gene is of that type, from its
+    variants' association-type probabilities, times its expected signal; ``abs_total`` for tables
+    without it), positives = genes of that type. ``baseline`` is the fraction of positives (the AP of a random ranking).
 
     Parameters
     ----------
