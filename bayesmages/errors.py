@@ -57,3 +57,7 @@ class AccuracyWarning(UserWarning):
     approximation (relative error up to ~15 %) was used. The result records which values are
     affected (e.g. a ``method`` column), so they can be checked or recomputed.
     """
+
+
+class PruningWarning(UserWarning):
+    """Pruning a mixture to its heaviest clusters moved variants that were most probably in a pruned cluster."""

@@ -51,6 +51,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
     "genome": ("Genome-scale run (1,000,000 variants x 2 traits)", "genome.md", "genome_quick.md", []),
     "ld_panel": ("LD from a PLINK reference panel (1,000,000 variants x 2,500 samples)", "ld_panel.md",
                  "ld_panel_quick.md", []),
+    "multitrait": ("Multi-trait association types (Fig. 2E-G protocol)", "multitrait.md", "multitrait.md", []),
 }
 
 

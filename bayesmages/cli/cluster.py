@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Fit the dp_mixture model to shrunk effects: either one file per trait (columns SNP and beta_shrunk, "
             "or BETA; optional sd), one wide file (SNP plus one numeric column per trait), or one long file "
-            "(SNP, trait, beta_shrunk). Writes variants.csv, clusters.csv, figures/ and run.json."
+            "(SNP, trait, beta_shrunk). Writes variants.csv (cluster labels and per-variant association-type "
+            "probabilities p_<type> of every variant), clusters.csv, figures/ and run.json."
         ),
     )
     p.add_argument("--effects", type=Path, nargs="+", required=True, metavar="FILE", help="shrunk-effects file(s)")
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from bayesmages.cluster import select_variants
-    from bayesmages.errors import ConvergenceWarning, InputError
+    from bayesmages.errors import ConvergenceWarning, InputError, PruningWarning
     from bayesmages.io import write_json, write_table
     from bayesmages.registry import get_model
 
@@ -173,13 +174,24 @@ def run(args: argparse.Namespace) -> int:
                       covariance_prior=args.covariance_prior, restarts=args.restarts, keep_mass=args.keep_mass)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", PruningWarning)
         model.fit(data, method=args.method, seed=args.seed, progress=not args.quiet)
     notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    variants = model.variant_table(ids=list(ids[mask]))
+    pruning = [str(w.message) for w in caught if issubclass(w.category, PruningWarning)]
+    if pruning and not args.quiet:
+        print(f"warning: {pruning[0]}")
+    variants = model.variant_table(ids=list(ids[mask]), types=False)
     full = pd.DataFrame({"SNP": list(ids)}).merge(variants, on="SNP", how="left")
     full["selected"] = mask
     full["category"] = full["category"].fillna("not clustered")
     full["cluster"] = full["cluster"].astype("Int64")
+    full["pruned_label_change"] = full["pruned_label_change"].astype("boolean")
+    # Association types of every variant, clustered or not (the null level comes from all of them).
+    probs = model.association_types(effects.to_numpy(), sd=None if sd is None else sd.to_numpy(), seed=args.seed)
+    full["type"] = probs.columns.to_numpy(dtype=object)[probs.to_numpy().argmax(1)]
+    full["type_prob"] = probs.to_numpy().max(1)
+    for name in probs.columns:
+        full[f"p_{name}"] = probs[name].to_numpy()
     for name in effects.columns:
         full[f"effect_{name}"] = effects[name].to_numpy()
     clusters = model.cluster_table()
@@ -199,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
             restart_elbos=None if model.restart_elbos_ is None else model.restart_elbos_.tolist(),
             restart_agreement=None if model.restart_agreement_ is None else model.restart_agreement_.tolist(),
             best_restart=model.best_restart_, fit_seconds=model.fit_seconds_, convergence_notes=notes,
+            pruning_notes=pruning, pruned_label_changes=int(model.pruned_label_change_.sum()),
+            type_counts={str(k): int(v) for k, v in full["type"].value_counts().items()},
         ), tmp / "run.json")
     if not args.quiet:
         # Significant digits, not decimals: cluster variances of shrunk effects are often ~1e-5.

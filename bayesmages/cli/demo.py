@@ -48,8 +48,9 @@ def recovery(result: PipelineResult, gene_truth: pd.DataFrame, *, fdr: float = 0
 
     Per trait: genes ranked by the enrichment p-value, positives = genes causal for that trait (any
     type). Per simulated association type (``specific:T1``, ``shared:T1+T2``, ...): genes ranked by their
-    multi-trait type score (sum of |shrunk effect| in clusters of that type; 0 when no cluster has it),
-    positives = genes of that type. ``baseline`` is the fraction of positives (the AP of a random ranking).
+    multi-trait type score (``gene_score``: the probability that the gene is of that type, from its
+    variants' association-type probabilities, times its expected signal; ``abs_total`` for tables
+    without it), positives = genes of that type. ``baseline`` is the fraction of positives (the AP of a random ranking).
 
     Parameters
     ----------
@@ -85,7 +86,8 @@ def recovery(result: PipelineResult, gene_truth: pd.DataFrame, *, fdr: float = 0
     genes = result.genes["gene_cluster_fractions"]["GENE"].astype(str)
     for kind in sorted(k for k in truth["TYPE"].astype(str).unique() if k != "none"):
         positive = (truth["TYPE"].loc[genes].astype(str) == kind).to_numpy()
-        by_gene = scores[scores["type"] == kind].set_index("GENE")["abs_total"]
+        column = "gene_score" if "gene_score" in scores else "abs_total"
+        by_gene = scores[scores["type"] == kind].set_index("GENE")[column]
         score = by_gene.reindex(genes).fillna(0.0).to_numpy(np.float64)
         rows.append({"ranking": f"type score {kind}", "truth": f"type {kind}", "n_genes": len(genes),
                      "n_positive": int(positive.sum()), "baseline": positive.mean(),

@@ -11,6 +11,7 @@ Restarts are a batch dimension of one SVI run; initialisation is a few closed-fo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -33,7 +34,9 @@ from bayesmages.cluster.postprocess import (
     log_responsibilities,
     truncate_components,
 )
-from bayesmages.errors import InputError
+from bayesmages.cluster.types import association_types as association_type_names
+from bayesmages.cluster.types import fit_type_weights, type_library, type_probabilities, variant_noise
+from bayesmages.errors import InputError, PruningWarning
 from bayesmages.model import BayesianModel, FitData
 from bayesmages.priors import PriorSpec
 from bayesmages.registry import register_model
@@ -108,6 +111,12 @@ class DPMixture(BayesianModel):
         on a busy 2-core machine one thread was 4x faster than two. ``None`` keeps torch's setting.
     priors : mapping, optional
         Prior overrides (table above).
+    type_min_signal : float
+        Association types (:meth:`association_types`): a trait is active in a cluster when its
+        variance is at least this multiple of the null level of the trait (4: measured best of
+        1, 4, 16 in ``bench/multitrait.py``-type simulations, with 1 and 16 within 0.05 AP).
+    type_scales : sequence of float
+        Each type-structured component is also used scaled by these factors (a grid, as mash does).
 
     Examples
     --------
@@ -149,6 +158,9 @@ class DPMixture(BayesianModel):
         adaptive_truncation: bool = True,
         num_threads: int | None = 1,
         priors: Mapping[str, Any] | None = None,
+        type_min_signal: float = 16.0,
+        type_scales: Sequence[float] = (0.25, 1.0, 4.0),
+        type_null_scales: Sequence[float] = (0.0, 3.0, 15.0),
     ) -> None:
         self.truncation = truncation
         self.concentration = concentration
@@ -165,6 +177,9 @@ class DPMixture(BayesianModel):
         self.init_iterations = init_iterations
         self.adaptive_truncation = adaptive_truncation
         self.num_threads = num_threads
+        self.type_min_signal = type_min_signal
+        self.type_scales = tuple(type_scales)
+        self.type_null_scales = tuple(type_null_scales)
         self._check_settings()
         super().__init__(priors)
 
@@ -184,6 +199,10 @@ class DPMixture(BayesianModel):
             raise InputError(f"{lab}: guide must be a callable guide(model) -> guide")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             raise InputError(f"{lab}: num_threads must be a positive integer or None, got {self.num_threads!r}")
+        if not (isinstance(self.type_min_signal, int | float) and self.type_min_signal > 0):
+            raise InputError(f"{lab}: type_min_signal must be a positive number, got {self.type_min_signal!r}")
+        if not self.type_scales or not all(isinstance(c, int | float) and c > 0 for c in self.type_scales):
+            raise InputError(f"{lab}: type_scales must be positive numbers, got {self.type_scales!r}")
         if not isinstance(self.init_iterations, int) or self.init_iterations < 0:
             raise InputError(f"{lab}: init_iterations must be a non-negative integer")
 
@@ -458,16 +477,113 @@ class DPMixture(BayesianModel):
         self.n_components_ = int(idx.size)
         self.weights_ = kept_w
         self.covariances_ = covs[idx]
+        self.all_weights_ = weights / weights.sum()
+        self.all_covariances_ = covs
         X = fd.observed["effects"]
         sd = fd.observed.get("sd")
-        logr = log_responsibilities(X, kept_w, self.covariances_, None if sd is None else sd**2)
+        noise = None if sd is None else sd**2
+        logr = log_responsibilities(X, kept_w, self.covariances_, noise)
         self.responsibilities_ = np.exp(logr)
         self.labels_ = logr.argmax(1)
+        self._pruning_report(X, noise)
         self.categories_ = categorize_clusters(
             self.covariances_, self.trait_names_, null_trace_fraction=self.null_trace_fraction,
             null_variance=self.null_variance, angle_tol=self.angle_tol, eig_ratio=self.eig_ratio,
             shared_fraction=self.shared_fraction,
         )
+        self._types_cache: np.ndarray | None = None
+
+    @property
+    def types_(self) -> list[str]:
+        """The association types of the fitted traits (columns of :attr:`type_probabilities_`)."""
+        self._check_fitted()
+        return association_type_names(self.trait_names_)
+
+    @property
+    def type_probabilities_(self) -> np.ndarray:
+        """(N, T) association-type probabilities of the fitted rows (computed on first use).
+
+        ``association_types()`` with the fit's own rows and ``sd``; when the fit used a selection
+        of the variants, call :meth:`association_types` on all of them instead.
+        """
+        self._check_fitted()
+        if getattr(self, "_types_cache", None) is None:
+            self._types_cache = self.association_types().to_numpy()
+        assert self._types_cache is not None
+        return self._types_cache
+
+    def _pruning_report(self, X: np.ndarray, noise: np.ndarray | None) -> None:
+        """Probability of the pruned clusters per variant, and the labels that pruning changed.
+
+        Responsibilities under the whole fitted mixture (every component): ``pruned_probability_`` is
+        the mass of the clusters that ``keep_mass`` left out; a variant whose most probable cluster was
+        pruned with probability > 0.5 has its label changed by pruning (``pruned_label_change_``), which
+        a :class:`~bayesmages.errors.PruningWarning` reports.
+        """
+        used = self.all_weights_ > 0
+        full = np.exp(log_responsibilities(X, self.all_weights_[used], self.all_covariances_[used], noise))
+        kept = np.isin(np.flatnonzero(used), self.component_index_)
+        self.pruned_probability_ = full[:, ~kept].sum(1)
+        top = full.argmax(1)
+        self.pruned_label_change_ = ~kept[top] & (full.max(1) > 0.5)
+        n = int(self.pruned_label_change_.sum())
+        if n:
+            warnings.warn(
+                f"{self._label}: keep_mass={self.keep_mass} pruned clusters that held {n} variant(s) with probability "
+                "> 0.5; their labels now name a kept cluster (variant_table() columns p_pruned and "
+                "pruned_label_change list them; raise keep_mass to keep those clusters). Association-type "
+                "probabilities use every cluster and are not affected.", PruningWarning, stacklevel=3)
+
+    def association_types(self, effects: Any = None, *, sd: Any = None, se: Any = None, noise_var: Any = None,
+                          seed: int = 0) -> pd.DataFrame:
+        """Per-variant association-type probabilities (see :mod:`bayesmages.cluster.types`).
+
+        Every fitted cluster (pruned ones included, by ``all_weights_``) is split into type-structured
+        components whose weights are refitted on ``effects`` by EM; the result gives, per variant,
+        the probability of each type: ``non-prioritised``, ``specific:<t>``, ``shared:<t1>+<t2>...``.
+
+        Parameters
+        ----------
+        effects : array or DataFrame, optional
+            (N, p) effects to type, default the fitted rows. When the fit used a selection of the
+            variants, pass all of them: the null level is estimated from the bulk of the effects.
+        sd : array, optional
+            (N, p) posterior sds from the shrinker: the per-variant null scale, see
+            :func:`bayesmages.cluster.types.variant_noise` (default: the fit's ``sd`` when ``effects``
+            is not given).
+        se : array, optional
+            (N, p) GWAS standard errors: the robust null level then scales with se^2.
+        noise_var : array, optional
+            (N, p) or (p,) noise variances given directly (overrides ``sd`` and ``se``).
+        seed : int
+            Seed of the row subset EM uses on very large inputs.
+
+        Returns
+        -------
+        pandas.DataFrame
+            (N, T) probabilities, columns = types; the fitted library is kept in ``type_library_``.
+        """
+        self._check_fitted()
+        if effects is None:
+            X = self._fit_data.observed["effects"]
+            sd = self._fit_data.observed.get("sd") if sd is None else sd
+        else:
+            X, _, _ = prepare_effects(effects, self.trait_names_, self._label)
+        if X.shape[1] != self.n_traits_:
+            raise InputError(f"{self._label}: effects have {X.shape[1]} traits; the fit has {self.n_traits_}")
+        null_scales = self.type_null_scales
+        if noise_var is None:
+            noise_var = variant_noise(X, sd=sd, se=se)
+            if sd is not None:
+                null_scales = (0.0,)  # the shrinker's sd is the null scale of each variant
+        # Clusters expected to hold at least one fitted row; the others are the prior, not the data.
+        n_fit = self._fit_data.num_data
+        lib = type_library(self.all_weights_, self.all_covariances_, self.trait_names_, noise_var,
+                           min_signal=self.type_min_signal, min_weight=1.0 / n_fit, scales=self.type_scales,
+                           null_scales=null_scales)
+        lib = fit_type_weights(X, lib, noise_var, seed=seed)
+        self.type_library_ = lib
+        return pd.DataFrame(type_probabilities(X, lib, noise_var), columns=lib.types)
 
     def _select_restart(self, particles: int = 4) -> None:
         """Per-restart ELBO (MAP: log joint) and agreement of labels with the best restart.
@@ -601,18 +717,35 @@ class DPMixture(BayesianModel):
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def variant_table(self, ids: Sequence[Any] | None = None) -> pd.DataFrame:
-        """One row per variant: ``SNP, cluster, prob, category`` (DESIGN §6)."""
+    def variant_table(self, ids: Sequence[Any] | None = None, types: bool = True) -> pd.DataFrame:
+        """One row per fitted variant (DESIGN §6).
+
+        Columns: ``SNP, cluster, prob, category, p_pruned, pruned_label_change, type, type_prob``, then
+        ``p_<type>`` for every association type. ``prob`` is the probability of the labelled cluster
+        under the whole fitted mixture (pruned clusters included), so it is low for a variant that
+        pruning moved; ``type`` is the most probable association type (``type_prob`` its probability).
+        ``types=False`` leaves out the type columns (e.g. when all variants are typed separately).
+        """
         self._check_fitted()
         n = self.labels_.size
         if ids is not None and len(ids) != n:
             raise InputError(f"ids has {len(ids)} entries for {n} variants")
-        return pd.DataFrame({
+        out = pd.DataFrame({
             "SNP": list(ids) if ids is not None else np.arange(n),
             "cluster": self.labels_,
-            "prob": self.responsibilities_[np.arange(n), self.labels_],
+            "prob": self.responsibilities_[np.arange(n), self.labels_] * (1.0 - self.pruned_probability_),
             "category": np.asarray(self.categories_, dtype=object)[self.labels_],
+            "p_pruned": self.pruned_probability_,
+            "pruned_label_change": self.pruned_label_change_,
         })
+        if not types:
+            return out
+        P = self.type_probabilities_
+        out["type"] = np.asarray(self.types_, dtype=object)[P.argmax(1)]
+        out["type_prob"] = P.max(1)
+        for j, name in enumerate(self.types_):
+            out[f"p_{name}"] = P[:, j]
+        return out
 
     def plot_clusters(self, **kwargs: Any) -> Any:
         """Scatter of the effects by cluster with 95% ellipses (see :func:`bayesmages.cluster.plot_clusters`)."""

@@ -9,13 +9,23 @@ effects beta_v (p traits):
   ``sum_{v in g, l_v = k} beta_vi beta_vj / |g|`` (``signed``) and the same with ``|beta_vi beta_vj|``
   (``absolute``);
 * **S_g** (p x p): the sum of the signed products over clusters (unclustered variants excluded);
-* **type scores**: per association type (the cluster categories, e.g. ``specific:T1``,
-  ``shared:T1+T2``, ``non-prioritised``) and trait, the sum of |beta_vt| over the gene's variants in
-  clusters of that type (all kept clusters of a type count, no off-by-one).
+* **type scores**: per association type (``specific:T1``, ``shared:T1+T2``, ``non-prioritised``, ...)
+  and trait, the expected sum of |beta_vt| over the gene's variants of that type,
+  ``sum_v P(type | v) |beta_vt|``, from the per-variant type probabilities
+  (:meth:`bayesmages.cluster.DPMixture.association_types`), with ``sd_total``, the sd of the sum over
+  traits when each variant's type is an independent draw from its probabilities
+  (``sqrt(sum_v P (1 - P) (sum_t |beta_vt|)^2)``), and ``expected_variants`` = ``sum_v P(type | v)``;
+  and at the gene level ``gene_prob``, the probability that the gene is of the type (traits involved
+  by any of its variants, see ``_gene_type_probabilities``), and ``gene_score`` = ``gene_prob x``
+  the gene's expected signal ``sum_v P(not non-prioritised | v) sum_t |beta_vt|`` (the ranking
+  ``bench/multitrait.py`` measures best).
+  Without probabilities (hard labels only, the reference's rule) a variant counts fully for its
+  cluster's category and ``sd_total`` is 0.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmages.cluster.types import NULL_TYPE, type_name
 from bayesmages.errors import InputError
 from bayesmages.genes.mapping import GeneMap, map_genes
 
@@ -46,7 +57,8 @@ class GeneSummary:
     S_array : numpy.ndarray
         (n_genes, p, p) S_g matrices.
     type_scores : pandas.DataFrame
-        ``GENE, type`` then ``abs_<trait>`` per trait and ``abs_total``.
+        ``GENE, type`` then ``abs_<trait>`` per trait, ``abs_total``, ``sd_total``,
+        ``expected_variants`` and (from probabilities) ``gene_prob`` and ``gene_score``.
     categories : list of str
         Category of each cluster.
     traits : list of str
@@ -90,6 +102,7 @@ def summarize(
     variants: pd.DataFrame | None = None,
     by: str = "auto",
     index_base: str = "chromosome",
+    type_probabilities: Any = None,
 ) -> GeneSummary:
     """Per-gene cluster fractions, effect-product sums, S_g and association-type scores.
 
@@ -110,6 +123,11 @@ def summarize(
         Override trait names.
     variants, by, index_base
         Passed to :func:`~bayesmages.genes.mapping.map_genes`.
+    type_probabilities : pandas.DataFrame, optional
+        (m, T) per-variant association-type probabilities, one column per type (from
+        :meth:`bayesmages.cluster.DPMixture.association_types`). Default:
+        ``cluster_fit.type_probabilities_`` when it covers all m variants; else the type scores
+        count each variant fully for its cluster's category (hard labels).
 
     Returns
     -------
@@ -192,6 +210,87 @@ def summarize(
         "S": S_array.ravel(),
     })
 
+    if type_probabilities is None and cluster_fit is not None:
+        fitted = getattr(cluster_fit, "type_probabilities_", None)
+        if fitted is not None and len(fitted) == m:
+            type_probabilities = pd.DataFrame(fitted, columns=list(cluster_fit.types_))
+    if type_probabilities is not None:
+        type_scores = _soft_type_scores(B, traits, type_probabilities, gmap, gene_of, rows)
+    else:
+        type_scores = _hard_type_scores(B, traits, cats, lab_r, gmap, gene_of, rows)
+    return GeneSummary(fractions, products, S, S_array, type_scores, cats, traits)
+
+
+def _soft_type_scores(B: np.ndarray, traits: list[str], probs: Any, gmap: GeneMap, gene_of: np.ndarray,
+                      rows: np.ndarray) -> pd.DataFrame:
+    """Expected |effect| sums per gene and type from per-variant type probabilities."""
+    if not isinstance(probs, pd.DataFrame):
+        raise InputError("type_probabilities: expected a DataFrame with one column per association type")
+    P = probs.to_numpy(np.float64)
+    m = B.shape[0]
+    if P.shape[0] != m or not np.all(np.isfinite(P)) or np.any(P < 0) or np.any(P > 1 + 1e-9):
+        raise InputError(f"type_probabilities: expected {m} rows of probabilities in [0, 1], got shape {P.shape}")
+    types = [str(c) for c in probs.columns]
+    G, T = len(gmap.indices), len(types)
+    absb = np.abs(B[rows])
+    Pr = P[rows]
+    total = absb.sum(1)
+    out = pd.DataFrame({"GENE": np.repeat(gmap.genes["GENE"].to_numpy(), T), "type": np.tile(types, G)})
+    for t, name in enumerate(traits):
+        out[f"abs_{name}"] = _by_gene(Pr * absb[:, [t]], gene_of, G).ravel()
+    out["abs_total"] = _by_gene(Pr * total[:, None], gene_of, G).ravel()
+    out["sd_total"] = np.sqrt(_by_gene(Pr * (1 - Pr) * total[:, None] ** 2, gene_of, G)).ravel()
+    out["expected_variants"] = _by_gene(Pr, gene_of, G).ravel()
+    gene_prob = _gene_type_probabilities(Pr, types, traits, gene_of, G)
+    null = types.index(NULL_TYPE) if NULL_TYPE in types else None
+    signal = total if null is None else (1.0 - Pr[:, null]) * total
+    magnitude = np.bincount(gene_of, signal, minlength=G)
+    out["gene_prob"] = gene_prob.ravel()
+    out["gene_score"] = (gene_prob * magnitude[:, None]).ravel()
+    return out
+
+
+def _gene_type_probabilities(Pr: np.ndarray, types: list[str], traits: list[str], gene_of: np.ndarray,
+                             G: int) -> np.ndarray:
+    """(G, T) probability that a gene is of each type, from its variants' type probabilities.
+
+    Trait t is involved in gene g with probability ``q_gt = max_v P(v involves t)`` (the lower
+    Frechet bound of the union over the gene's variants: variants of a gene are in LD, so their
+    probabilities are not independent); traits are combined as independent:
+    ``P(g of type A) = prod_{t in A} q_gt prod_{t not in A} (1 - q_gt)``. Per trait, shrinkage can put
+    a shared signal on different tagging variants of a gene (one variant carries the T1 effect, its
+    neighbour the T2 effect), which a variant-level sum counts as two specific signals.
+    """
+    p = len(traits)
+    subsets = {type_name(s, traits): set(s) for r in range(p + 1) for s in itertools.combinations(range(p), r)}
+    unknown = [t for t in types if t not in subsets]
+    if unknown:
+        raise InputError(f"type_probabilities: column {unknown[0]!r} is not an association type of traits {traits}")
+    involves = np.zeros((len(types), p))
+    for j, name in enumerate(types):
+        involves[j, sorted(subsets[name])] = 1.0
+    per_trait = np.clip(Pr @ involves, 0.0, 1.0)  # (rows, p) P(variant involves t)
+    q = np.zeros((G, p))
+    for t in range(p):
+        np.maximum.at(q[:, t], gene_of, per_trait[:, t])
+    out = np.ones((G, len(types)))
+    for j, name in enumerate(types):
+        for t in range(p):
+            out[:, j] *= q[:, t] if t in subsets[name] else 1.0 - q[:, t]
+    return out
+
+
+def _by_gene(values: np.ndarray, gene_of: np.ndarray, G: int) -> np.ndarray:
+    """(G, T) sums of the (rows, T) values over each gene's rows."""
+    return np.stack([np.bincount(gene_of, values[:, j], minlength=G) for j in range(values.shape[1])], axis=1)
+
+
+def _hard_type_scores(B: np.ndarray, traits: list[str], cats: list[str], lab_r: np.ndarray, gmap: GeneMap,
+                      gene_of: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
+    """The reference's type scores: each variant counts fully for its cluster's category."""
+    p = B.shape[1]
+    K = len(cats)
+    G = len(gmap.indices)
     types = sorted(set(cats))
     type_of_cluster = np.array([types.index(c) for c in cats] + [len(types)])  # last = unclustered
     tkey = gene_of * (len(types) + 1) + type_of_cluster[np.where(lab_r < 0, K, lab_r)]
@@ -204,4 +303,7 @@ def summarize(
     for t, name in enumerate(traits):
         type_scores[f"abs_{name}"] = sums[:, :, t].ravel()
     type_scores["abs_total"] = sums.sum(axis=2).ravel()
-    return GeneSummary(fractions, products, S, S_array, type_scores, cats, traits)
+    type_scores["sd_total"] = 0.0
+    counts = np.bincount(tkey, minlength=G * (len(types) + 1)).reshape(G, len(types) + 1)[:, : len(types)]
+    type_scores["expected_variants"] = counts.ravel().astype(np.float64)
+    return type_scores

@@ -159,13 +159,13 @@ def render_report(
     if signal.empty:
         out.append("No gene has variants in a prioritised (non-null) cluster.")
     for kind, group in signal.groupby("type", sort=True):
-        out += ["", f"Top genes for **{kind}** (sum of |shrunk effect| over the gene's variants in such clusters):",
-                ""]
+        out += ["", f"Top genes for **{kind}** (expected sum of |shrunk effect| over the gene's variants of this "
+                    "type, from per-variant type probabilities; `sd_total`: its sd):", ""]
         out.append(markdown_table(group.sort_values("abs_total", ascending=False, kind="stable").head(top)))
     out += ["", *_figures(result, "gene_cluster_fractions", "gene_S_summary"), ""]
 
     out += ["## Diagnostics", ""]
-    notes = [f"- {r.name}: {n}" for r in result.steps for key in ("convergence_notes", "notes")
+    notes = [f"- {r.name}: {n}" for r in result.steps for key in ("convergence_notes", "notes", "pruning_notes")
              for n in r.info.get(key, [])]
     out += (notes or ["No convergence warnings."]) + [""]
     out += [*_figures(result, "elbo", "top_variants"), ""]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmages.errors import ConvergenceWarning, InputError
+from bayesmages.errors import ConvergenceWarning, InputError, PruningWarning
 from bayesmages.pipeline.inputs import PipelineInputs
 
 __all__ = ["ClusterOutput", "StepRecord", "is_finished", "remove_stale", "run_step", "step_seed"]
@@ -69,7 +69,8 @@ class ClusterOutput:
     traits : list of str
         Traits clustered (one for single-trait steps).
     variants : pandas.DataFrame
-        ``SNP, cluster, prob, category, selected`` per variant in data order (cluster ``-1``: not clustered).
+        ``SNP, cluster, prob, category, selected, p_pruned, pruned_label_change, type, type_prob`` and
+        ``p_<type>`` per association type, per variant in data order (cluster ``-1``: not clustered).
     clusters : pandas.DataFrame
         ``cluster, weight, trace, category, cov_<a>_<b>`` per kept cluster.
     elbo : numpy.ndarray
@@ -111,6 +112,14 @@ class ClusterOutput:
     def selected(self) -> np.ndarray:
         """(m,) True for the variants that were clustered."""
         return self.labels >= 0
+
+    @property
+    def type_probabilities(self) -> pd.DataFrame | None:
+        """(m, T) association-type probabilities of every variant (columns = types), or None (older runs)."""
+        cols = [c for c in self.variants.columns if str(c).startswith("p_") and c != "p_pruned"]
+        if not cols:
+            return None
+        return self.variants[cols].rename(columns=lambda c: str(c)[2:]).astype(np.float64)
 
 
 def step_seed(seed: int, name: str) -> int:
@@ -259,11 +268,16 @@ def read_shrinkage(folder: Path) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------- cluster
 def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, restarts: int, seed: int,
-                    progress: bool, selected: np.ndarray | None = None) -> dict[str, Any]:
+                    progress: bool, selected: np.ndarray | None = None, se: pd.DataFrame | None = None,
+                    sd: pd.DataFrame | None = None, fit_noise: bool = False) -> dict[str, Any]:
     """Fit ``dp_mixture`` to the (m, p) effects; writes ``variants.csv``, ``clusters.csv``, ``elbo.csv``.
 
     With ``selected`` (a boolean mask), only those rows are clustered; the others get cluster ``-1``
-    and category ``"not clustered"`` in ``variants.csv``.
+    and category ``"not clustered"`` in ``variants.csv``. Every variant, clustered or not, gets
+    association-type probabilities (``type``, ``type_prob``, ``p_<type>`` columns) with its noise from
+    ``sd`` (the shrinker's posterior sds, capped; see :func:`bayesmages.cluster.types.variant_noise`)
+    and the null level following ``se`` (the GWAS standard errors) when given. With ``fit_noise`` the
+    clustered rows are also fitted as ``N(0, Sigma_k + diag(sd^2))``.
     """
     from bayesmages.io import write_table
     from bayesmages.registry import get_model
@@ -273,21 +287,36 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
         raise InputError(f"only {int(mask.sum())} variants are selected for clustering {list(effects.columns)}; "
                          "too few (use another selection rule)")
     model = get_model("dp_mixture", truncation=truncation, restarts=restarts, trait_names=list(effects.columns))
+    X = effects.to_numpy(np.float64)
+    data: Any = X[mask] if sd is None or not fit_noise else {"effects": X[mask], "sd": sd.to_numpy(np.float64)[mask]}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(effects.to_numpy(np.float64)[mask], seed=seed, progress=progress)
+        warnings.simplefilter("always", PruningWarning)
+        model.fit(data, seed=seed, progress=progress)
     notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    fitted = model.variant_table(ids=effects.index[mask].tolist())
+    pruning = [str(w.message) for w in caught if issubclass(w.category, PruningWarning)]
+    fitted = model.variant_table(ids=effects.index[mask].tolist(), types=False)
     table = pd.DataFrame({"SNP": effects.index.astype(str), "cluster": -1, "prob": np.nan,
-                          "category": "not clustered", "selected": mask})
-    table.loc[mask, ["cluster", "prob", "category"]] = fitted[["cluster", "prob", "category"]].to_numpy()
+                          "category": "not clustered", "selected": mask, "p_pruned": np.nan,
+                          "pruned_label_change": False})
+    cols = ["cluster", "prob", "category", "p_pruned", "pruned_label_change"]
+    table.loc[mask, cols] = fitted[cols].to_numpy()
     table["cluster"] = table["cluster"].astype(np.int64)
+    table["pruned_label_change"] = table["pruned_label_change"].astype(bool)
+    probs = model.association_types(X, sd=None if sd is None else sd.to_numpy(np.float64),
+                                    se=None if se is None else se.to_numpy(np.float64), seed=seed)
+    table["type"] = probs.columns.to_numpy(dtype=object)[probs.to_numpy().argmax(1)]
+    table["type_prob"] = probs.to_numpy().max(1)
+    for name in probs.columns:
+        table[f"p_{name}"] = probs[name].to_numpy()
     write_table(table, folder / "variants.csv")
     write_table(model.cluster_table(), folder / "clusters.csv")
     elbo = np.asarray(model.elbo_, dtype=np.float64).ravel()
     write_table(pd.DataFrame({"step": np.arange(elbo.size), "elbo": elbo}), folder / "elbo.csv")
     return {"n_clusters": int(model.n_components_), "categories": list(model.categories_),
-            "n_clustered": int(mask.sum()), "convergence_notes": notes}
+            "n_clustered": int(mask.sum()), "convergence_notes": notes, "pruning_notes": pruning,
+            "pruned_label_changes": int(table["pruned_label_change"].sum()),
+            "type_counts": {str(k): int(v) for k, v in table["type"].value_counts().items()}}
 
 
 def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
@@ -347,7 +376,7 @@ def gene_summaries(folder: Path, inputs: PipelineInputs, effects: pd.DataFrame,
 
     variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
     out = summarize(effects.reset_index(drop=True), inputs.genes, clusters.labels, clusters.categories,
-                    variants=variants)
+                    variants=variants, type_probabilities=clusters.type_probabilities)
     for name, table in zip(GENE_TABLES, (out.fractions, out.products, out.S, out.type_scores)):
         write_table(table, folder / f"{name}.csv")
     return {"genes": len(out.fractions), "categories": out.categories}

@@ -1,0 +1,367 @@
+"""Multi-trait association types: the paper's Fig. 2E-G protocol, previous rule vs per-variant probabilities (issue 13).
+
+Run: ``python bench/multitrait.py [--quick] [--reps2 30] [--reps3 20]`` or ``--tables-only``.
+
+Data are made here, independently of ``bayesmages.simulate.multitrait``, with the LD machinery of
+``bench/_gene_sims.py``: the real UK Biobank block of ../shared/data/ld (when present) plus 6 msprime blocks of
+600 variants; genes tile the blocks (10-40 variants, gaps 0-15). Per replicate, 10% of the genes are causal, each
+of a type drawn uniformly from the non-empty sets of traits (two traits: T1-specific, T2-specific, shared; three
+traits: seven types); 1-3 causal variants per gene; a specific gene's variants have N(0, 1) effects on its trait,
+a shared gene's have correlated effects (one factor, correlation ~ U(-0.8, 0.8), signs included) on its traits.
+Each trait is scaled to h2 = 0.01, summary statistics follow RSS (z ~ N(R lambda sqrt(n), R), n = 300,000),
+and every trait is shrunk with the pretrained shrinker (public API).
+
+Scoring (the paper's Fig. 2E-G): genes ranked by the sum of |shrunk effect| of their variants of a type;
+average precision against the genes truly of that type. Methods, on the same fits:
+
+* ``previous``: the pipeline before issue 13: ``dp_mixture`` on the variants above the 90% quantile of
+  |effect| in any trait, cluster categories by ``categorize_clusters`` (non-prioritised when the trace is
+  < 5% of the largest), gene score = sum of |effect| of the variants labelled with a cluster of that type;
+* ``previous, null_trace_fraction=0``: the same without the 5% rule;
+* ``new: variant-level sum``: per-variant type probabilities of every variant (``DPMixture.association_types``,
+  noise from the shrinker's sd), gene score = expected sum of |effect| of the gene's variants of the type
+  (``abs_total`` of ``genes.multitrait.summarize``);
+* ``new: gene-level type``: the probability that the gene is of the type (traits involved by any of its
+  variants) x its expected signal (``gene_score``).
+
+Also: per-variant calibration of the type probabilities (reliability over probability bins, against the causal
+truth: a variant's true type is the set of traits where its causal effect is non-zero), a null GWAS (no causal
+variant), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
+
+Writes ``bench/results/multitrait.json`` and ``bench/results/multitrait.md`` (generated from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bayesmages as bm
+from bayesmages.cluster import categorize_clusters, select_variants
+from bayesmages.cluster.types import type_name
+from bayesmages.genes.multitrait import summarize
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("previous", "previous, null_trace_fraction=0", "new: variant-level sum", "new: gene-level type")
+H2 = 0.01
+BINS = np.linspace(0.0, 1.0, 11)
+
+
+def _types(p: int) -> list[tuple[int, ...]]:
+    return [c for r in range(1, p + 1) for c in itertools.combinations(range(p), r)]
+
+
+def simulate(p: int, layout: tuple, sampler, rng: np.random.Generator, null: bool = False) -> dict:
+    """One replicate: shrunk effects, sds, se, true effects and the gene types (index into ``_types(p)``; -1 none)."""
+    from _gene_sims import N_GWAS
+
+    blocks, gmap, _ = layout
+    m = sum(R.shape[0] for R in blocks)
+    starts = np.r_[0, np.cumsum([R.shape[0] for R in blocks])]
+    G = len(gmap)
+    kinds = _types(p)
+    lam = np.zeros((m, p))
+    gtype = np.full(G, -1)
+    if not null:
+        causal = rng.choice(G, size=max(2, round(0.1 * G)), replace=False)
+        for g in causal:
+            A = kinds[int(rng.integers(len(kinds)))]
+            ix = gmap.indices[g]
+            c = rng.choice(ix, size=min(ix.size, int(rng.integers(1, 4))), replace=False)
+            if len(A) == 1:
+                lam[c, A[0]] = rng.normal(size=c.size)
+            else:
+                rho = rng.uniform(-0.8, 0.8)
+                u = rng.normal(size=c.size)
+                for j, t in enumerate(A):
+                    sign = 1.0 if j == 0 else np.sign(rho)
+                    lam[c, t] = sign * np.sqrt(abs(rho)) * u + np.sqrt(1 - abs(rho)) * rng.normal(size=c.size)
+            gtype[g] = kinds.index(A)
+    se = np.full(m, 1 / np.sqrt(N_GWAS))
+    cuts = starts[1:-1]
+    beta, sd = np.zeros((m, p)), np.zeros((m, p))
+    for t in range(p):
+        b = lam[:, t]
+        if b.any():
+            gv = sum(b[s:s + R.shape[0]] @ R @ b[s:s + R.shape[0]] for s, R in zip(starts, blocks))
+            lam[:, t] = b * np.sqrt(H2 / gv)
+        z = sampler.z(lam[:, t] * np.sqrt(N_GWAS), rng)
+        out = bm.shrink.shrink(np.split(z * se, cuts), np.split(se, cuts), blocks)
+        beta[:, t] = out.beta_shrunk.to_numpy()
+        sd[:, t] = out.sd.to_numpy()
+    return {"beta": beta, "sd": sd, "se": np.tile(se[:, None], (1, p)), "true": lam, "gtype": gtype}
+
+
+def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
+    """AP per type for every method, plus the new method's (probability, truth) pairs for calibration."""
+    _, gmap, _ = layout
+    names = [f"T{t + 1}" for t in range(p)]
+    X = rep["beta"]
+    mask = select_variants(X, rule="quantile", quantile=0.9)
+    model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X[mask], seed=seed, num_steps=steps)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        probs = model.association_types(X, sd=rep["sd"], se=rep["se"], seed=seed)
+        types_s = time.perf_counter() - t0
+    labels = np.full(X.shape[0], -1)
+    labels[mask] = model.labels_
+    scores = {}
+    for method, ntf in (("previous", 0.05), ("previous, null_trace_fraction=0", 0.0)):
+        cats = categorize_clusters(model.covariances_, names, null_trace_fraction=ntf)
+        scores[method] = summarize(X, gmap, labels, cats, trait_names=names).type_scores
+    soft = summarize(X, gmap, labels, model.categories_, trait_names=names, type_probabilities=probs).type_scores
+    scores["new: variant-level sum"] = soft
+    scores["new: gene-level type"] = soft.assign(abs_total=soft["gene_score"])
+    kinds = _types(p)
+    genes = gmap.genes["GENE"].to_numpy()
+    ap = {}
+    tiebreak = 1e-12 * np.random.default_rng(seed).random(genes.size)  # a type nobody has scores at random
+    for method, sc in scores.items():
+        ap[method] = {}
+        for i, A in enumerate(kinds):
+            positive = rep["gtype"] == i
+            if not positive.any():
+                continue
+            name = type_name(A, names)
+            s = sc[sc["type"] == name].set_index("GENE")["abs_total"].reindex(genes).fillna(0.0).to_numpy()
+            ap[method][name] = float(average_precision_score(positive, s + tiebreak))
+    base = {type_name(A, names): float(np.mean(rep["gtype"] == i)) for i, A in enumerate(kinds)
+            if (rep["gtype"] == i).any()}
+    truth = rep["true"] != 0
+    true_type = [type_name(np.flatnonzero(r), names) for r in truth]
+    tix = np.array([probs.columns.get_loc(t) for t in true_type])
+    return {"ap": ap, "baseline": base, "fit_seconds": fit_s, "types_seconds": types_s,
+            "n_clustered": int(mask.sum()), "probs": probs.to_numpy(), "true_index": tix}
+
+
+def reliability(probs: list[np.ndarray], true_index: list[np.ndarray]) -> dict:
+    """Pooled over variants and types: per probability bin, mean predicted probability vs observed frequency."""
+    P = np.concatenate(probs)
+    Y = np.zeros_like(P)
+    Y[np.arange(P.shape[0]), np.concatenate(true_index)] = 1.0
+    p, y = P.ravel(), Y.ravel()
+    rows = []
+    for lo, hi in itertools.pairwise(BINS):
+        sel = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if sel.sum():
+            rows.append({"bin": f"[{lo:.1f}, {hi:.1f}{']' if hi == 1 else ')'}", "n": int(sel.sum()),
+                         "mean_predicted": float(p[sel].mean()), "observed": float(y[sel].mean())})
+    signal = P[:, 0] < 0.5  # variants typed as some association: calibration among the interesting ones
+    return {"bins": rows, "max_gap_bins_n>=100": max((abs(r["mean_predicted"] - r["observed"]) for r in rows
+                                                      if r["n"] >= 100), default=float("nan")),
+            "n_variants": int(P.shape[0]), "n_called_signal": int(signal.sum()),
+            "true_signal_among_called": float((np.concatenate(true_index)[signal] != 0).mean()) if signal.any()
+            else float("nan"),
+            "expected_signal_among_called": float(1 - P[signal, 0].mean()) if signal.any() else float("nan")}
+
+
+def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
+    from _gene_sims import Sampler, make_layout
+
+    layout = make_layout(6, seed)
+    sampler = Sampler(layout[0])
+    rng = np.random.default_rng(seed + p)
+    reps, probs, truth = [], [], []
+    for r in range(n_rep):
+        rep = simulate(p, layout, sampler, rng)
+        res = evaluate(rep, p, layout, seed=1000 * p + r, steps=steps)
+        probs.append(res.pop("probs"))
+        truth.append(res.pop("true_index"))
+        reps.append(res)
+        print(json.dumps({"p": p, "rep": r, **{m: {k: round(v, 3) for k, v in res["ap"][m].items()}
+                                               for m in METHODS}}), flush=True)
+    names = [f"T{t + 1}" for t in range(p)]
+    types = [type_name(A, names) for A in _types(p)]
+    summary = {}
+    for m in METHODS:
+        summary[m] = {}
+        for t in types:
+            vals = [r["ap"][m][t] for r in reps if t in r["ap"][m]]
+            summary[m][t] = {"mean_ap": float(np.mean(vals)), "se": float(np.std(vals, ddof=1) / np.sqrt(len(vals))),
+                             "n_replicates": len(vals)}
+    baseline = {t: float(np.mean([r["baseline"][t] for r in reps if t in r["baseline"]])) for t in types}
+    return {"traits": p, "n_replicates": n_rep, "blocks": layout[2], "genes": len(layout[1]), "summary": summary,
+            "random_baseline": baseline, "reliability": reliability(probs, truth),
+            "mean_fit_seconds": float(np.mean([r["fit_seconds"] for r in reps])),
+            "mean_types_seconds": float(np.mean([r["types_seconds"] for r in reps])),
+            "mean_clustered": float(np.mean([r["n_clustered"] for r in reps]))}
+
+
+def null_case(n_rep: int, seed: int, steps: int) -> dict:
+    """Null GWAS (no causal variant, two traits): how many variants and genes the new types call."""
+    from _gene_sims import Sampler, make_layout
+
+    layout = make_layout(6, seed)
+    sampler = Sampler(layout[0])
+    rng = np.random.default_rng(seed + 99)
+    rows = []
+    for r in range(n_rep):
+        rep = simulate(2, layout, sampler, rng, null=True)
+        X = rep["beta"]
+        mask = select_variants(X, rule="quantile", quantile=0.9)
+        model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=["T1", "T2"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X[mask], seed=r, num_steps=steps)
+            probs = model.association_types(X, sd=rep["sd"], se=rep["se"], seed=r)
+        P = probs.to_numpy()
+        cats = categorize_clusters(model.covariances_, ["T1", "T2"])
+        rows.append({"mean_p_null": float(P[:, 0].mean()), "share_p_null_below_0.5": float((P[:, 0] < 0.5).mean()),
+                     "expected_signal_variants": float((1 - P[:, 0]).sum()),
+                     "previous_share_in_prioritised_clusters": float(np.mean(
+                         [cats[k] != "non-prioritised" for k in model.labels_]) * mask.mean())})
+    df = pd.DataFrame(rows)
+    return {"n_replicates": n_rep, "variants": int(sum(R.shape[0] for R in layout[0])),
+            **{k: float(v) for k, v in df.mean().items()}, "max_share_p_null_below_0.5":
+            float(df["share_p_null_below_0.5"].max())}
+
+
+def speed(n: int, p: int, seed: int) -> dict:
+    """The pipeline's multi-trait step (``pipeline.steps.cluster_effects``: select, fit, type every variant,
+    write variants.csv) on n variants x p traits of synthetic type-structured effects."""
+    from bayesmages.pipeline.steps import cluster_effects
+
+    rng = np.random.default_rng(seed)
+    X = 0.01 * rng.normal(size=(n, p))
+    kind = rng.integers(0, 2**p, size=n) * (rng.random(n) < 0.02)
+    for t in range(p):
+        hit = (kind >> t) & 1 == 1
+        X[hit, t] += rng.normal(0, 0.1, size=hit.sum())
+    se = rng.uniform(0.008, 0.012, size=(n, p))
+    names = [f"T{t + 1}" for t in range(p)]
+    effects = pd.DataFrame(X, columns=names, index=pd.Index([f"v{i}" for i in range(n)], name="SNP"))
+    ses = pd.DataFrame(se, columns=names, index=effects.index)
+    mask = select_variants(X, rule="quantile", quantile=0.9)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, c0 = time.perf_counter(), time.process_time()
+        info = cluster_effects(Path(tmp), effects, truncation=20, restarts=5, seed=seed, progress=False,
+                               selected=mask, se=ses)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"n_variants": n, "traits": p, "n_clustered": int(mask.sum()), "seconds": seconds, "cpu_seconds": cpu,
+            "load_average_at_end": list(os.getloadavg()),
+            "n_clusters": info["n_clusters"], "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 + 2 replicates, 100,000 variants in the speed part")
+    ap.add_argument("--reps2", type=int, default=30)
+    ap.add_argument("--reps3", type=int, default=20)
+    ap.add_argument("--null-reps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=300, help="SVI steps of each dp_mixture fit")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--parts", default="two,three,null,speed")
+    ap.add_argument("--tables-only", action="store_true")
+    args = ap.parse_args()
+    if args.tables_only:
+        for name, text in tables(RESULTS).items():
+            (RESULTS / name).write_text(text)
+        return
+    parts = args.parts.split(",")
+    reps2, reps3, nulls = (3, 2, 2) if args.quick else (args.reps2, args.reps3, args.null_reps)
+    path = RESULTS / "multitrait.json"
+    res = json.loads(path.read_text()) if path.exists() and not args.quick else {}
+    t0 = time.perf_counter()
+    if "two" in parts:
+        res["two_traits"] = case(2, reps2, args.seed, args.steps)
+    if "three" in parts:
+        res["three_traits"] = case(3, reps3, args.seed, args.steps)
+    if "null" in parts:
+        res["null"] = null_case(nulls, args.seed, args.steps)
+    if "speed" in parts:
+        res["speed"] = speed(100_000 if args.quick else 1_000_000, 4, args.seed)
+    res["settings"] = {**res.get("settings", {}), "quick": args.quick, "seed": args.seed, "svi_steps": args.steps,
+                       "h2": H2,
+                       "bayesmages": bm.__version__, "cpus": os.cpu_count(),
+                       "load_average_at_end": list(os.getloadavg()),
+                       "seconds": round(time.perf_counter() - t0, 1), "parts": parts}
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(res, indent=2) + "\n")
+    (RESULTS / "multitrait.md").write_text(render(res))
+
+
+def _ap_table(c: dict) -> list[str]:
+    types = list(c["random_baseline"])
+    lines = ["| method | " + " | ".join(types) + " |", "|---" * (len(types) + 1) + "|",
+             "| random ranking | " + " | ".join(f"{c['random_baseline'][t]:.3f}" for t in types) + " |"]
+    for m in METHODS:
+        cells = [f"{c['summary'][m][t]['mean_ap']:.3f} ± {c['summary'][m][t]['se']:.3f}" for t in types]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(res: dict) -> str:
+    """multitrait.md from the content of multitrait.json."""
+    st = res["settings"]
+    out = ["# Multi-trait association types (Fig. 2E-G protocol)", "",
+           "Average precision (mean ± standard error over replicates) of ranking genes by the sum of |shrunk effect| "
+           "of their variants of each type, against the genes truly of that type; same fits for every method. "
+           "Goals (issue 13): >= 0.60 for each type on two traits, >= 0.50 on three.", ""]
+    for key, title in (("two_traits", "Two traits"), ("three_traits", "Three traits")):
+        if key not in res:
+            continue
+        c = res[key]
+        out += [f"## {title}", "", f"{c['n_replicates']} replicates; {c['genes']} genes on {', '.join(c['blocks'])}; "
+                f"dp_mixture on {c['mean_clustered']:.0f} variants on average (the 90% quantile rule), "
+                f"{c['mean_fit_seconds']:.1f} s per fit, {c['mean_types_seconds']:.2f} s for the type probabilities.",
+                "", *_ap_table(c), ""]
+        rel = c["reliability"]
+        out += ["Calibration of the per-variant type probabilities (new), pooled over variants and types, against "
+                "the causal truth (a variant in LD with a causal one but not causal itself counts as "
+                "non-prioritised):", "", "| bin | predictions | mean predicted | observed |", "|---|---|---|---|"]
+        out += [f"| {b['bin']} | {b['n']} | {b['mean_predicted']:.3f} | {b['observed']:.3f} |" for b in rel["bins"]]
+        out += ["", f"Largest gap over bins with >= 100 predictions: {rel['max_gap_bins_n>=100']:.3f} (those are the "
+                "bins near 0 and 1, where almost all predictions fall; the intermediate bins hold too few predictions "
+                "to check). Variants with P(non-prioritised) < 0.5: "
+                f"{rel['n_called_signal']} of {rel['n_variants']}; causal among them "
+                f"{rel['true_signal_among_called']:.3f}, while the probabilities say "
+                f"{rel['expected_signal_among_called']:.3f}: against the causal truth the signal types are "
+                "overconfident, because a non-causal variant that the shrinker leaves with a clear effect (LD with a "
+                "causal variant) is typed like a signal. The probabilities describe the shrunk effects, not causality; "
+                "on data drawn from the model they are calibrated (tests/test_cluster_types.py).", ""]
+    if "null" in res:
+        n = res["null"]
+        out += ["## Null GWAS (no causal variant, two traits)", "",
+                f"{n['n_replicates']} replicates of {n['variants']} variants: mean P(non-prioritised) "
+                f"{n['mean_p_null']:.4f}; share of variants with P(non-prioritised) < 0.5: "
+                f"{n['share_p_null_below_0.5']:.4f} (largest {n['max_share_p_null_below_0.5']:.4f}); expected "
+                f"number of signal variants {n['expected_signal_variants']:.1f} per GWAS. The previous rule put "
+                f"{n['previous_share_in_prioritised_clusters']:.3f} of all variants in prioritised clusters.", ""]
+    if "speed" in res:
+        s = res["speed"]
+        out += ["## Cost of the multi-trait step", "",
+                f"`pipeline.steps.cluster_effects` (select, fit dp_mixture, type every variant, write variants.csv) "
+                f"on {s['n_variants']:,} variants x {s['traits']} traits ({s['n_clustered']:,} clustered): "
+                f"{s['seconds']:.1f} s wall, {s.get('cpu_seconds', float('nan')):.1f} s of CPU time (one thread; "
+                f"the machine's load average was {s.get('load_average_at_end', [float('nan')])[0]:.1f} on 2 cores, so "
+                "the wall time is inflated by other jobs, the CPU time is what the step needs); goal: <= 120 s on "
+                "2 cores.", ""]
+    out += [f"{st['cpus']} CPUs shared with other jobs (load average at the end {st['load_average_at_end'][0]:.1f}); "
+            f"{st['svi_steps']} SVI steps per fit; seed {st['seed']}; bayesmages {st['bayesmages']}."]
+    return "\n".join(out) + "\n"
+
+
+def tables(results: Path) -> dict[str, str]:
+    """The Markdown of this benchmark, rebuilt from multitrait.json in ``results`` (nothing runs)."""
+    return {"multitrait.md": render(json.loads((results / "multitrait.json").read_text()))}
+
+
+if __name__ == "__main__":
+    main()

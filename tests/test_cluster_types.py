@@ -1,0 +1,162 @@
+"""Per-variant association types (bayesmages.cluster.types, DPMixture.association_types) and pruning reports."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import multivariate_normal
+
+import bayesmages as bm
+from bayesmages.cluster.types import (
+    TypeLibrary,
+    association_types,
+    fit_type_weights,
+    gaussian_log_density,
+    type_library,
+    type_probabilities,
+    variant_noise,
+)
+from bayesmages.errors import ConvergenceWarning, PruningWarning
+from bayesmages.genes import GeneMap
+from bayesmages.genes.multitrait import summarize
+
+
+def test_log_density_matches_scipy_for_singular_components_and_per_row_noise():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(7, 3))
+    A = rng.normal(size=(4, 3, 3))
+    U = A @ A.transpose(0, 2, 1)
+    U[1] = 0.0  # a null component: singular, made definite by the noise
+    U[2][:, 2] = U[2][2, :] = 0.0  # a trait-subset component
+    nv = rng.uniform(0.1, 2.0, size=(7, 3))
+    got = gaussian_log_density(X, U, nv, chunk=5)  # chunk < rows: the chunked path
+    ref = np.array([[multivariate_normal(np.zeros(3), U[m] + np.diag(nv[i])).logpdf(X[i]) for m in range(4)]
+                    for i in range(7)])
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+    const = gaussian_log_density(X, U, nv[0])
+    ref0 = np.array([[multivariate_normal(np.zeros(3), U[m] + np.diag(nv[0])).logpdf(X[i]) for m in range(4)]
+                     for i in range(7)])
+    np.testing.assert_allclose(const, ref0, rtol=1e-10)
+
+
+def _typed_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Effects from a type-structured mixture with heterogeneous noise; the true type index per row."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(4, size=n, p=[0.8, 0.07, 0.07, 0.06])  # null, T1, T2, shared
+    g = np.zeros((n, 2))
+    g[kinds == 1, 0] = rng.normal(0, 1.0, (kinds == 1).sum())
+    g[kinds == 2, 1] = rng.normal(0, 1.0, (kinds == 2).sum())
+    sh = kinds == 3
+    g[sh] = rng.multivariate_normal([0, 0], [[1.0, -0.6], [-0.6, 1.0]], sh.sum())
+    sd = rng.uniform(0.05, 0.2, size=(n, 2))
+    return g + sd * rng.normal(size=(n, 2)), sd, kinds
+
+
+def test_type_probabilities_are_calibrated_on_data_from_the_model():
+    # Fit dp_mixture, then type every variant with the true per-variant noise: among the (variant, type)
+    # predictions of probability ~q, a fraction ~q is right. 6000 rows x 4 types; bins with >= 200
+    # predictions have a binomial sd <= 0.035, so 0.1 is ~3 sd for a calibrated method.
+    X, sd, kinds = _typed_sample(6000, 0)
+    m = bm.get_model("dp_mixture", truncation=10, restarts=2, trait_names=["T1", "T2"])
+    m.fit(X, seed=0, num_steps=150)
+    P = m.association_types(X, noise_var=sd**2).to_numpy()
+    assert list(m.type_library_.types) == ["non-prioritised", "specific:T1", "specific:T2", "shared:T1+T2"]
+    Y = np.eye(4)[kinds]
+    p, y = P.ravel(), Y.ravel()
+    edges = np.linspace(0, 1, 11)
+    gaps = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = (p >= lo) & (p <= hi if hi == 1 else p < hi)
+        if sel.sum() >= 200:
+            gaps.append(abs(p[sel].mean() - y[sel].mean()))
+    assert len(gaps) >= 4 and max(gaps) < 0.1, gaps
+    # and the types are found about as well as by the true model (small effects are ambiguous for both)
+    true = TypeLibrary(m.type_library_.types, np.array([np.zeros((2, 2)), np.diag([1.0, 0.0]), np.diag([0.0, 1.0]),
+                                                        [[1.0, -0.6], [-0.6, 1.0]]]),
+                       np.arange(4), np.arange(4) - 1, np.array([0.8, 0.07, 0.07, 0.06]), ["T1", "T2"])
+    best = type_probabilities(X, true, sd**2)
+    acc, acc_best = (P.argmax(1) == kinds).mean(), (best.argmax(1) == kinds).mean()
+    assert acc > acc_best - 0.02, (acc, acc_best)
+
+
+def test_types_do_not_depend_on_trait_signs():
+    # Flipping the sign of a trait turns a negatively correlated shared cluster into a positive one:
+    # the probabilities must not change (no eigenvector or angle enters the typing).
+    X, sd, _ = _typed_sample(1500, 1)
+    covs = np.array([np.diag([1.0, 0.01]), [[1.0, -0.6], [-0.6, 1.0]], 1e-4 * np.eye(2)])
+    w = np.array([0.1, 0.1, 0.8])
+    flip = np.diag([1.0, -1.0])
+    out = []
+    for data, cv in ((X, covs), (X @ flip, flip @ covs @ flip)):
+        lib = type_library(w, cv, ["A", "B"], sd**2, min_signal=4.0)
+        lib = fit_type_weights(data, lib, sd**2)
+        out.append(type_probabilities(data, lib, sd**2))
+    np.testing.assert_allclose(out[0], out[1], atol=1e-10)
+
+
+def test_null_data_are_non_prioritised_with_the_shrinker_sd():
+    # Pure noise whose scale differs per variant (as the shrinker's sd does): every variant is typed
+    # non-prioritised; the sd is what keeps the wide-noise variants from looking like signals.
+    rng = np.random.default_rng(3)
+    sd = np.exp(rng.normal(np.log(1e-4), 0.8, size=(4000, 2)))
+    X = sd * rng.normal(size=sd.shape)
+    m = bm.get_model("dp_mixture", truncation=10, restarts=2)
+    with warnings.catch_warnings():
+        # pure noise has no cluster structure for SVI to settle on; only the typing is under test
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit({"effects": X, "sd": sd}, seed=0, num_steps=100)
+    P = m.association_types().to_numpy()  # the fit's own rows and sd
+    assert P[:, 0].mean() > 0.99 and (P[:, 0] < 0.5).mean() < 0.005
+    P_without = m.association_types(X).to_numpy()  # one robust level for every variant: wide ones leak
+    assert (P_without[:, 0] < 0.5).mean() > (P[:, 0] < 0.5).mean()
+
+
+def test_variant_noise_caps_the_sd_of_strong_effects():
+    X = np.r_[np.full(99, 0.01), 1.0][:, None]
+    nv = variant_noise(X, sd=np.r_[np.full(99, 0.02), 1.0][:, None])
+    level = 0.01**2 / 0.454936423119572  # median(x^2) / median(chi2_1)
+    np.testing.assert_allclose(nv[:99, 0], 0.02**2)
+    np.testing.assert_allclose(nv[99, 0], 25 * level)
+
+
+def test_pruning_reports_moved_variants_and_keeps_honest_probabilities():
+    # 20 strong T1-specific rows among 4000 near-null rows: their cluster weighs 0.5%, which keep_mass=0.99
+    # prunes; they must be reported, with a low probability for the cluster they are moved to, and still
+    # typed specific:T1 (types use every cluster).
+    rng = np.random.default_rng(4)
+    X = 0.01 * rng.normal(size=(4020, 2))
+    X[:20, 0] = rng.choice([-1, 1], 20) * rng.uniform(0.5, 1.0, 20)
+    m = bm.get_model("dp_mixture", truncation=10, restarts=2, keep_mass=0.99)
+    with pytest.warns(PruningWarning, match="pruned clusters that held"):
+        m.fit(X, seed=0, num_steps=150)
+    table = m.variant_table()
+    moved = table["pruned_label_change"].to_numpy()
+    assert moved[:20].all() and not moved[20:].any()
+    assert (table["p_pruned"].to_numpy()[:20] > 0.5).all() and (table["prob"].to_numpy()[:20] < 0.5).all()
+    assert (table["type"].to_numpy()[:20] == "specific:trait1").all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PruningWarning)
+        kept = bm.get_model("dp_mixture", truncation=10, restarts=2, keep_mass=1.0).fit(X, seed=0, num_steps=150)
+    assert not kept.pruned_label_change_.any()
+
+
+def test_gene_type_scores_from_probabilities_by_hand():
+    B = np.array([[1.0, 0.0], [0.0, -2.0], [0.5, 0.5]])
+    types = association_types(["T1", "T2"])
+    P = pd.DataFrame([[0.0, 1.0, 0.0, 0.0], [0.2, 0.0, 0.8, 0.0], [0.5, 0.0, 0.0, 0.5]], columns=types)
+    gmap = GeneMap(pd.DataFrame({"GENE": ["A"], "CHR": ["1"], "n_variants": [3]}), [np.arange(3)])
+    ts = summarize(B, gmap, np.array([0, 0, -1]), ["c0"], trait_names=["T1", "T2"],
+                   type_probabilities=P).type_scores.set_index("type")
+    assert ts.loc["specific:T2", "abs_T2"] == pytest.approx(0.8 * 2.0)
+    assert ts.loc["specific:T2", "sd_total"] == pytest.approx(np.sqrt(0.8 * 0.2 * 4.0))
+    assert ts.loc["shared:T1+T2", "abs_total"] == pytest.approx(0.5)
+    assert ts.loc["non-prioritised", "expected_variants"] == pytest.approx(0.7)
+    # gene level: q_T1 = max(1, 0, 0.5) = 1, q_T2 = max(0, 0.8, 0.5) = 0.8 -> shared 0.8, T1-specific 0.2
+    assert ts.loc["shared:T1+T2", "gene_prob"] == pytest.approx(0.8)
+    assert ts.loc["specific:T1", "gene_prob"] == pytest.approx(0.2)
+    signal = 1.0 * 1.0 + 0.8 * 2.0 + 0.5 * 1.0
+    assert ts.loc["shared:T1+T2", "gene_score"] == pytest.approx(0.8 * signal)
