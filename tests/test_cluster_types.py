@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal
 
 import bayesmages as bm
 from bayesmages.cluster.types import (
+    NULL_TYPE,
     TypeLibrary,
     association_types,
     fit_type_weights,
@@ -160,3 +161,26 @@ def test_gene_type_scores_from_probabilities_by_hand():
     assert ts.loc["specific:T1", "gene_prob"] == pytest.approx(0.2)
     signal = 1.0 * 1.0 + 0.8 * 2.0 + 0.5 * 1.0
     assert ts.loc["shared:T1+T2", "gene_score"] == pytest.approx(0.8 * signal)
+
+
+def test_exact_zero_effects_with_zero_sd_are_certain_nulls():
+    """A sparse shrinker (method='susie') puts most effects at exactly 0 with sd 0: the noise is floored
+    (1% of an se), the probabilities stay finite, and those variants are typed non-prioritised."""
+    rng = np.random.default_rng(5)
+    n = 400
+    X = np.zeros((n, 2))
+    sd = np.zeros((n, 2))
+    X[:10, 0] = rng.normal(0, 0.05, 10)  # ten T1 signals, the rest exact zeros
+    sd[:10, 0] = 0.005
+    se = np.full((n, 2), 0.004)
+    noise = variant_noise(X, sd=sd, se=se)
+    assert np.all(noise > 0) and np.allclose(noise[10:], 1e-4 * 0.004**2)
+    assert np.all(variant_noise(np.zeros((5, 1))) > 0)  # all zero and no se: still positive
+    with np.errstate(all="raise"):
+        lib = type_library(np.array([0.97, 0.03]), np.array([np.diag([1e-8, 1e-8]), np.diag([2.5e-3, 1e-8])]),
+                                 ["T1", "T2"], noise)
+        lib = fit_type_weights(X, lib, noise, seed=0)
+        P = type_probabilities(X, lib, noise)
+    assert np.all(np.isfinite(P)) and np.allclose(P.sum(1), 1)
+    null = lib.types.index(NULL_TYPE)
+    assert P[10:, null].min() > 0.99

@@ -116,6 +116,10 @@ def null_noise(X: np.ndarray, se: np.ndarray | None = None) -> np.ndarray:
     return level
 
 
+_NOISE_FLOOR = 1e-4  # (1% of an se)^2
+_NOISE_ABSOLUTE_FLOOR = 1e-30  # effects that are all exactly zero: keep the variances positive
+
+
 def variant_noise(X: np.ndarray, sd: np.ndarray | None = None, se: np.ndarray | None = None,
                   cap: float = 25.0) -> np.ndarray:
     """Noise variances for the type probabilities: the shrinker's sd^2, capped; else the robust null level.
@@ -134,13 +138,23 @@ def variant_noise(X: np.ndarray, sd: np.ndarray | None = None, se: np.ndarray | 
     [0.0004, 0.005495]
     """
     X = np.asarray(X, dtype=float)
-    level = null_noise(X, None if se is None else np.asarray(se, dtype=float))
+    se_arr = None if se is None else np.asarray(se, dtype=float)
+    # A sparse shrinker (susie) returns exact zeros with sd 0 for most variants: the robust level and
+    # the sds are then 0 and every Gaussian degenerates. Noise never goes below 1% of a GWAS se (or of
+    # the effects' root mean square), far below any null level, so those variants stay certain nulls.
+    floor = _NOISE_FLOOR * (se_arr**2 if se_arr is not None else np.mean(X**2, axis=0))
+    floor = np.maximum(floor, _NOISE_ABSOLUTE_FLOOR)
+    level = np.array(floor, dtype=float)
+    live = np.any(X != 0, axis=0)  # a trait whose effects are all exactly zero keeps the floor
+    if live.any():
+        found = null_noise(X[:, live], None if se_arr is None else se_arr[:, live])
+        level[..., live] = np.maximum(found, floor[..., live])
     if sd is None:
         return level
     S = np.asarray(sd, dtype=float)
     if S.shape != X.shape or not np.all(np.isfinite(S)) or np.any(S < 0):
         raise InputError(f"sd must be finite and non-negative, with the shape of the effects {X.shape}")
-    return np.minimum(S**2, cap * level)
+    return np.maximum(np.minimum(S**2, cap * level), floor)
 
 
 def type_name(subset: Sequence[int], trait_names: Sequence[str]) -> str:

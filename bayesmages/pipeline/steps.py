@@ -303,7 +303,10 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
     table.loc[mask, cols] = fitted[cols].to_numpy()
     table["cluster"] = table["cluster"].astype(np.int64)
     table["pruned_label_change"] = table["pruned_label_change"].astype(bool)
-    probs = model.association_types(X, sd=None if sd is None else sd.to_numpy(np.float64),
+    sd_arr = None if sd is None else sd.to_numpy(np.float64)
+    if sd_arr is not None and not np.isfinite(sd_arr).all():
+        sd_arr = None  # a shrinker without posterior sds (the elastic net): the robust null level instead
+    probs = model.association_types(X, sd=sd_arr,
                                     se=None if se is None else se.to_numpy(np.float64), seed=seed)
     table["type"] = probs.columns.to_numpy(dtype=object)[probs.to_numpy().argmax(1)]
     table["type_prob"] = probs.to_numpy().max(1)
