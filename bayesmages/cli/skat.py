@@ -39,8 +39,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--weights-beta", nargs=2, type=float, default=(1.0, 25.0), metavar=("A1", "A2"),
                    help="Beta(a1, a2) MAF weights (default 1 25)")
     p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")
-    p.add_argument("--adjustment", action="store_true",
-                   help="binary small-sample moment adjustment (R's default when n < 2000)")
+    p.add_argument("--adjustment", action=argparse.BooleanOptionalAction, default=None,
+                   help="binary small-sample moment adjustment (default: on when n < 2000, as R SKAT)")
+    p.add_argument("--method-bin", choices=("er", "spa", "hybrid"), default=None,
+                   help="binary traits: efficient resampling (er), saddlepoint-adjusted scores (spa), or ER up to "
+                        "40 minor alleles and SPA above (hybrid); default: the moment adjustment / asymptotic test")
     p.add_argument("--train-fraction", type=float, default=0.3, help="ecSKAT training fraction (default 0.3)")
     p.add_argument("--objective", choices=("standardized", "bound"), default="standardized",
                    help="ecSKAT weight-learning objective")
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         table = run_sets(
             G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
-            method=args.method, adjustment=args.adjustment, impute=args.impute,
+            method=args.method, adjustment=args.adjustment, method_bin=args.method_bin, impute=args.impute,
             train_fraction=args.train_fraction, objective=args.objective, seed=args.seed, workers=args.workers,
             scheduler=args.scheduler, progress=not args.quiet,
         )

@@ -1,8 +1,9 @@
 """The public SKAT-family entry points: :func:`test` (QC + test) and :func:`test_prepared` (the numeric core).
 
-``Q = S'S / (2 s2)`` (SKAT) or ``(1'S)^2 / (2 s2)`` (burden, R's ``r.corr = 1``) from the weighted
-scores of :mod:`bayesmages.skat.scores`; p-values from :mod:`bayesmages.skat.pvalues`; SKAT-O in
-:mod:`bayesmages.skat.skato`.
+The weighted scores of :mod:`bayesmages.skat.scores` are tested by
+:mod:`bayesmages.skat.score_test`; binary traits can instead use the moment adjustment
+(:mod:`bayesmages.skat.adjusted`), efficient resampling or saddlepoint p-values
+(:mod:`bayesmages.skat.binary`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from bayesmages.errors import InputError
+from bayesmages.skat.adjusted import adjusted_test
+from bayesmages.skat.binary import BIN_METHODS, binary_test
 from bayesmages.skat.null import NullModel
-from bayesmages.skat.pvalues import mixture_pvalue, moment_params, moment_pvalue
-from bayesmages.skat.result import METHODS, RHO_DEFAULT, TESTS, SKATResult
-from bayesmages.skat.scores import boot_scores, weighted_scores
-from bayesmages.skat.skato import skato
+from bayesmages.skat.result import METHODS, TESTS, SKATResult
+from bayesmages.skat.score_test import test_scores
+from bayesmages.skat.scores import weighted_scores
 from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
 
 __all__ = ["test", "test_prepared"]
@@ -37,6 +39,9 @@ def test_prepared(
     rho_grid: Any = None,
     n_variants: int | None = None,
     skato_quadrature: str = "gk",
+    method_bin: str | None = None,
+    n_resampling: int = 1_000_000,
+    seed: int = 0,
 ) -> SKATResult:
     """Run a test on QC'd, imputed genotypes ``G`` (n x p) with kernel weights ``w`` (p,).
 
@@ -47,37 +52,14 @@ def test_prepared(
     n_variants = p if n_variants is None else n_variants
     if p == 0:
         return SKATResult(1.0, 0.0, 0, n_variants, test, "none")
-    adjusted = null.adjustment and null.trait == "binary"
-    S, W, Z1 = weighted_scores(G, w, null)
-    if test == "skat-o" and p > 1:
-        return skato(S, W, null, rho_grid=rho_grid, method=method, Z1=Z1, n_variants=n_variants,
-                     quadrature=skato_quadrature)
-    if test == "skat-o":
-        # one variant: every Q_rho is the same multiple of S^2, so SKAT-O is the SKAT test
-        res = test_prepared(G, w, null, "skat", method, n_variants=n_variants)
-        res.test = "skat-o"
-        res.rho_grid = np.asarray(RHO_DEFAULT if rho_grid is None else rho_grid, dtype=np.float64)
-        res.p_each_rho = np.full(res.rho_grid.size, res.p_value)
-        res.rho = float(res.rho_grid[0])
-        return res
-    if test == "burden":
-        Q = float(S.sum() ** 2 / (2.0 * null.s2))
-        lam_all = np.array([W.sum() / 2.0])
-        R = np.ones((p, p))
-    else:
-        Q = float(S @ S / (2.0 * null.s2))
-        lam_all = np.linalg.eigvalsh(W / 2.0)
-        R = np.eye(p)
-    p_val, used, fault = mixture_pvalue(Q, lam_all, method)
-    res = SKATResult(p_val, Q, p, n_variants, test, used, davies_fault=fault)
-    if adjusted:
-        assert Z1 is not None  # set above for adjusted nulls
-        params = moment_params(null, Z1, R, boot_scores(null, Z1))
-        # R reports the unadjusted liu.mod value next to the adjusted one
-        res.p_value_noadj = mixture_pvalue(Q, lam_all, "liu.mod")[0]
-        res.p_value = moment_pvalue(Q, params)
-        res.method = "moment-adjusted"
-    return res
+    if method_bin is not None:
+        return binary_test(G, w, null, test, method_bin, method=method, rho_grid=rho_grid, n_variants=n_variants,
+                           skato_quadrature=skato_quadrature, n_resampling=n_resampling, seed=seed)
+    if null.adjustment and null.trait == "binary":
+        return adjusted_test(G, w, null, test, rho_grid=rho_grid, n_variants=n_variants, quadrature=skato_quadrature)
+    S, W = weighted_scores(G, w, null)
+    return test_scores(S, W, null.s2, test, method, rho_grid=rho_grid, n_variants=n_variants,
+                       skato_quadrature=skato_quadrature)
 
 
 def test(
@@ -93,6 +75,8 @@ def test(
     max_maf: float = 1.0,
     rho_grid: Any = None,
     skato_quadrature: str = "gk",
+    method_bin: str | None = None,
+    n_resampling: int = 1_000_000,
     seed: int = 0,
 ) -> SKATResult:
     """SKAT, burden or SKAT-O test of a variant set against a fitted null model.
@@ -124,8 +108,19 @@ def test(
         SKAT-O's final integral: ``"gk"`` (default) accurate and fast; ``"qags"`` R's QUADPACK
         computation, which reproduces R's values including its quadrature error (up to ~1 %
         at p ~ 1e-5; :mod:`bayesmages.skat.skato`).
+    method_bin : {None, "er", "spa", "hybrid"}
+        Binary traits only (:mod:`bayesmages.skat.binary`). ``None`` (default): R ``SKAT()``'s
+        behaviour, i.e. the small-sample moment adjustment when the null model carries it
+        (``fit_null``'s default for n < 2,000, :mod:`bayesmages.skat.adjusted`), else the
+        asymptotic test. ``"er"``: efficient resampling, exact when the carriers have at most
+        2^20 phenotype configurations, adaptive resampling beyond. ``"spa"``: saddlepoint-adjusted
+        scores (per-variant SPA, SKATBinary_Robust's variance adjustment), for unbalanced
+        case-control designs and biobank sizes. ``"hybrid"``: ER up to 40 minor alleles or
+        carriers, SPA above.
+    n_resampling : int
+        Largest number of ER draws when the law is not enumerated (R: 2e6).
     seed : int
-        Seed of ``impute="random"``.
+        Seed of ``impute="random"`` and of ER resampling.
 
     Returns
     -------
@@ -147,9 +142,15 @@ def test(
         raise InputError(f"null must be a NullModel from bayesmages.skat.fit_null, got {type(null).__name__}")
     _check_choice("test", test, TESTS)
     _check_choice("method", method, METHODS)
+    if method_bin is not None:
+        _check_choice("method_bin", method_bin, BIN_METHODS)
+        if null.trait != "binary":
+            raise InputError(f"method_bin={method_bin!r} is for binary traits; the null model is {null.trait!r} "
+                             "(fit it with trait='binary')")
     G = as_genotype_matrix(Z, n=null.n)
     pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed,
                           _validated=True)
     w = variant_weights(pv, weights_beta, weights)
     return test_prepared(pv.G, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
-                         skato_quadrature=skato_quadrature)
+                         skato_quadrature=skato_quadrature, method_bin=method_bin, n_resampling=n_resampling,
+                         seed=seed)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from bayesmages.errors import InputError
 from bayesmages.io.tables import find_column, read_table
+from bayesmages.skat.binary import BIN_METHODS
 from bayesmages.skat.ecskat import ecskat
 from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import METHODS, TESTS
@@ -85,7 +86,7 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
                 "method": f"ecskat-{ec.objective}" + ("-fallback" if ec.fallback else "")}
     assert null is not None  # fitted by the caller for every test but ecskat
     r = skat_test(G, null, test=opts["test"], weights_beta=opts["weights_beta"], method=opts["method"],
-                  impute=opts["impute"], seed=opts["seed"])
+                  impute=opts["impute"], seed=opts["seed"], method_bin=opts["method_bin"])
     row.update(n_tested=r.n_tested, statistic=r.statistic, p_value=r.p_value, method=r.method)
     if r.p_each_rho is not None and r.rho_grid is not None:  # both set by SKAT-O
         row["rho"] = r.rho
@@ -105,7 +106,8 @@ def run_sets(
     *,
     weights_beta: tuple[float, float] = (1.0, 25.0),
     method: str = "davies",
-    adjustment: bool = False,
+    adjustment: bool | None = None,
+    method_bin: str | None = None,
     impute: str = "fixed",
     train_fraction: float = 0.3,
     objective: str = "standardized",
@@ -132,8 +134,11 @@ def run_sets(
         The test (ecSKAT fits its own split null models per set).
     weights_beta, method, impute
         As in :func:`bayesmages.skat.test`.
-    adjustment : bool
-        Binary small-sample moment adjustment of the null model.
+    adjustment : bool or None
+        Binary small-sample moment adjustment of the null model (``None``: R's default, for
+        n < 2,000).
+    method_bin : {None, "er", "spa", "hybrid"}
+        Binary traits: efficient resampling or saddlepoint p-values (:func:`bayesmages.skat.test`).
     train_fraction, objective
         ecSKAT options.
     seed : int
@@ -160,6 +165,9 @@ def run_sets(
         raise InputError(f"test must be one of {list(SET_TESTS)}, got {test!r}")
     if method not in METHODS:
         raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method_bin is not None and (method_bin not in BIN_METHODS or trait != "binary" or test == "ecskat"):
+        raise InputError(f"run_sets: method_bin must be one of {list(BIN_METHODS)} with trait 'binary' and a test "
+                         f"other than ecskat, got method_bin={method_bin!r}, trait={trait!r}, test={test!r}")
     if not sets:
         raise InputError("run_sets: no variant sets given")
     G = np.asarray(G, dtype=np.float64)
@@ -180,7 +188,7 @@ def run_sets(
         cols = [col[v] for v in dict.fromkeys(members) if v in col]
         units.append((name, G[:, cols], [ids[j] for j in cols]))
     opts = {"test": test, "trait": trait, "weights_beta": tuple(weights_beta), "method": method, "impute": impute,
-            "train_fraction": train_fraction, "objective": objective, "seed": seed}
+            "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed}
     fn = functools.partial(_run_one, null=null, y=yv, X=X, opts=opts)
     try:
         from bayesmages.parallel import map_units
