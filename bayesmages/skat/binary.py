@@ -28,15 +28,22 @@ variance adjustment is that of SAIGE-GENE, Zhou et al. 2020, *Nat Genet* 52:634-
 variant's score ``s_j = g~_j' (y - mu)`` (g~ the covariate-adjusted genotype) gets a two-sided
 p-value: normal when |z| <= 2; otherwise the saddlepoint approximation of Dey et al. (2017, *AJHG*
 101:37-49; Barndorff-Nielsen's form, each tail solved separately) of the Bernoulli score, or the
-exact single-variant ER when the variant's minor-allele count is below 10 (where SPA is
-unreliable). Its variance is then replaced by ``s_j^2 / qchisq(1 - p_j, 1)``, and the weighted
+exact single-variant ER when the variant's minor-allele count is below 200. Zhao et al. switch to
+ER below 10 only; but the score of a rare variant is a lattice variable (one step per carrier
+case) and the continuous saddlepoint misses its atoms: at 1 % cases it gives 0.4-0.6x the exact
+tail at a minor-allele count of 14, 0.5-0.7x at 30 and 0.7-0.8x at 80 (0.94-1.06x at 400;
+``tests/test_skat_binary.py``). For hard-called genotypes the exact single-variant ER costs O(m)
+(the score depends only on the numbers of cases among the carriers of each genotype value), so it
+replaces SPA up to 200 minor alleles; dosages with more than two distinct values use SPA from 10.
+Each variant's variance is then replaced by ``s_j^2 / qchisq(1 - p_j, 1)``, and the weighted
 covariance Phi is scaled to ``D^1/2 Phi D^1/2`` with ``D = adjusted / original variance`` (R
 scales the columns only, leaving Phi non-symmetric; the symmetric form keeps the same diagonal).
 Finally the burden score (the weighted sum of the adjusted genotypes) gets its own SPA p-value
 p_b; if its implied variance ``(w's)^2 / qchisq(1 - p_b, 1)`` exceeds ``1' Phi 1``, Phi is
 inflated by that ratio (never deflated). SKAT, burden and SKAT-O then run on the weighted scores
-with the adjusted Phi (:func:`bayesmages.skat.score_test.test_scores`); a single-variant or burden
-test thus returns the SPA p-value itself.
+with the adjusted Phi (:func:`bayesmages.skat.score_test.test_scores`); a single-variant test
+thus returns that variant's p-value (SPA or exact ER), a burden test the burden score's SPA
+p-value unless the adjusted per-variant variances already imply a larger burden variance.
 """
 
 from __future__ import annotations
@@ -62,7 +69,8 @@ _ER_TIE = 1e-6  # R's epsilon: |Q* - Q| <= 1e-6 on the scale S'S counts as a tie
 _ER_CRITICAL = 25  # R's r.critical: resampling stops once B * p >= 25
 _ER_ROUND = 10_000  # first resampling round; each further round doubles the total
 _SPA_CUTOFF = 2.0  # |z| beyond which the saddlepoint replaces the normal (SPAtest's default)
-_SPA_MIN_MAC = 10  # below: exact single-variant ER instead of SPA (Zhao et al. 2020)
+_SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (see the docstring)
+_ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
 _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
 
 
@@ -147,20 +155,61 @@ class _CarrierLaw:
         return Y
 
 
-def _carrier_law(null: NullModel, carriers: np.ndarray) -> _CarrierLaw:
-    _check_binary(null, "er")
+def _noncarrier_log_pmf(null: NullModel, carriers: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Carriers' probabilities, log P(non-carriers have n_case - k cases) for k = 0..m, and n_case."""
     y = np.rint(null.fitted + null.residuals)
     n_case = int(y.sum())
     p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
     pmf = _total_pmf(null)
     for pi in p:
         pmf = _remove(pmf, float(pi))
-    m = p.size
-    j = n_case - np.arange(m + 1)
+    j = n_case - np.arange(p.size + 1)
     ok = (j >= 0) & (j < pmf.size)
     with np.errstate(divide="ignore"):
         log_nc = np.where(ok, np.log(np.where(ok, pmf[np.clip(j, 0, pmf.size - 1)], 1.0)), -np.inf)
-    return _CarrierLaw(p=p, log_nc=log_nc, y_obs=y[carriers])
+    return p, log_nc, n_case
+
+
+def _carrier_law(null: NullModel, carriers: np.ndarray) -> _CarrierLaw:
+    _check_binary(null, "er")
+    p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
+    return _CarrierLaw(p=p, log_nc=log_nc, y_obs=np.rint(null.fitted + null.residuals)[carriers])
+
+
+def _pb_pmf(p: np.ndarray) -> np.ndarray:
+    """Poisson-binomial pmf of the number of successes among Bernoulli(p_i)."""
+    pmf = np.ones(1)
+    for pi in p:
+        pmf = np.concatenate([pmf * (1 - pi), [0.0]]) + np.concatenate([[0.0], pmf * pi])
+    return pmf
+
+
+def _single_variant_er(g: np.ndarray, null: NullModel) -> float | None:
+    """Exact ER mid-p of one variant whose carriers have at most two genotype values (hard calls).
+
+    The score then depends on the phenotypes only through the numbers of cases (k1, k2) among the
+    carriers of each value, whose law is ``PB_1(k1) PB_2(k2) P(non-carriers = n_case - k1 - k2)``
+    up to normalisation (the law of :class:`_CarrierLaw`, summed over configurations): O(m) values
+    instead of 2^m. ``None`` when the variant has more than two distinct non-zero values (dosages).
+    """
+    carriers = np.flatnonzero(g != 0)
+    vals = np.unique(g[carriers])
+    if carriers.size == 0 or vals.size > 2:
+        return None if carriers.size else 1.0
+    p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
+    y = np.rint(null.fitted + null.residuals)[carriers]
+    gc = g[carriers]
+    v1, v2 = vals[0], vals[-1]
+    in2 = (gc == v2) & (v2 != v1)
+    pb1, pb2 = _pb_pmf(p[~in2]), _pb_pmf(p[in2])
+    k1, k2 = np.arange(pb1.size)[:, None], np.arange(pb2.size)[None, :]
+    with np.errstate(divide="ignore"):
+        lp = np.log(pb1)[:, None] + np.log(pb2)[None, :] + log_nc[k1 + k2]
+    prob = np.exp(lp - lp.max())
+    prob /= prob.sum()
+    S = (v1 * k1 + v2 * k2 - float(gc @ p)).astype(np.float64)
+    s_obs = v1 * float(y[~in2].sum()) + v2 * float(y[in2].sum()) - float(gc @ p)
+    return _midp(s_obs**2, np.broadcast_to(S**2, prob.shape).ravel(), prob.ravel(), larger=True)
 
 
 def _stats(Y: np.ndarray, Gc: np.ndarray, p: np.ndarray, kind: str, r: np.ndarray) -> np.ndarray:
@@ -225,6 +274,11 @@ def er_pvalue(
     m = carriers.size
     if m == 0:
         return 1.0, {"m": 0, "exact": True, "n_draws": 0}
+    if Gw.shape[1] == 1:
+        _check_binary(null, "er")
+        p1 = _single_variant_er(Gw[:, 0], null)
+        if p1 is not None:
+            return p1, {"m": m, "exact": True, "n_draws": 0}
     law = _carrier_law(null, carriers)
     Gc = Gw[carriers]
     r = np.minimum(np.asarray(RHO_DEFAULT if rho_grid is None else rho_grid, dtype=np.float64).ravel(), 0.999)
@@ -356,8 +410,8 @@ def spa_scores(
         z = S[j] / math.sqrt(var[j])
         if abs(z) <= _SPA_CUTOFF:
             p_var[j] = 2.0 * ndtr(-abs(z))
-        elif mac[j] < _SPA_MIN_MAC:
-            p_var[j] = er_pvalue(G[:, [j]], null, "skat", seed=seed)[0]
+        elif mac[j] < _ER_SINGLE_MAC or (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3):
+            p_var[j] = er_pvalue(G[:, [j]], null, "skat", seed=seed)[0]  # O(m) for hard calls
         else:
             if Gt is None:
                 Gt = A / null.sqrt_var[:, None]
