@@ -5,10 +5,13 @@ truncation, Davies with the liu.mod fallback, SKAT-O "optimal.adj"), so that res
 compared against R directly. All algebra is p x p (never n x n).
 
 Modules, each importing only those above it: :mod:`~bayesmages.skat.variants` (QC, imputation,
-weights), :mod:`~bayesmages.skat.null` (null models), :mod:`~bayesmages.skat.result`,
+weights), :mod:`~bayesmages.skat.null` (null models; :mod:`~bayesmages.skat.kinship` for related
+samples), :mod:`~bayesmages.skat.result`,
 :mod:`~bayesmages.skat.scores` (weighted scores and their covariance),
 :mod:`~bayesmages.skat.pvalues` (Davies/Liu, small-sample adjustment),
-:mod:`~bayesmages.skat.skato` (SKAT-O), :mod:`~bayesmages.skat.set_test` (:func:`test`),
+:mod:`~bayesmages.skat.skato` (SKAT-O), :mod:`~bayesmages.skat.score_test`,
+:mod:`~bayesmages.skat.adjusted` (binary moment adjustment), :mod:`~bayesmages.skat.binary` (ER and
+SPA for binary traits), :mod:`~bayesmages.skat.set_test` (:func:`test`),
 :mod:`~bayesmages.skat.ecskat` and :mod:`~bayesmages.skat.sets` (gene-set runner).
 
 Examples
@@ -24,6 +27,7 @@ Examples
 """
 
 from bayesmages.skat.ecskat import ECSKATResult, cauchy_combine, ecskat
+from bayesmages.skat.kinship import KinshipNullModel, fit_null_kinship
 from bayesmages.skat.null import NullModel, fit_null, irls_logistic
 from bayesmages.skat.result import SKATResult
 from bayesmages.skat.set_test import test, test_prepared
@@ -35,6 +39,7 @@ __all__ = [
     "RHO_OPTIMAL",
     "RHO_OPTIMAL_ADJ",
     "ECSKATResult",
+    "KinshipNullModel",
     "NullModel",
     "PreparedVariants",
     "SKATResult",
@@ -42,6 +47,7 @@ __all__ = [
     "cauchy_combine",
     "ecskat",
     "fit_null",
+    "fit_null_kinship",
     "irls_logistic",
     "prepare_variants",
     "read_sets",

@@ -19,6 +19,7 @@ from bayesmages.errors import InputError
 from bayesmages.io.tables import find_column, read_table
 from bayesmages.skat.binary import BIN_METHODS
 from bayesmages.skat.ecskat import ecskat
+from bayesmages.skat.kinship import fit_null_kinship
 from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import METHODS, TESTS
 from bayesmages.skat.set_test import test as skat_test
@@ -108,6 +109,7 @@ def run_sets(
     method: str = "davies",
     adjustment: bool | None = None,
     method_bin: str | None = None,
+    kinship: Any = None,
     impute: str = "fixed",
     train_fraction: float = 0.3,
     objective: str = "standardized",
@@ -139,6 +141,9 @@ def run_sets(
         n < 2,000).
     method_bin : {None, "er", "spa", "hybrid"}
         Binary traits: efficient resampling or saddlepoint p-values (:func:`bayesmages.skat.test`).
+    kinship : array-like, optional
+        (n, n) kinship matrix of the samples of ``y``: the related-samples (EMMAX) null model of
+        :func:`bayesmages.skat.fit_null_kinship` (continuous traits).
     train_fraction, objective
         ecSKAT options.
     seed : int
@@ -180,8 +185,13 @@ def run_sets(
         raise InputError(f"run_sets: G has {G.shape[0]} samples but y has {yv.size}")
     if not any(v in col for members in sets.values() for v in members):
         raise InputError("run_sets: no variant of any set is among the genotype variant ids")
-    null = None
-    if test != "ecskat":
+    if kinship is not None and (trait != "continuous" or test == "ecskat"):
+        raise InputError(f"run_sets: a kinship matrix needs trait 'continuous' and a test other than ecskat (the "
+                         f"EMMAX null model of R SKAT), got trait={trait!r}, test={test!r}")
+    null: NullModel | None = None
+    if kinship is not None:
+        null = fit_null_kinship(yv, X, kinship)
+    elif test != "ecskat":
         null = fit_null(yv, X, trait, adjustment=adjustment, seed=seed)
     units = []
     for name, members in sets.items():
