@@ -276,3 +276,54 @@ def test_binary_type_i_error_at_one_percent_cases(method_bin):
     lo, hi = stats.binom.ppf([0.0005, 0.9995], total, 0.01)
     for t, k in counts.items():
         assert lo <= k <= hi, (t, k, total, lo, hi)
+
+
+@pytest.fixture
+def binary_files(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 600
+    ids = [f"S{i}" for i in range(n)]
+    G = rng.binomial(2, 0.01, size=(n, 8)).astype(float)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-3 + 0.5 * x)))).astype(float)
+    snps = [f"v{j}" for j in range(8)]
+    pd.DataFrame(G, columns=snps).assign(IID=ids)[["IID", *snps]].to_csv(tmp_path / "geno.csv", index=False)
+    pd.DataFrame({"IID": ids, "y": y}).to_csv(tmp_path / "pheno.csv", index=False)
+    pd.DataFrame({"IID": ids, "x": x}).to_csv(tmp_path / "cov.csv", index=False)
+    pd.DataFrame({"SET": ["a"] * 4 + ["b"] * 4, "SNP": snps}).to_csv(tmp_path / "sets.csv", index=False)
+    return tmp_path, G, x, y
+
+
+@pytest.mark.parametrize("method_bin", ["spa", "er", "hybrid"])
+def test_cli_method_bin_equals_the_api(binary_files, method_bin):
+    from bayesmages.cli import main
+
+    d, G, x, y = binary_files
+    out = d / f"{method_bin}.csv"
+    rc = main(["skat", "--genotypes", str(d / "geno.csv"), "--phenotype", str(d / "pheno.csv"), "--covariates",
+               str(d / "cov.csv"), "--sets", str(d / "sets.csv"), "--trait", "binary", "--method-bin", method_bin,
+               "--test", "burden", "--out", str(out), "--quiet"])
+    assert rc == 0
+    table = pd.read_csv(out)
+    null = bm.skat.fit_null(y, pd.DataFrame({"x": x}), trait="binary")
+    expect = [bm.skat.test(G[:, cols], null, test="burden", method_bin=method_bin).p_value
+              for cols in (slice(0, 4), slice(4, 8))]
+    assert table["p_value"].tolist() == pytest.approx(expect, rel=1e-8)  # the CSV keeps 10 digits
+    assert table["method"].str.startswith("spa" if method_bin == "spa" else ("er", "spa")).all()
+
+
+def test_cli_binary_method_with_bad_phenotype_exits_2(binary_files, capsys):
+    from bayesmages.cli import main
+
+    d, *_ = binary_files
+    ph = pd.read_csv(d / "pheno.csv")
+    ph.loc[5, "y"] = 2.0
+    ph.to_csv(d / "pheno2.csv", index=False)
+    base = ["skat", "--genotypes", str(d / "geno.csv"), "--sets", str(d / "sets.csv"), "--out", str(d / "bad.csv")]
+    assert main([*base, "--phenotype", str(d / "pheno2.csv"), "--trait", "binary", "--method-bin", "spa"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "0/1" in err[0] and "row 6" in err[0]
+    assert main([*base, "--phenotype", str(d / "pheno.csv"), "--method-bin", "er"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trait binary" in err[0]
+    assert not (d / "bad.csv").exists()
