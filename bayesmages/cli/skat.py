@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--kinship", type=Path, default=None,
                    help="related samples: square kinship/GRM table, first column the sample ids and one column per "
                         "sample id (EMMAX null model of R SKAT; continuous traits)")
+    p.add_argument("--estimate-maf", type=int, choices=(1, 2), default=1,
+                   help="R's estimate_MAF: MAFs (weights, imputation, flipping) from all genotyped samples (1, "
+                        "default) or from those with phenotype and covariates only (2)")
     p.add_argument("--train-fraction", type=float, default=0.3, help="ecSKAT training fraction (default 0.3)")
     p.add_argument("--objective", choices=("standardized", "bound"), default="standardized",
                    help="ecSKAT weight-learning objective")
@@ -89,8 +92,8 @@ def _load_kinship(path: Path, samples: np.ndarray) -> np.ndarray:
 
 def _load_inputs(
     args: argparse.Namespace,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame | None, int, str, np.ndarray | None]:
-    """Genotypes, variant ids, phenotype and covariates aligned on samples; the dropped count; their source; K."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame | None, np.ndarray, str, np.ndarray | None]:
+    """All genotypes, variant ids, phenotype and covariates of the kept samples, the kept mask, their source, K."""
     from bayesmages.io import read_genotypes, read_table
     from bayesmages.io.tables import numeric_column
 
@@ -145,13 +148,13 @@ def _load_inputs(
     ok = np.isfinite(y) & (np.isfinite(X).all(1) if X is not None else True)
     if ok.sum() < 3:
         raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
-    G = geno.G[ok]
+    G = geno.G  # all genotyped samples: --estimate-maf 1 takes MAFs from all of them
     # a DataFrame keeps the covariate column names, which fit_null's messages then use
     import pandas as pd
 
     Xok = None if X is None else pd.DataFrame(X[ok], columns=ccols)
     K = None if args.kinship is None else _load_kinship(args.kinship, samples[ok])
-    return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, int((~ok).sum()), source, K
+    return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, ok, source, K
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,12 +169,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--kinship: the related-samples (EMMAX) null model is for --trait continuous")
     if args.method_bin is not None and args.trait != "binary":
         raise InputError(f"--method-bin {args.method_bin}: needs --trait binary")
-    G, variants, y, X, dropped, source, K = _load_inputs(args)
+    G, variants, y, X, ok, source, K = _load_inputs(args)
+    dropped = int((~ok).sum())
     sets = read_sets(args.sets)
     try:
         table = run_sets(
             G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
-            method=args.method, adjustment=args.adjustment, method_bin=args.method_bin, kinship=K, impute=args.impute,
+            method=args.method, adjustment=args.adjustment, method_bin=args.method_bin, kinship=K,
+            estimate_maf=args.estimate_maf, included=ok if dropped else None, impute=args.impute,
             train_fraction=args.train_fraction, objective=args.objective, seed=args.seed, workers=args.workers,
             scheduler=args.scheduler, progress=not args.quiet,
         )

@@ -25,7 +25,7 @@ class Genotypes:
     Attributes
     ----------
     G : numpy.ndarray
-        (n, p) float64 minor/alt-allele counts in {0, 1, 2}; ``nan`` = missing.
+        (n, p) float64 minor/alt-allele counts in {0, 1, 2} or dosages in [0, 2]; ``nan`` = missing.
     samples : numpy.ndarray
         n sample ids.
     variants : numpy.ndarray
@@ -47,7 +47,8 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
     ----------
     path : str or path-like
         ``prefix.bed`` (or the prefix) for PLINK; otherwise a delimited table with one column
-        per variant (header = variant ids), values 0/1/2, ``NA`` or ``9`` for missing.
+        per variant (header = variant ids), values 0/1/2 or dosages in [0, 2], ``NA`` or ``9`` for
+        missing.
     sample_column : str, optional
         CSV column holding sample ids (default: ``IID`` or ``sample`` when present, else row numbers).
 
@@ -58,7 +59,7 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
     Raises
     ------
     InputError
-        Missing files, values outside {0, 1, 2, NA}, duplicate variant ids.
+        Missing files, values outside [0, 2] (other than NA/9), duplicate variant ids.
     """
     p = Path(path)
     bed = p if p.suffix == ".bed" else p.with_name(p.name + ".bed")
@@ -81,12 +82,11 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
         raise InputError(f"{p}: non-numeric genotype {geno.iat[i, j]!r} at row {i + 1}, column {variants[j]}")
     G = np.array(numeric.to_numpy(dtype=np.float64), copy=True)  # pandas may hand out a read-only view
     G[G == 9] = np.nan
-    bad = ~np.isnan(G) & ~np.isin(G, (0.0, 1.0, 2.0))
+    bad = ~np.isnan(G) & ((G < 0) | (G > 2))
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InputError(
-            f"{p}: genotype {G[i, j]:g} at row {i + 1}, column {variants[j]} is not 0, 1, 2 or missing (NA/9)"
-        )
+        raise InputError(f"{p}: genotype {G[i, j]:g} at row {i + 1}, column {variants[j]} is not an allele count "
+                         "or dosage in [0, 2] or missing (NA/9)")
     return Genotypes(G=G, samples=samples, variants=variants, source=str(p))
 
 

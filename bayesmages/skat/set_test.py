@@ -77,6 +77,8 @@ def test(
     skato_quadrature: str = "gk",
     method_bin: str | None = None,
     n_resampling: int = 1_000_000,
+    estimate_maf: int = 1,
+    included: Any = None,
     seed: int = 0,
 ) -> SKATResult:
     """SKAT, burden or SKAT-O test of a variant set against a fitted null model.
@@ -84,8 +86,10 @@ def test(
     Parameters
     ----------
     Z : array-like
-        (n, p) genotypes 0/1/2 (minor-allele counts; major-allele columns are flipped); NaN or 9
-        = missing. QC, imputation and flipping follow R SKAT (:mod:`bayesmages.skat.variants`).
+        (n, p) genotypes: allele counts 0/1/2 or dosages in [0, 2] (major-allele columns are
+        flipped); NaN or 9 = missing. QC, imputation and flipping follow R SKAT
+        (:mod:`bayesmages.skat.variants`). With ``included``, the rows are all genotyped samples
+        and ``included`` says which of them the null model was fitted to.
     null : NullModel
         From :func:`bayesmages.skat.fit_null` on the same samples, in the same order.
     test : {"skat", "burden", "skat-o"}
@@ -119,6 +123,12 @@ def test(
         carriers, SPA above.
     n_resampling : int
         Largest number of ER draws when the law is not enumerated (R: 2e6).
+    estimate_maf : {1, 2}
+        R's ``estimate_MAF``: 1 (default) estimates MAFs (and imputes and flips) from all rows of
+        ``Z``; 2 from the ``included`` rows only. The same when ``included`` is ``None``.
+    included : array-like of bool, optional
+        (Z's rows,) mask of the samples of the null model (R's ``id_include``: the samples
+        without a missing phenotype or covariate); ``None``: every row of ``Z``.
     seed : int
         Seed of ``impute="random"`` and of ER resampling.
 
@@ -147,10 +157,28 @@ def test(
         if null.trait != "binary":
             raise InputError(f"method_bin={method_bin!r} is for binary traits; the null model is {null.trait!r} "
                              "(fit it with trait='binary')")
-    G = as_genotype_matrix(Z, n=null.n)
+    if estimate_maf not in (1, 2):
+        raise InputError(f"estimate_maf must be 1 (all samples) or 2 (the null model's samples), got {estimate_maf!r}")
+    keep = None
+    if included is not None:
+        keep = np.asarray(included)
+        if keep.dtype != bool or keep.ndim != 1 or int(keep.sum()) != null.n:
+            raise InputError(f"included must be a boolean mask with one True per sample of the null model "
+                             f"({null.n}), got dtype {keep.dtype}, shape {keep.shape}")
+    G = as_genotype_matrix(Z, n=null.n if keep is None else None)
+    if keep is not None and G.shape[0] != keep.size:
+        raise InputError(f"included has {keep.size} values but Z has {G.shape[0]} rows")
+    if keep is not None and estimate_maf == 2:
+        G, keep = G[keep], None
     pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed,
                           _validated=True)
     w = variant_weights(pv, weights_beta, weights)
-    return test_prepared(pv.G, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
+    Gt = pv.G
+    if keep is not None:
+        Gt = Gt[keep]
+        poly = np.ptp(Gt, axis=0) > 0  # R: variants monomorphic among the included samples are dropped
+        if not poly.all():
+            Gt, w = Gt[:, poly], w[poly]
+    return test_prepared(Gt, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
                          skato_quadrature=skato_quadrature, method_bin=method_bin, n_resampling=n_resampling,
                          seed=seed)

@@ -80,6 +80,8 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
     if G.shape[1] == 0:
         return {**row, "n_tested": 0, "statistic": np.nan, "p_value": np.nan, "method": "no variants found"}
     if opts["test"] == "ecskat":
+        if opts["included"] is not None:
+            G = G[opts["included"]]
         ec = ecskat(G, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
                     objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["method"],
                     impute=opts["impute"], variant_names=ids)
@@ -87,7 +89,8 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
                 "method": f"ecskat-{ec.objective}" + ("-fallback" if ec.fallback else "")}
     assert null is not None  # fitted by the caller for every test but ecskat
     r = skat_test(G, null, test=opts["test"], weights_beta=opts["weights_beta"], method=opts["method"],
-                  impute=opts["impute"], seed=opts["seed"], method_bin=opts["method_bin"])
+                  impute=opts["impute"], seed=opts["seed"], method_bin=opts["method_bin"],
+                  estimate_maf=opts["estimate_maf"], included=opts["included"])
     row.update(n_tested=r.n_tested, statistic=r.statistic, p_value=r.p_value, method=r.method)
     if r.p_each_rho is not None and r.rho_grid is not None:  # both set by SKAT-O
         row["rho"] = r.rho
@@ -110,6 +113,8 @@ def run_sets(
     adjustment: bool | None = None,
     method_bin: str | None = None,
     kinship: Any = None,
+    estimate_maf: int = 1,
+    included: Any = None,
     impute: str = "fixed",
     train_fraction: float = 0.3,
     objective: str = "standardized",
@@ -123,7 +128,8 @@ def run_sets(
     Parameters
     ----------
     G : array-like
-        (n, m) genotypes of all variants (NaN missing), samples aligned with ``y``.
+        (n, m) genotypes of all variants (NaN missing), samples aligned with ``y`` (or, with
+        ``included``, all genotyped samples).
     variant_ids : sequence of str
         The m column ids.
     sets : dict
@@ -144,6 +150,9 @@ def run_sets(
     kinship : array-like, optional
         (n, n) kinship matrix of the samples of ``y``: the related-samples (EMMAX) null model of
         :func:`bayesmages.skat.fit_null_kinship` (continuous traits).
+    estimate_maf, included
+        R's ``estimate_MAF`` (1: MAFs from all rows of ``G``; 2: from the null model's samples) and
+        the mask of ``G``'s rows that ``y`` and ``X`` belong to (:func:`bayesmages.skat.test`).
     train_fraction, objective
         ecSKAT options.
     seed : int
@@ -181,7 +190,11 @@ def run_sets(
         raise InputError(f"run_sets: G has shape {G.shape} but {len(ids)} variant ids were given")
     col = {v: j for j, v in enumerate(ids)}
     yv = np.asarray(y, dtype=np.float64).ravel()
-    if G.shape[0] != yv.size:
+    keep = None if included is None else np.asarray(included)
+    if keep is not None and (keep.dtype != bool or keep.shape != (G.shape[0],) or int(keep.sum()) != yv.size):
+        raise InputError(f"run_sets: included must be a boolean mask over G's {G.shape[0]} rows with one True per "
+                         f"value of y ({yv.size})")
+    if keep is None and G.shape[0] != yv.size:
         raise InputError(f"run_sets: G has {G.shape[0]} samples but y has {yv.size}")
     if not any(v in col for members in sets.values() for v in members):
         raise InputError("run_sets: no variant of any set is among the genotype variant ids")
@@ -198,7 +211,8 @@ def run_sets(
         cols = [col[v] for v in dict.fromkeys(members) if v in col]
         units.append((name, G[:, cols], [ids[j] for j in cols]))
     opts = {"test": test, "trait": trait, "weights_beta": tuple(weights_beta), "method": method, "impute": impute,
-            "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed}
+            "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed,
+            "estimate_maf": estimate_maf, "included": keep}
     fn = functools.partial(_run_one, null=null, y=yv, X=X, opts=opts)
     try:
         from bayesmages.parallel import map_units
