@@ -39,7 +39,7 @@ def test_skat_family_with_kinship_matches_r(family):
     """R's kinship-model SKAT p = 0.212 (the unrelated model gives 0.154). Tolerances from the reference
     README: Davies abs 1e-6 + rel 1e-3 (measured 6e-8 relative), burden (exact chi2_1) rel 1e-6 (measured
     4e-7: the variance components agree to 5e-7), SKAT-O rel 1e-2 (measured 2e-5)."""
-    ref, y, X, Z, K, null = family
+    ref, y, X, Z, _, null = family
     p_skat = bm.skat.test(Z, null, test="skat").p_value
     assert abs(p_skat - ref["davies"]) <= 1e-6 + 1e-3 * ref["davies"]
     assert bm.skat.test(Z, null, test="burden").p_value == pytest.approx(ref["burden"], rel=1e-6)
@@ -113,7 +113,7 @@ def test_bad_kinship_matrices_are_named():
 
 @pytest.fixture
 def fam_files(tmp_path, family):
-    _, y, X, Z, K, _ = family
+    _, y, _, Z, K, _ = family
     n = 200  # a subset keeps the CLI test fast
     ids = [f"P{i}" for i in range(n)]
     G = Z[:n, :12]
