@@ -38,7 +38,11 @@ replaces SPA up to 200 minor alleles; dosages with more than two distinct values
 There the ordinary p-value P(|S| >= |s|) is used, not R's mid-p: for an ultra-rare variant the
 mid-p makes the smallest attainable p-value half its probability (a singleton carried by a case:
 mid-p mu/2, probability mu), and in sets of such variants that doubled the type-I error (0.5 %
-cases, n = 5,000: P(p < 0.01) = 0.021 with mid-p, 0.011 with the ordinary p; 2,000 sets).
+cases, n = 5,000: P(p < 0.01) = 0.021 with mid-p, 0.011 with the ordinary p; 2,000 sets). For
+these rare variants the exact law also replaces the normal from |z| > 1 (not 2): with ~0.2
+expected case carriers, one case carrier has z ~ 1.7, normal p 0.09 but exact p 0.2, and several
+such variants left at their normal variance made SPA-SKAT's type-I error 2.7x alpha at 1e-3
+(0.5 % cases, bench/skat_binary.py); in 1 < |z| <= 2 the exact law may only widen the variance.
 Each variant's variance is then replaced by ``s_j^2 / qchisq(1 - p_j, 1)``, and the weighted
 covariance Phi is scaled to ``D^1/2 Phi D^1/2`` with ``D = adjusted / original variance`` (R
 scales the columns only, leaving Phi non-symmetric; the symmetric form keeps the same diagonal).
@@ -73,6 +77,7 @@ _ER_TIE = 1e-6  # R's epsilon: |Q* - Q| <= 1e-6 on the scale S'S counts as a tie
 _ER_CRITICAL = 25  # R's r.critical: resampling stops once B * p >= 25
 _ER_ROUND = 10_000  # first resampling round; each further round doubles the total
 _SPA_CUTOFF = 2.0  # |z| beyond which the saddlepoint replaces the normal (SPAtest's default)
+_ER_CUTOFF = 1.0  # |z| beyond which a rare variant's exact law replaces the normal (see the docstring)
 _SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (see the docstring)
 _ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
 _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
@@ -413,15 +418,18 @@ def spa_scores(
     mac = G.sum(0)
     p_var = np.ones(p)
     Gt: np.ndarray | None = None
+    moderate = np.zeros(p, dtype=bool)  # exact p-values with 1 < |z| <= 2: may only widen the variance
     for j in range(p):
         if var[j] <= 0 or S[j] == 0:
             continue
         z = S[j] / math.sqrt(var[j])
-        if abs(z) <= _SPA_CUTOFF:
+        exact = mac[j] < _ER_SINGLE_MAC or (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3)
+        if abs(z) <= (_ER_CUTOFF if exact else _SPA_CUTOFF):
             p_var[j] = 2.0 * ndtr(-abs(z))
-        elif mac[j] < _ER_SINGLE_MAC or (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3):
+        elif exact:
             # the ordinary, not the mid-p: see the module docstring
             p_var[j] = er_pvalue(G[:, [j]], null, "skat", seed=seed)[1]["p_standard"]
+            moderate[j] = abs(z) <= _SPA_CUTOFF
         else:
             if Gt is None:
                 Gt = A / null.sqrt_var[:, None]
@@ -430,6 +438,7 @@ def spa_scores(
         chi = _chi2_1_isf(p_var)
         var_adj = np.where(p_var >= 1, var, np.where(p_var > 0, S**2 / chi, S**2 / 500.0))
         ratio = np.where(var > 0, var_adj / var, 1.0)
+        ratio = np.where(moderate, np.maximum(ratio, 1.0), ratio)
     d = np.sqrt(ratio) * w
     Phi = d[:, None] * (A.T @ A) * d[None, :]
     Sw = w * S
