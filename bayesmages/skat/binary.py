@@ -58,9 +58,9 @@ score only. When the expected number of case carriers per variant is well below 
 n = 5,000, 10 variants with 2-100 minor alleles: 22 cases), a variant with an unremarkable score
 keeps its normal variance although its exact law has a far heavier tail (0.34 expected case
 carriers: P(>= 3) = 5e-3, the normal gives 5e-6), so SKAT and SKAT-O, which sum over variants,
-come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py, and still 1.9x (SKAT) and 2.1x
-(SKAT-O) at 1 % cases (47 cases, 14,000 null genes); burden, a single score, is calibrated. ER has no such limit (it uses the exact joint law of the set): use
-``method_bin="er"`` there.
+come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py, and still 1.9x (SKAT) and
+2.1x (SKAT-O) at 1 % cases (47 cases, 14,000 null genes); burden, a single score, is calibrated.
+ER has no such limit (it uses the exact joint law of the set): use ``method_bin="er"`` there.
 """
 
 from __future__ import annotations
