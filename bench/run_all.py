@@ -49,6 +49,8 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
     "genes": ("Gene-level enrichment and quadratic-form accuracy", "genes.md", "genes.md", []),
     "simulate": ("Simulation speed", "simulate.md", "simulate.md", []),
     "genome": ("Genome-scale run (1,000,000 variants x 2 traits)", "genome.md", "genome_quick.md", []),
+    "ld_panel": ("LD from a PLINK reference panel (1,000,000 variants x 2,500 samples)", "ld_panel.md",
+                 "ld_panel_quick.md", []),
 }
 
 

@@ -290,8 +290,8 @@ def _corrupt_inputs(sim, effects, tmp):
                     str(tmp / "e")], "empty.npy"),
         ("enrich", ["enrich", "--effects", str(no_id), "--column", "nope", "--ld", *ld1, "--genes", str(genes),
                     "--out", str(tmp / "e")], "no effect column"),
-        ("enrich", ["enrich", "--effects", e1, "--ld", *ld1, "--genes", str(elsewhere), "--test", "epsilon", "--null-variance", "1e-4",
-                    "--out", str(tmp / "e")], f"{e1}: positions mapping needs"),
+        ("enrich", ["enrich", "--effects", e1, "--ld", *ld1, "--genes", str(elsewhere), "--test", "epsilon",
+                    "--null-variance", "1e-4", "--out", str(tmp / "e")], f"{e1}: positions mapping needs"),
         ("enrich", ["enrich", "--effects", str(eff_pos), "--ld", *ld1, "--genes", str(elsewhere),
                     "--test", "epsilon", "--null-variance", "1e-4", "--out", str(tmp / "e")], "none of its 1 genes"),
         ("genes", ["genes", "--effects", e1, "--clusters", e2, "--genes", str(genes), "--out", str(tmp / "g")],
@@ -383,7 +383,8 @@ def test_enrich_notes_genes_outside_the_data(sim, effects, tmp_path, capsys):
     eff.to_csv(eff_path, index=False)
     out = tmp_path / "e"
     assert main(["enrich", "--effects", str(eff_path), "--ld", *map(str, sorted((sim / "ld").glob("*.npz"))),
-                 "--genes", str(path), "--test", "epsilon", "--null-variance", "1e-4", "--out", str(out), "--quiet"]) == 0
+                 "--genes", str(path), "--test", "epsilon", "--null-variance", "1e-4", "--out", str(out),
+                 "--quiet"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"bayesmages enrich: note: 2 of {len(table)} genes contain no variant of the data and were "
                    "skipped (listed in run.json)"]
@@ -492,3 +493,28 @@ def test_shrink_block_errors_name_the_block_once():
     with pytest.raises(InputError) as err:
         bm.shrink.shrink([b, b], [b * 0 + 0.05, s], [np.eye(2), np.eye(2)])
     assert str(err.value) == "block 2: se must be > 0; variant 2 has se = 0"
+
+
+def test_a_second_run_on_a_folder_being_written_is_refused(sim, tmp_path, capsys):
+    """Two runs landing steps in one folder would interleave their marker writes: the second is refused
+    while the first holds the folder, and a killed holder (SIGKILL, no clean-up) leaves no lock behind."""
+    out = tmp_path / "res"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from bayesmages.io.outdir import OutputDir; "
+         f"OutputDir({str(out)!r}, command='run').open(); print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        argv = ["run", "--gwas", str(sim / "gwas_T1.tsv"), "--ld", str(sim / "ld"), "--genes",
+                str(sim / "genes.tsv"), "--out", str(out), "--quiet"]
+        assert main(argv) == 2
+        _one_line(capsys, "run", "another bayesmages process is writing to this folder")
+        assert sorted(p.name for p in out.iterdir()) == [MARKER]  # nothing of the refused run landed
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert main(argv) == 0  # the killed holder's lock went with it
+    assert (out / "report.md").is_file()
+    again = OutputDir(out, command="run")
+    again.open()  # this process's run released the folder when it finished
+    again.release()

@@ -215,15 +215,19 @@ def test_kurtosis_df_recovers_chi_square_degrees_of_freedom():
     assert bm.skat.adjusted.kurtosis_df(q) == pytest.approx(4.0, rel=0.05)
 
 
+def _small_binary(*, seed: int, n: int, shift: float, maf: float, p: int, n_resampling: int, null_seed: int):
+    """A small logistic null data set (n < 2,000, so R's moment adjustment is on) and genotypes."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] - shift)))).astype(float)
+    Z = rng.binomial(2, maf, size=(n, p)).astype(float)
+    return Z, bm.skat.fit_null(y, X, trait="binary", n_resampling=n_resampling, seed=null_seed)
+
+
 def test_adjusted_kurtosis_uses_raw_genotypes_as_r():
     """R takes the bootstrap kurtosis from Q* = ||Gw'(y* - mu)||^2 / 2 with the raw weighted genotypes: the
     moment-adjusted SKAT p-value must equal the scaled chi-square built from exactly that statistic."""
-    rng = np.random.default_rng(5)
-    n = 400
-    X = rng.normal(size=(n, 2))
-    y = (rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] - 1)))).astype(float)
-    Z = rng.binomial(2, 0.02, size=(n, 6)).astype(float)
-    null = bm.skat.fit_null(y, X, trait="binary", n_resampling=500, seed=2)
+    Z, null = _small_binary(seed=5, n=400, shift=1.0, maf=0.02, p=6, n_resampling=500, null_seed=2)
     res = bm.skat.test(Z, null, weights_beta=(1, 1))
     pv = bm.skat.prepare_variants(Z)
     T = pv.G.T @ (null.y_boot - null.fitted[:, None])
@@ -328,3 +332,62 @@ def test_cli_binary_method_with_bad_phenotype_exits_2(binary_files, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--trait binary" in err[0]
     assert not (d / "bad.csv").exists()
+
+
+def test_spa_runs_through_the_one_score_test_in_both_modes(skatbinary):
+    """SPA only adjusts the covariance; its Q-to-p-value step is the package's one score test
+    (score_test.test_scores), so it follows the mode: exact tails by default, R's Davies and
+    "optimal.adj" with compat="R". Checked against test_scores on SPA's own (Sw, Phi): the same code
+    path, so the values must agree to round-off (1e-12)."""
+    from bayesmages.skat.score_test import test_scores
+
+    _, null = skatbinary
+    Z = pd.read_csv(R_EXAMPLES / "binary_Z01.csv").to_numpy(float)
+    pv = bm.skat.prepare_variants(Z)
+    Sw, Phi, _ = binary.spa_scores(pv.G, bm.skat.beta_weights(pv.maf), null)
+    for compat, method, label in ((None, "exact", "exact"), ("R", "davies", "optimal.adj")):
+        for test in ("skat", "skat-o"):
+            res = bm.skat.test(Z, null, test=test, method_bin="spa", compat=compat)
+            ref = test_scores(Sw, Phi, 1.0, test, method, skato_quadrature="qags" if compat else "gk")
+            assert res.p_value == pytest.approx(ref.p_value, rel=1e-12)
+            if test == "skat-o":
+                assert res.method == f"spa+{label}"
+            else:
+                assert res.method.startswith("spa+") and (res.method == "spa+exact") == (compat is None)
+
+
+def test_moment_adjustment_is_r_computation_in_both_modes():
+    """The moment adjustment has no exact counterpart: SKAT and burden are identical with and without
+    compat="R" (method ignored, as in R); SKAT-O differs only by how R's integral is evaluated
+    (gk vs QUADPACK, agreement 1e-3 relative, the gk tolerance of bayesmages.skat.skato)."""
+    Z, null = _small_binary(seed=8, n=600, shift=1.5, maf=0.03, p=8, n_resampling=2000, null_seed=1)
+    assert null.adjustment
+    for test in ("skat", "burden"):
+        a, b = bm.skat.test(Z, null, test=test), bm.skat.test(Z, null, test=test, compat="R")
+        assert a.method == b.method == "moment-adjusted" and a.p_value == b.p_value
+    a, b = bm.skat.test(Z, null, test="skat-o"), bm.skat.test(Z, null, test="skat-o", compat="R")
+    assert a.method == b.method == "moment-adjusted"
+    assert a.p_value == pytest.approx(b.p_value, rel=1e-3)
+
+
+def test_acat_rejects_method_bin_and_works_with_included_rows():
+    """ACAT's single-variant p-values are asymptotic, so method_bin is refused with one clear line; with
+    ``included`` (genotypes of more samples than the null model) ACAT-O uses the included rows only and
+    equals ACAT-O on those rows when MAFs come from them (estimate_maf=2)."""
+    rng = np.random.default_rng(4)
+    n = 300
+    Z = rng.binomial(2, 0.05, size=(n, 6)).astype(float)
+    keep = np.ones(n, dtype=bool)
+    keep[:20] = False
+    y = (rng.random(keep.sum()) < 0.3).astype(float)
+    null = bm.skat.fit_null(y, None, trait="binary", adjustment=False)
+    with pytest.raises(InputError, match="method_bin='spa' is not available with test='acat-o'"):
+        bm.skat.test(Z[keep], null, test="acat-o", method_bin="spa")
+    with pytest.raises(InputError, match="method_bin"):
+        bm.skat.run_sets(Z[keep], list("abcdef"), {"s": list("abc")}, y, trait="binary", test="acat-v",
+                         method_bin="spa")
+    a = bm.skat.test(Z, null, test="acat-o", included=keep, estimate_maf=2)
+    b = bm.skat.test(Z[keep], null, test="acat-o")
+    assert a.p_value == pytest.approx(b.p_value, rel=1e-12)
+    c = bm.skat.test(Z, null, test="acat-o", included=keep)  # MAFs from all rows: a valid test too
+    assert 0 < c.p_value <= 1

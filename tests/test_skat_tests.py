@@ -186,3 +186,16 @@ def test_davies_grid_agrees_with_davies():
         tight = davies_grid(q, lam, 1e-10)
         exact = bm.stats.quadform.pvalue(q, lam)  # saddlepoint-contour engine, relative accuracy ~1e-6
         np.testing.assert_allclose(tight, exact, rtol=1e-4, atol=1e-9)
+
+
+def test_compat_and_method_arguments():
+    Z, X, y = _sim(9, effect=0.3)
+    null = bm.skat.fit_null(y, X)
+    assert bm.skat.test(Z, null).method == "exact"
+    assert bm.skat.test(Z, null, compat="R").method in ("davies", "liu.mod")
+    with pytest.raises(InputError, match="compat"):
+        bm.skat.test(Z, null, compat="r")
+    with pytest.raises(InputError, match="not an R SKAT method"):
+        bm.skat.test(Z, null, compat="R", method="exact")
+    with pytest.raises(InputError, match="qags"):
+        bm.skat.test(Z, null, test="skat-o", compat="R", skato_quadrature="gk")

@@ -1,7 +1,8 @@
-"""The package ships ``py.typed``: mypy must pass on ``bayesmages/`` (settings: ``[tool.mypy]`` in pyproject.toml).
+"""Static checks CI runs: mypy on ``bayesmages/`` (the package ships ``py.typed``; settings: ``[tool.mypy]`` in
+pyproject.toml) and ruff on the whole repository (settings: ``[tool.ruff]``).
 
-mypy and the stub packages it needs (pandas-stubs, scipy-stubs, types-tqdm) are in the ``dev`` extra, so CI
-runs this check; it is skipped only where mypy itself is not installed.
+mypy, ruff and the stub packages mypy needs (pandas-stubs, scipy-stubs, types-tqdm) are in the ``dev`` extra, so
+CI runs these checks; each is skipped only where its tool is not installed.
 """
 
 from __future__ import annotations
@@ -26,3 +27,10 @@ def test_mypy_is_clean_on_the_package():
     )
     assert proc.returncode == 0, f"mypy found errors:\n{proc.stdout}\n{proc.stderr}"
     assert "Success: no issues found" in proc.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install -e '.[dev]')")
+def test_ruff_is_clean_on_the_repository():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"ruff found problems:\n{proc.stdout}\n{proc.stderr}"

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_common", "add_out", "map_genes_or_fail", "note", "output_dir", "output_file", "positive_int",
-           "run_metadata", "seed_type"]
+__all__ = ["add_common", "add_out", "map_genes_or_fail", "note", "output_dir", "output_file", "positive_float",
+           "positive_int", "run_metadata", "seed_type"]
 
 OVERWRITE_HELP = ("write into an existing --out that bayesmages did not write; files bayesmages did not write are "
                   "never deleted, and one it would replace stops the command")
@@ -36,6 +36,17 @@ def _int_at_least(minimum: int, what: str):
 seed_type = _int_at_least(0, "seed")
 #: argparse type of counts such as ``--workers`` (a positive integer)
 positive_int = _int_at_least(1, "the value")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type accepting numbers > 0 (e.g. a sample size)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
 
 
 def add_common(parser: argparse.ArgumentParser, *, seed: bool = True, workers: bool = False) -> None:

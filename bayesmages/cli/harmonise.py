@@ -8,20 +8,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesmages.cli._common import add_common, add_out, output_dir, run_metadata
+from bayesmages.cli._common import add_common, add_out, output_dir, positive_float, run_metadata
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"the sample size must be a positive number, got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--gwas", type=Path, required=True, help="GWAS summary statistics (gzip ok)")
     p.add_argument("--format", choices=GWAS_FORMATS, default=None, help="GWAS format (default: from the header)")
-    p.add_argument("--n", type=_positive_float, default=None, help="sample size, for files without an N column")
+    p.add_argument("--n", type=positive_float, default=None, help="sample size, for files without an N column")
     p.add_argument("--panel", type=Path, required=True, help="reference panel: .bim (or .bed / prefix) or a table")
     p.add_argument("--by", choices=("position", "id"), default="position",
                    help="match on CHR:POS + allele pair (default) or on the variant id")

@@ -34,8 +34,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--covariates", type=Path, default=None, help="table of covariates (and a sample id)")
     p.add_argument("--sets", required=True, type=Path, help="variant sets: columns SET, SNP")
     p.add_argument("--trait", choices=("continuous", "binary"), default="continuous")
-    p.add_argument("--test", choices=("skat", "burden", "skat-o", "ecskat"), default="skat")
-    p.add_argument("--method", choices=("davies", "liu", "liu.mod"), default="davies")
+    p.add_argument("--test", choices=("skat", "burden", "skat-o", "acat-v", "acat-o", "ecskat"), default="skat")
+    p.add_argument("--method", choices=("exact", "davies", "liu", "liu.mod"), default=None,
+                   help="null distribution: exact tails (default) or R SKAT's davies / liu / liu.mod")
+    p.add_argument("--compat", choices=("R",), default=None,
+                   help="compute p-values exactly as R SKAT 2.2.5 does (its numbers, including its errors)")
+    p.add_argument("--maf-masks", nargs="+", type=float, default=None, metavar="MAF",
+                   help="ACAT-O: MAF upper bounds, each mask tested and combined (e.g. 0.01 0.001)")
+    p.add_argument("--acat-ecskat", action="store_true", help="ACAT-O: include ecSKAT among the combined tests")
     p.add_argument("--weights-beta", nargs=2, type=float, default=(1.0, 25.0), metavar=("A1", "A2"),
                    help="Beta(a1, a2) MAF weights (default 1 25)")
     p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")
@@ -178,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
             method=args.method, adjustment=args.adjustment, method_bin=args.method_bin, kinship=K,
             estimate_maf=args.estimate_maf, included=ok if dropped else None, impute=args.impute,
             train_fraction=args.train_fraction, objective=args.objective, seed=args.seed, workers=args.workers,
-            scheduler=args.scheduler, progress=not args.quiet,
+            scheduler=args.scheduler, progress=not args.quiet, compat=args.compat, maf_masks=args.maf_masks,
+            acat_ecskat=args.acat_ecskat,
         )
     except SeparationError as exc:  # the covariates' columns are named; say which file they are in
         if args.covariates is None:

@@ -10,6 +10,7 @@ from bayesmages.io.gwas import GWAS_ALIASES, read_gwas, validate_gwas
 from bayesmages.io.gwas_formats import GWAS_FORMATS, DroppedRowsWarning, detect_gwas_format
 from bayesmages.io.harmonisation import DROP_REASONS, Harmonised, harmonise, read_bim
 from bayesmages.io.ld import LDBlock, read_ld, validate_ld
+from bayesmages.io.ldstore import LDStore, build_ld_store, ld_store, shrink_ld
 from bayesmages.io.tables import (
     atomic_dir,
     atomic_path,
@@ -28,16 +29,20 @@ __all__ = [
     "Genotypes",
     "Harmonised",
     "LDBlock",
+    "LDStore",
     "atomic_dir",
     "atomic_path",
+    "build_ld_store",
     "detect_gwas_format",
     "harmonise",
+    "ld_store",
     "read_bim",
     "read_genes",
     "read_genotypes",
     "read_gwas",
     "read_ld",
     "read_table",
+    "shrink_ld",
     "validate_genes",
     "validate_gwas",
     "validate_ld",

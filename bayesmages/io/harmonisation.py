@@ -19,7 +19,7 @@ import pandas as pd
 
 from bayesmages.errors import InputError
 
-__all__ = ["DROP_REASONS", "Harmonised", "harmonise", "read_bim"]
+__all__ = ["DROP_REASONS", "Harmonised", "harmonise", "normalise_chromosomes", "read_bim"]
 
 #: every reason a variant can be dropped for, in the order they are checked
 DROP_REASONS: tuple[str, ...] = (
@@ -300,8 +300,24 @@ def _require(df: pd.DataFrame, what: str, columns: list[str]) -> None:
         raise InputError(f"harmonise: the {what} has no column(s) {missing}; found {list(df.columns)}")
 
 
-def _chrom(values: pd.Series) -> np.ndarray:
-    """Chromosome names compared across files: no 'chr' prefix, upper case, X/Y/XY/MT as PLINK numbers."""
+def normalise_chromosomes(values: pd.Series) -> np.ndarray:
+    """Chromosome names as compared across files: no 'chr' prefix, upper case, X/Y/XY/MT as PLINK numbers.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Chromosome names or numbers.
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array of normalised names.
+
+    Examples
+    --------
+    >>> normalise_chromosomes(pd.Series(["chr1", "1", "X", "chrMT"])).tolist()
+    ['1', '1', '23', '26']
+    """
     # a genome has few chromosome names: normalise each distinct name once
     codes, names = pd.factorize(values.astype(str), use_na_sentinel=False)
     norm = [re.sub(r"^CHR", "", str(c).strip().upper()) for c in names]
@@ -322,7 +338,7 @@ def _variants(df: pd.DataFrame, by: str) -> pd.DataFrame:
     a2 = _per_distinct(lambda a: str(a).strip().upper(), df["A2"].astype(str).to_numpy(dtype=object))
     out = pd.DataFrame({"row": np.arange(len(df)), "a1": a1, "a2": a2})
     if by == "position":
-        out["chrom"] = _chrom(df["CHR"])
+        out["chrom"] = normalise_chromosomes(df["CHR"])
         pos = pd.to_numeric(df["POS"], errors="coerce")
         if pos.isna().any():
             i = int(np.flatnonzero(pos.isna().to_numpy())[0])

@@ -13,6 +13,10 @@ One mechanism for every command that writes results:
 * **Leftovers.** A process killed with SIGKILL cannot clean up. Temporary names carry the writer's
   process id, so the next command on the same output removes the leftovers of processes that no longer
   run (and never those of a live one).
+* **One writer at a time.** A command that lands results step by step (``run``) holds an advisory
+  lock (``flock`` on the folder itself, so no lock file is left behind) while it works; a second
+  command on the same folder is refused with one line. The operating system drops the
+  lock when the holder exits, however it exits, so a killed run never leaves the folder locked.
 * **Permissions.** Temporary files and folders are created with the default modes (0666/0777), so
   the results honour the umask like any file the user creates (``mkstemp``/``mkdtemp`` would give
   0600/0700 and hide the results from collaborators).
@@ -184,6 +188,7 @@ class OutputDir:
         self.command = command
         self.legacy = legacy
         self.what = what
+        self._lock_fd: int | None = None
 
     # ------------------------------------------------------------------ ownership
     def _marker(self) -> dict[str, Any] | None:
@@ -287,12 +292,36 @@ class OutputDir:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if not p.is_dir():
                     raise
+        self._lock()
         if _read_marker(p) is None:
             _write_marker(p, self.owned(), self.command)  # claim a legacy output (or nothing)
         remove_leftovers(p)
         for sub in {f.split("/")[0] for f in self.owned() if "/" in f}:
             remove_leftovers(p / sub)
         return p
+
+    def _lock(self) -> None:
+        """Take the folder's writer lock (non-blocking); refuse the folder when another process holds it."""
+        if self._lock_fd is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no flock on this platform: one writer is the user's duty
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(f"{self.what} {self.given}: another bayesmages process is writing to this folder; "
+                             "wait for it to finish or choose another folder") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Release the writer lock taken by :meth:`open` (nothing to do when none is held)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     def claim(self, *files: str) -> None:
         """Record files (relative paths) as bayesmages's before writing them directly into the folder."""

@@ -9,15 +9,22 @@ Examples
 --------
 >>> import bayesmages as bm
 >>> res = bm.pipeline.run(["gwas_T1.tsv", "gwas_T2.tsv"], "ld/", "genes.tsv", "results")  # doctest: +SKIP
+
+With a PLINK reference panel instead of LD files (GWAS harmonised to it, LD computed once and cached):
+
+>>> res = bm.pipeline.run("gwas.y.glm.linear", None, "genes.tsv", "results",
+...                       ld_panel=bm.pipeline.LDPanel("ref.bed", shrinkage=0.05))  # doctest: +SKIP
 """
 
 from bayesmages.pipeline.figures import plot_cluster_covariances, plot_top_variants
 from bayesmages.pipeline.inputs import PipelineInputs, load_inputs
+from bayesmages.pipeline.panel import LDPanel
 from bayesmages.pipeline.runner import PipelineResult, run
 from bayesmages.pipeline.steps import ClusterOutput, StepRecord
 
 __all__ = [
     "ClusterOutput",
+    "LDPanel",
     "PipelineInputs",
     "PipelineResult",
     "StepRecord",

@@ -51,6 +51,9 @@ class PipelineInputs:
         Where each input came from (file names; ``"<DataFrame>"`` for in-memory tables).
     unmapped_genes : list of str
         Genes (positions format) that contain no variant of the data.
+    harmonisation : PanelData, optional
+        With an LD reference panel: the per-trait account of every input variant (dropped tables,
+        counts) and the store's id of each LD block.
     """
 
     traits: list[str]
@@ -61,6 +64,7 @@ class PipelineInputs:
     hashes: dict[str, str] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
     unmapped_genes: list[str] = field(default_factory=list)
+    harmonisation: Any = None
 
     @property
     def n_variants(self) -> int:
@@ -90,7 +94,8 @@ def trait_name_from_path(path: PathLike) -> str:
     return name.removeprefix("gwas_") or name
 
 
-def _gwas_tables(gwas: Any, traits: Sequence[str] | None) -> tuple[list[str], dict[str, pd.DataFrame], dict]:
+def _gwas_tables(gwas: Any, traits: Sequence[str] | None, gwas_format: str | None = None,
+                 n: float | None = None) -> tuple[list[str], dict[str, pd.DataFrame], dict]:
     from bayesmages.io import read_gwas, validate_gwas
 
     if isinstance(gwas, Mapping):
@@ -118,7 +123,7 @@ def _gwas_tables(gwas: Any, traits: Sequence[str] | None) -> tuple[list[str], di
         if isinstance(item, pd.DataFrame):
             tables[t], sources[f"gwas:{t}"] = validate_gwas(item, source=f"gwas[{t}]"), "<DataFrame>"
         else:
-            tables[t], sources[f"gwas:{t}"] = read_gwas(item), str(item)
+            tables[t], sources[f"gwas:{t}"] = read_gwas(item, format=gwas_format, n=n), str(item)
     return traits, tables, sources
 
 
@@ -190,19 +195,29 @@ def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str) -> tuple[list[
     return blocks, names
 
 
-def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = None) -> PipelineInputs:
+def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = None, *, ld_panel: Any = None,
+                gwas_format: str | None = None, n: float | None = None, progress: bool = False) -> PipelineInputs:
     """Read and validate the pipeline inputs (see :func:`bayesmages.pipeline.run` for the accepted forms).
 
     Parameters
     ----------
     gwas : path, DataFrame, or a sequence or trait-keyed mapping of them
         One GWAS table per trait, all on the same variants in the same order.
-    ld : folder, file(s) or array(s)
-        LD blocks in data order that together cover every GWAS row.
+    ld : folder, file(s) or array(s), or None
+        LD blocks in data order that together cover every GWAS row; None with ``ld_panel``.
     genes : path or DataFrame
         Gene table (positions or ML-MAGES index columns).
     traits : sequence of str, optional
         Trait names (default: GWAS file names, or ``T1..Tp``).
+    ld_panel : LDPanel, str or path-like, optional
+        A PLINK reference panel instead of ``ld``: each GWAS is harmonised to it and LD comes from its
+        LD store (:func:`bayesmages.pipeline.panel.panel_inputs`).
+    gwas_format : str, optional
+        GWAS file format (:data:`bayesmages.io.GWAS_FORMATS`; default: from each file's header).
+    n : float, optional
+        Sample size for GWAS files without an N column.
+    progress : bool
+        Progress lines of an LD store build on stderr.
 
     Returns
     -------
@@ -221,11 +236,25 @@ def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = N
     from bayesmages.genes.mapping import map_genes
     from bayesmages.io import read_genes, validate_genes
 
-    names, tables, sources = _gwas_tables(gwas, traits)
-    variants = _check_same_variants(names, tables, sources)
+    names, tables, sources = _gwas_tables(gwas, traits, gwas_format, n)
     gwas_source = sources[f"gwas:{names[0]}"]
-    blocks, ld_names = _ld_blocks(ld, variants, gwas_source)
-    sources["ld"] = ld_names
+    harmonisation, ld_hash = None, None
+    if ld_panel is not None:
+        from bayesmages.pipeline.panel import panel_inputs
+
+        if ld is not None:
+            raise InputError("give the LD as ld (LD files) or as ld_panel (a PLINK reference panel), not both")
+        harmonisation, store_key = panel_inputs(tables, ld_panel, progress=progress)
+        tables, variants, blocks = harmonisation.gwas, harmonisation.variants, harmonisation.blocks
+        sources["ld"] = str(getattr(ld_panel, "path", ld_panel))
+        shrinkage = getattr(ld_panel, "shrinkage", 0.0)
+        ld_hash = _hash_arrays(store_key, shrinkage, harmonisation.block_ids, variants)
+    else:
+        if ld is None:
+            raise InputError("ld: expected LD block files (or a folder of them), or give ld_panel")
+        variants = _check_same_variants(names, tables, sources)
+        blocks, ld_names = _ld_blocks(ld, variants, gwas_source)
+        sources["ld"] = ld_names
     m = len(variants)
     if isinstance(genes, pd.DataFrame):
         gene_table, sources["genes"] = validate_genes(genes, source="genes", n_variants=m), "<DataFrame>"
@@ -236,7 +265,9 @@ def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = N
         raise InputError(f"{sources['genes']}: none of its {len(gene_table)} genes contains a variant of "
                          f"{gwas_source}; check chromosomes and positions (or index ranges)")
     hashes = {f"gwas:{t}": _hash_arrays(tables[t][["BETA", "SE"]].to_numpy(), variants) for t in names}
-    hashes["ld"] = _hash_arrays(*blocks)
+    # a panel's blocks are named by the store's key (a hash of the panel files) and the variants used
+    hashes["ld"] = ld_hash or _hash_arrays(*blocks)
     hashes["genes"] = _hash_arrays(gene_table)
     return PipelineInputs(traits=names, gwas=tables, variants=variants, blocks=blocks, genes=gene_table,
-                          hashes=hashes, sources=sources, unmapped_genes=[str(g) for g in gmap.unmapped])
+                          hashes=hashes, sources=sources, unmapped_genes=[str(g) for g in gmap.unmapped],
+                          harmonisation=harmonisation)

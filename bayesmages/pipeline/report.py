@@ -117,6 +117,17 @@ def render_report(
                                              f"({len(inputs.genes)} genes, "
                                              f"{len(inputs.unmapped_genes)} without variants in the data)"})
     out.append(markdown_table(pd.DataFrame(rows)))
+    if inputs.harmonisation is not None:
+        out += ["", "## Harmonisation with the reference panel", "",
+                "Every GWAS row is used or dropped with one reason; `harmonisation/dropped_<trait>.csv` lists the "
+                "dropped ones, `harmonisation/report.json` the counts.", ""]
+        hrows = []
+        for t, rep in inputs.harmonisation.reports.items():
+            hrows.append({"trait": t, "GWAS rows": rep["n_input"], "used": rep["n_used"],
+                          "swapped": rep["n_swapped"], "strand-flipped": rep["n_strand_flipped"],
+                          "dropped": rep["n_dropped"],
+                          "drop reasons": ", ".join(f"{k} {v}" for k, v in rep["dropped"].items() if v) or "none"})
+        out.append(markdown_table(pd.DataFrame(hrows)))
     out += ["", "## Steps", ""]
     out.append(markdown_table(pd.DataFrame([{"step": r.name, "seconds": r.seconds,
                                              "status": "reused" if r.reused else "computed"} for r in result.steps])))
@@ -162,6 +173,8 @@ def render_report(
     out += ["## Files", ""]
     out += [f"- `{r.name}/`: " + ", ".join(f"`{f.name}`" for f in sorted((folder / r.name).glob("*.csv")))
             for r in result.steps]
+    if inputs.harmonisation is not None:
+        out.append("- `harmonisation/`: `report.json`, " + ", ".join(f"`dropped_{t}.csv`" for t in result.traits))
     out += ["- `figures/`: " + ", ".join(f"[{f.rsplit('/', 1)[-1]}]({f})" for f in result.figures),
             "- `run.json`: version, arguments, seeds, input hashes, per-step timings", ""]
     return "\n".join(out)

@@ -170,6 +170,9 @@ def run(
     select: str = "quantile",
     quantile: float = 0.9,
     gene_test: str = "conditional",
+    ld_panel: Any = None,
+    gwas_format: str | None = None,
+    n: float | None = None,
     figures: bool = True,
     progress: bool = False,
     arguments: dict[str, Any] | None = None,
@@ -181,9 +184,10 @@ def run(
     gwas : path, DataFrame, or a sequence (or trait-keyed mapping) of them
         One GWAS summary-statistics table per trait (DESIGN §5 columns), all on the same variants in
         the same order.
-    ld : folder, file path(s), or array(s)
+    ld : folder, file path(s), array(s), or None
         LD blocks in data order that together cover every GWAS row once. A folder means all its
         ``.ld``/``.npy``/``.npz`` files sorted by name. Blocks with variant ids are aligned to the GWAS ids.
+        None when ``ld_panel`` gives the LD.
     genes : path or DataFrame
         Gene table: START/END positions or the ML-MAGES index columns.
     out : path
@@ -222,6 +226,18 @@ def run(
         The single-trait gene test (:func:`bayesmages.genes.enrichment.test`): the calibrated LD-conditional
         test (default; p- and q-values are error rates), the marginal LD-aware test on raw effects, or the
         paper's epsilon test (ranking only: its p-values are not error rates).
+    ld_panel : str, path-like or LDPanel, optional
+        A PLINK reference panel (``prefix.bed`` with ``.bim``/``.fam``) instead of ``ld``: every GWAS is
+        harmonised to the panel's alleles (:func:`bayesmages.io.harmonise`), the variants every trait has
+        and the panel gives LD for are used, and their LD comes from the panel's LD store (built on first
+        use, then reused; :func:`bayesmages.io.ld_store`). ``out/harmonisation/`` gets ``report.json``
+        (counts that add up to each GWAS's rows) and ``dropped_<trait>.csv`` (one reason per dropped
+        variant). :class:`bayesmages.pipeline.LDPanel` sets the store folder, block boundaries, LD
+        shrinkage and harmonisation options.
+    gwas_format : str, optional
+        Format of the GWAS files (:data:`bayesmages.io.GWAS_FORMATS`; default: detected from the header).
+    n : float, optional
+        Sample size for GWAS files without an N column.
     figures : bool
         Render ``figures/`` (the report then links them).
     progress : bool
@@ -262,26 +278,45 @@ def run(
 
     # Checked before reading the inputs (which can take minutes): a folder that is not ours is refused now.
     outdir = OutputDir(out, overwrite=overwrite, command="run", legacy=_legacy_files, what="out").check()
-    inputs = load_inputs(gwas, ld, genes, traits)
+    inputs = load_inputs(gwas, ld, genes, traits, ld_panel=ld_panel, gwas_format=gwas_format, n=n,
+                         progress=progress)
     settings = dict(model=model, model_id=model_id, seed=seed, workers=workers, scheduler=scheduler, force=force,
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
                     gene_test=gene_test, figures=figures, progress=progress, arguments=arguments or {},
                     started=started)
     created = not outdir.path.exists()
     outdir.open()
-    _adopt_old_leftovers(outdir)
     report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(inputs.traits) >= 2) + 1 + figures + 1)
     try:
+        _adopt_old_leftovers(outdir)
+        _write_harmonisation(outdir, inputs)
         return _execute(outdir, Path(out), inputs, settings, report)
     except BaseException:
         # A first run that fails before any step finished leaves nothing (only the marker was written).
         if created and not outdir.owned():
+            outdir.release()
             with contextlib.suppress(OSError):
                 (outdir.path / MARKER).unlink()
                 outdir.path.rmdir()
         raise
     finally:
+        outdir.release()
         report.close()
+
+
+def _write_harmonisation(outdir: Any, inputs: PipelineInputs) -> None:
+    """``harmonisation/``: report.json and one dropped-variants table per trait (removed when the LD is files)."""
+    from bayesmages.io import write_json, write_table
+
+    if inputs.harmonisation is None:
+        outdir.remove("harmonisation")
+        return
+    with outdir.part("harmonisation") as tmp:
+        for t in inputs.traits:
+            write_table(inputs.harmonisation.dropped[t], tmp / f"dropped_{t}.csv")
+        write_json({"traits": inputs.harmonisation.reports, "n_used": inputs.n_variants,
+                    "n_blocks": len(inputs.blocks), "block_ids": inputs.harmonisation.block_ids},
+                   tmp / "report.json")
 
 
 class _Progress:
@@ -437,6 +472,7 @@ def _finish(outdir: Any, result: PipelineResult, inputs: PipelineInputs, s: dict
         "steps": [{"name": r.name, "key": r.key, "seconds": r.seconds, "reused": r.reused, "info": r.info}
                   for r in result.steps],
         "figures": result.figures,
+        **({"harmonisation": inputs.harmonisation.reports} if inputs.harmonisation is not None else {}),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "command": " ".join(["bayesmages", *sys.argv[1:]]) if s["arguments"] else None,

@@ -262,9 +262,9 @@ def block_features(
 
     Examples
     --------
-    >>> bf = block_features(np.eye(3), 2)
+    >>> bf = block_features(np.eye(3), 2)  # two real (uncorrelated) neighbours per variant: no padding
     >>> bf.idx.shape, float(bf.mask.sum())
-    (torch.Size([3, 2]), 0.0)
+    (torch.Size([3, 2]), 6.0)
     """
     R = np.asarray(R)
     idx, corr, mask = neighbours(R, T)

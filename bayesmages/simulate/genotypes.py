@@ -23,6 +23,7 @@ from bayesmages.simulate._checks import (
     check_seed,
     child_seeds,
 )
+from bayesmages.stats.blocks import BlockCutter
 
 __all__ = [
     "SimulatedGenotypes",
@@ -284,42 +285,12 @@ def partition_blocks(R: np.ndarray, *, min_size: int, max_size: int) -> list[sli
     if max_size < min_size:
         raise InputError(f"max_size ({max_size}) must be >= min_size ({min_size})")
     m = R.shape[0]
-    if m <= min_size:
-        return [slice(0, m)] if m else []
-    # best[e]: the largest within-block sum of R^2 over valid partitions of 0..e-1.
-    best = np.full(m + 1, -np.inf)
-    best[0] = 0.0
-    prev = np.full(m + 1, -1, dtype=np.int64)
-    # within[k] = sum of R^2 over the square [e-k, e) x [e-k, e), for k = 1..max_size (index k).
-    within = np.zeros(max_size + 1)
-    for e in range(1, m + 1):
-        lo = max(0, e - max_size)
-        # Add row/column e-1 to every square ending at e: 2 * sum_{i in [s, e-1)} R_{i,e-1}^2 + R_{e-1,e-1}^2.
-        col = R[lo : e - 1, e - 1] ** 2
-        tail = np.cumsum(col[::-1])  # tail[k-1] = sum over the last k entries
-        new = np.zeros_like(within)
-        kmax = e - lo
-        new[1] = R[e - 1, e - 1] ** 2
-        if kmax > 1:
-            new[2 : kmax + 1] = within[1:kmax] + 2.0 * tail[: kmax - 1] + new[1]
-        within = new
-        ks = np.arange(min_size, min(max_size, e) + 1)
-        if ks.size == 0:
-            continue
-        cand = best[e - ks] + within[ks]
-        j = int(np.argmax(cand[::-1]))  # reversed: prefer the earliest start, i.e. the largest block, on ties
-        k = int(ks[::-1][j])
-        if np.isfinite(cand[::-1][j]):
-            best[e] = cand[::-1][j]
-            prev[e] = e - k
-    if not np.isfinite(best[m]):
-        raise InputError(
-            f"cannot cut {m} variants into blocks of {min_size}..{max_size} variants; widen the size bounds"
-        )
-    cuts = [m]
-    while cuts[-1] > 0:
-        cuts.append(int(prev[cuts[-1]]))
-    cuts.reverse()
+    cutter = BlockCutter(m, min_size=min_size, max_size=max_size)
+    t = np.arange(max_size)[None, :]
+    for a in range(0, m, 1024):
+        i = np.arange(a, min(a + 1024, m))[:, None]
+        cutter.push(np.where(i >= t, R[i, np.maximum(i - t, 0)] ** 2, 0.0))
+    cuts = cutter.cuts() if m else [0]
     return [slice(a, b) for a, b in itertools.pairwise(cuts)]
 
 

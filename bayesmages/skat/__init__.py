@@ -1,17 +1,20 @@
-"""SKAT family and ecSKAT: GLM null models, SKAT, burden, SKAT-O, ecSKAT and a gene-set runner.
+"""SKAT family and ecSKAT: GLM null models, SKAT, burden, SKAT-O, ACAT-V/O, ecSKAT and a gene-set runner.
 
-Conventions follow R SKAT 2.2.5 (variant QC, imputation, flipping, Beta weights, Q, eigenvalue
-truncation, Davies with the liu.mod fallback, SKAT-O "optimal.adj"), so that results can be
-compared against R directly. All algebra is p x p (never n x n).
+Conventions follow R SKAT 2.2.5 (variant QC, imputation, flipping, Beta weights, Q). P-values are
+exact by default (exact quadratic-form tails; SKAT-O as the exact null probability of its
+statistic); ``compat="R"`` computes them as R does (eigenvalue truncation, Davies with the liu.mod
+fallback, SKAT-O "optimal.adj") and reproduces R's numbers. All algebra is p x p (never n x n).
 
 Modules, each importing only those above it: :mod:`~bayesmages.skat.variants` (QC, imputation,
 weights), :mod:`~bayesmages.skat.null` (null models; :mod:`~bayesmages.skat.kinship` for related
 samples), :mod:`~bayesmages.skat.result`,
 :mod:`~bayesmages.skat.scores` (weighted scores and their covariance),
 :mod:`~bayesmages.skat.pvalues` (Davies/Liu, small-sample adjustment),
-:mod:`~bayesmages.skat.skato` (SKAT-O), :mod:`~bayesmages.skat.score_test`,
+:mod:`~bayesmages.skat.skato_exact` (the exact SKAT-O), :mod:`~bayesmages.skat.skato` (SKAT-O),
+:mod:`~bayesmages.skat.score_test` (SKAT, burden and SKAT-O from scores and their covariance),
 :mod:`~bayesmages.skat.adjusted` (binary moment adjustment), :mod:`~bayesmages.skat.binary` (ER and
-SPA for binary traits), :mod:`~bayesmages.skat.set_test` (:func:`test`),
+SPA for binary traits), :mod:`~bayesmages.skat.acat` (ACAT-V, ACAT-O),
+:mod:`~bayesmages.skat.set_test` (:func:`test`),
 :mod:`~bayesmages.skat.ecskat` and :mod:`~bayesmages.skat.sets` (gene-set runner).
 
 Examples

@@ -31,6 +31,7 @@ from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import SKATResult
 from bayesmages.skat.set_test import test_prepared
 from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
+from bayesmages.stats import multitest
 
 __all__ = ["ECSKATResult", "cauchy_combine", "ecskat", "learn_kernel_weights"]
 
@@ -106,13 +107,7 @@ def cauchy_combine(p: Any) -> float:
     >>> round(cauchy_combine([0.01, 0.01]), 6)
     0.01
     """
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, 1.0)
-    # tan((0.5 - p) pi) = 1 / tan(p pi), which stays accurate for tiny p
-    t = np.where(p < 1e-15, 1.0 / (p * np.pi), 1.0 / np.tan(p * np.pi))
-    stat = float(np.mean(t))
-    if stat > 1e15:
-        return 1.0 / (stat * np.pi)
-    return float(0.5 - math.atan(stat) / math.pi)
+    return multitest.cauchy(p)
 
 
 def _kernel_sets(
@@ -280,7 +275,7 @@ def ecskat(
     weights: Any = None,
     kernel_weights: Any = None,
     n_splits: int = 1,
-    method: str = "davies",
+    method: str = "exact",
     impute: str = "fixed",
     variant_names: Any = None,
 ) -> ECSKATResult:
@@ -312,8 +307,8 @@ def ecskat(
         that base kernel on the test split).
     n_splits : int
         Number of random splits; p-values are combined with the Cauchy combination.
-    method : {"davies", "liu", "liu.mod"}
-        Null distribution of the test-split Q.
+    method : {"exact", "davies", "liu", "liu.mod"}
+        Null distribution of the test-split Q (as in :func:`bayesmages.skat.test`; default exact).
     impute : {"fixed", "bestguess", "random"}
         Missing-genotype imputation.
     variant_names : sequence of str, optional

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "RHO_DEFAULT", "TESTS", "SKATResult"]
+__all__ = ["COMPAT", "METHODS", "RHO_DEFAULT", "TESTS", "SKATResult"]
 
-TESTS = ("skat", "burden", "skat-o")
-METHODS = ("davies", "liu", "liu.mod")
+TESTS = ("skat", "burden", "skat-o", "acat-v", "acat-o")
+METHODS = ("exact", "davies", "liu", "liu.mod")
+COMPAT = (None, "R")
 RHO_DEFAULT = (0.0, 0.01, 0.04, 0.09, 0.25, 0.5, 1.0)  # R's SKAT-O "optimal.adj" grid
 
 
@@ -30,9 +31,9 @@ class SKATResult:
     n_variants : int
         Input variants.
     test : str
-        ``"skat"``, ``"burden"``, ``"skat-o"`` or ``"ecskat"``.
+        ``"skat"``, ``"burden"``, ``"skat-o"``, ``"acat-v"``, ``"acat-o"`` or ``"ecskat"``.
     method : str
-        How the p-value was computed (e.g. ``"davies"``, ``"liu.mod"``, ``"optimal.adj"``,
+        How the p-value was computed (e.g. ``"exact"``, ``"davies"``, ``"liu.mod"``, ``"optimal.adj"``,
         ``"moment-adjusted"``).
     rho, rho_grid, p_each_rho, q_each_rho
         SKAT-O: the selected rho (``rho_est``), the grid and per-rho p-values and statistics.
@@ -41,7 +42,8 @@ class SKATResult:
     davies_fault : int or None
         Davies fault code (0 = fine); a fallback to liu.mod happened when ``method`` says so.
     extra : dict
-        Anything else (ecSKAT puts its weights and split here).
+        Anything else (ecSKAT puts its weights and split here; ACAT-O its component p-values,
+        ``extra["components"]``; the exact SKAT-O its per-rho thresholds).
     """
 
     p_value: float

@@ -1,9 +1,12 @@
 """SKAT, burden and SKAT-O p-values from weighted scores and their null covariance.
 
 ``Q = S'S / (2 s2)`` (SKAT) or ``(1'S)^2 / (2 s2)`` (burden, R's ``r.corr = 1``); p-values from
-:mod:`bayesmages.skat.pvalues`, SKAT-O from :mod:`bayesmages.skat.skato`. Shared by the plain
-tests (:mod:`bayesmages.skat.set_test`) and the saddlepoint-adjusted binary ones
-(:mod:`bayesmages.skat.binary`), which hand over an adjusted covariance.
+:mod:`bayesmages.skat.pvalues` (exact tails by default, R's Davies/Liu rules on request), SKAT-O
+from :mod:`bayesmages.skat.skato` (which dispatches ``method="exact"`` to
+:mod:`bayesmages.skat.skato_exact`). The one Q-to-p-value step of the package: shared by the
+plain tests (:mod:`bayesmages.skat.set_test`, hence ACAT's burden and SKAT components) and the
+saddlepoint-adjusted binary ones (:mod:`bayesmages.skat.binary`), which hand over an adjusted
+covariance.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def test_scores(
     W: np.ndarray,
     s2: float,
     test: str = "skat",
-    method: str = "davies",
+    method: str = "exact",
     *,
     rho_grid: Any = None,
     n_variants: int | None = None,

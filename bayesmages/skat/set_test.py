@@ -1,9 +1,10 @@
 """The public SKAT-family entry points: :func:`test` (QC + test) and :func:`test_prepared` (the numeric core).
 
 The weighted scores of :mod:`bayesmages.skat.scores` are tested by
-:mod:`bayesmages.skat.score_test`; binary traits can instead use the moment adjustment
-(:mod:`bayesmages.skat.adjusted`), efficient resampling or saddlepoint p-values
-(:mod:`bayesmages.skat.binary`).
+:mod:`bayesmages.skat.score_test` (exact tails by default, R's computation with ``compat="R"``);
+binary traits can instead use the moment adjustment (:mod:`bayesmages.skat.adjusted`), efficient
+resampling or saddlepoint p-values (:mod:`bayesmages.skat.binary`); ACAT-V and ACAT-O combine
+tests of :func:`test_prepared` (:mod:`bayesmages.skat.acat`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ from typing import Any
 import numpy as np
 
 from bayesmages.errors import InputError
+from bayesmages.skat.acat import acat_o, acat_v
 from bayesmages.skat.adjusted import adjusted_test
 from bayesmages.skat.binary import BIN_METHODS, binary_test
 from bayesmages.skat.null import NullModel
-from bayesmages.skat.result import METHODS, TESTS, SKATResult
+from bayesmages.skat.result import COMPAT, METHODS, TESTS, SKATResult
 from bayesmages.skat.score_test import test_scores
 from bayesmages.skat.scores import weighted_scores
-from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
+from bayesmages.skat.variants import PreparedVariants, as_genotype_matrix, prepare_variants, variant_weights
 
 __all__ = ["test", "test_prepared"]
 
 
-def _check_choice(name: str, value: Any, options: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: Any, options: tuple[str | None, ...]) -> None:
     if value not in options:
         raise InputError(f"{name} must be one of {list(options)}, got {value!r}")
 
@@ -34,7 +36,7 @@ def test_prepared(
     w: np.ndarray,
     null: NullModel,
     test: str = "skat",
-    method: str = "davies",
+    method: str = "exact",
     *,
     rho_grid: Any = None,
     n_variants: int | None = None,
@@ -68,18 +70,22 @@ def test(
     test: str = "skat",
     weights_beta: tuple[float, float] = (1.0, 25.0),
     weights: Any = None,
-    method: str = "davies",
+    method: str | None = None,
     *,
     impute: str = "fixed",
     missing_cutoff: float = 0.15,
     max_maf: float = 1.0,
     rho_grid: Any = None,
-    skato_quadrature: str = "gk",
+    skato_quadrature: str | None = None,
     method_bin: str | None = None,
     n_resampling: int = 1_000_000,
     estimate_maf: int = 1,
     included: Any = None,
     seed: int = 0,
+    compat: str | None = None,
+    maf_masks: Any = None,
+    mac_threshold: float = 10,
+    extra_pvalues: Any = None,
 ) -> SKATResult:
     """SKAT, burden or SKAT-O test of a variant set against a fitted null model.
 
@@ -92,35 +98,44 @@ def test(
         and ``included`` says which of them the null model was fitted to.
     null : NullModel
         From :func:`bayesmages.skat.fit_null` on the same samples, in the same order.
-    test : {"skat", "burden", "skat-o"}
-        SKAT (linear weighted kernel), burden (R's ``r.corr = 1``) or SKAT-O.
+    test : {"skat", "burden", "skat-o", "acat-v", "acat-o"}
+        SKAT (linear weighted kernel), burden (R's ``r.corr = 1``), SKAT-O, ACAT-V (Cauchy
+        combination of single-variant p-values, very rare variants as one burden) or ACAT-O
+        (Cauchy combination of burden, SKAT and ACAT-V with Beta(1, 25) and Beta(1, 1) weights,
+        or the user's ``weights``, within each MAF mask); see :mod:`bayesmages.skat.acat`.
     weights_beta : (float, float)
         Beta(a1, a2) density weights of the MAF (R default (1, 25); (1, 1) = unweighted).
     weights : array-like, optional
         User weights, one per column of ``Z`` (overrides ``weights_beta``).
-    method : {"davies", "liu", "liu.mod"}
-        Null distribution of Q. For SKAT-O, ``"davies"`` is R's ``"optimal.adj"`` and
-        ``"liu"``/``"liu.mod"`` are R's ``"optimal.moment.adj"``. Ignored (as in R) when the null
-        model carries the binary small-sample adjustment.
+    method : {None, "exact", "davies", "liu", "liu.mod"}
+        Null distribution of Q. None means ``"exact"`` (``"davies"`` with ``compat="R"``): the exact
+        tail of :func:`bayesmages.stats.quadform.pvalue` (relative accuracy ~1e-7 at any p); for
+        SKAT-O, exact per-rho p-values and the exact null probability of their minimum
+        (:mod:`bayesmages.skat.skato_exact`). ``"davies"`` is R's Davies (absolute accuracy 1e-6,
+        liu.mod fallback), for SKAT-O R's ``"optimal.adj"``; ``"liu"``/``"liu.mod"`` are R's
+        moment approximations, for SKAT-O R's ``"optimal.moment.adj"``. Ignored (as in R) when
+        the null model carries the binary small-sample adjustment.
     impute : {"fixed", "bestguess", "random"}
         Missing-genotype imputation (R ``impute.method``).
     missing_cutoff, max_maf : float
         Variant QC thresholds (R's ``missing_cutoff`` 0.15, ``max_maf`` 1).
     rho_grid : sequence of float, optional
         SKAT-O rho grid (default R's optimal.adj grid 0, .01, .04, .09, .25, .5, 1).
-    skato_quadrature : {"gk", "qags"}
-        SKAT-O's final integral: ``"gk"`` (default) accurate and fast; ``"qags"`` R's QUADPACK
-        computation, which reproduces R's values including its quadrature error (up to ~1 %
-        at p ~ 1e-5; :mod:`bayesmages.skat.skato`).
+    skato_quadrature : {None, "gk", "qags"}
+        For ``method="davies"``/``"liu"``/``"liu.mod"`` SKAT-O and for the moment-adjusted
+        binary SKAT-O, the final integral of R's formula: ``"gk"`` (what None means) accurate and
+        fast; ``"qags"`` (what None means with ``compat="R"``) R's QUADPACK computation, which
+        reproduces R's values including its quadrature error (:mod:`bayesmages.skat.skato`).
     method_bin : {None, "er", "spa", "hybrid"}
         Binary traits only (:mod:`bayesmages.skat.binary`). ``None`` (default): R ``SKAT()``'s
         behaviour, i.e. the small-sample moment adjustment when the null model carries it
-        (``fit_null``'s default for n < 2,000, :mod:`bayesmages.skat.adjusted`), else the
-        asymptotic test. ``"er"``: efficient resampling, exact when the carriers have at most
-        2^20 phenotype configurations, adaptive resampling beyond. ``"spa"``: saddlepoint-adjusted
-        scores (per-variant SPA, SKATBinary_Robust's variance adjustment), for unbalanced
-        case-control designs and biobank sizes. ``"hybrid"``: ER up to 40 minor alleles or
-        carriers, SPA above.
+        (``fit_null``'s default for n < 2,000, :mod:`bayesmages.skat.adjusted`; it is R's
+        computation in both modes and ignores ``method``, as R does), else the test of
+        ``method``. ``"er"``: efficient resampling, exact when the carriers have at most 2^20
+        phenotype configurations, adaptive resampling beyond. ``"spa"``: saddlepoint-adjusted
+        scores (per-variant SPA, SKATBinary_Robust's variance adjustment), tested by ``method``
+        (exact tails by default), for unbalanced case-control designs and biobank sizes.
+        ``"hybrid"``: ER up to 40 minor alleles or carriers, SPA above. Not with ACAT-V/ACAT-O.
     n_resampling : int
         Largest number of ER draws when the law is not enumerated (R: 2e6).
     estimate_maf : {1, 2}
@@ -131,6 +146,18 @@ def test(
         without a missing phenotype or covariate); ``None``: every row of ``Z``.
     seed : int
         Seed of ``impute="random"`` and of ER resampling.
+    compat : {None, "R"}
+        ``"R"``: compute every p-value as R SKAT 2.2.5 does (Davies at R's accuracy with its
+        fallbacks, SKAT-O's Liu-mod thresholds, rho = 1 taken as 0.999 and R's QUADPACK
+        integration), reproducing R's numbers (tested to 1e-6 relative on the reference cases)
+        including R's own numerical errors. ``None`` (default): exact tails.
+    maf_masks : sequence of float, optional
+        ACAT-O: MAF upper bounds (e.g. ``[0.01, 0.001]``); each mask's variants (MAF < bound) are
+        tested separately and all results combined. Default: one mask with every variant.
+    mac_threshold : float
+        ACAT-V/ACAT-O: variants with minor-allele count ``<= mac_threshold`` enter as one burden.
+    extra_pvalues : mapping of str to float, optional
+        ACAT-O: further p-values to combine, e.g. ``{"ecskat": bm.skat.ecskat(Z, y, X).p_value}``.
 
     Returns
     -------
@@ -151,14 +178,28 @@ def test(
     if not isinstance(null, NullModel):
         raise InputError(f"null must be a NullModel from bayesmages.skat.fit_null, got {type(null).__name__}")
     _check_choice("test", test, TESTS)
+    _check_choice("compat", compat, COMPAT)
+    if method is None:
+        method = "davies" if compat == "R" else "exact"
     _check_choice("method", method, METHODS)
     if method_bin is not None:
         _check_choice("method_bin", method_bin, BIN_METHODS)
         if null.trait != "binary":
             raise InputError(f"method_bin={method_bin!r} is for binary traits; the null model is {null.trait!r} "
                              "(fit it with trait='binary')")
+        if test in ("acat-v", "acat-o"):
+            raise InputError(f"method_bin={method_bin!r} is not available with test={test!r} (ACAT's single-variant "
+                             "p-values are asymptotic); use 'skat', 'burden' or 'skat-o'")
     if estimate_maf not in (1, 2):
         raise InputError(f"estimate_maf must be 1 (all samples) or 2 (the null model's samples), got {estimate_maf!r}")
+    if compat == "R":
+        if method == "exact":
+            raise InputError("method='exact' is not an R SKAT method: with compat='R' use 'davies', 'liu' "
+                             "or 'liu.mod'")
+        if skato_quadrature not in (None, "qags"):
+            raise InputError(f"compat='R' integrates SKAT-O as R does (skato_quadrature='qags'), "
+                             f"got {skato_quadrature!r}")
+        skato_quadrature = "qags"
     keep = None
     if included is not None:
         keep = np.asarray(included)
@@ -173,12 +214,18 @@ def test(
     pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed,
                           _validated=True)
     w = variant_weights(pv, weights_beta, weights)
-    Gt = pv.G
     if keep is not None:
-        Gt = Gt[keep]
+        Gt = pv.G[keep]
         poly = np.ptp(Gt, axis=0) > 0  # R: variants monomorphic among the included samples are dropped
-        if not poly.all():
-            Gt, w = Gt[:, poly], w[poly]
-    return test_prepared(Gt, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
-                         skato_quadrature=skato_quadrature, method_bin=method_bin, n_resampling=n_resampling,
-                         seed=seed)
+        pv = PreparedVariants(G=Gt[:, poly], maf=pv.maf[poly], kept=pv.kept[poly], flipped=pv.flipped,
+                              n_input=pv.n_input)
+        w = w[poly]
+    wb = None if weights is not None else weights_beta
+    if test == "acat-v":
+        return acat_v(pv, w, null, test_prepared, weights_beta=wb, method=method, mac_threshold=mac_threshold)
+    if test == "acat-o":
+        return acat_o(pv, null, test_prepared, user_weights=None if weights is None else w, maf_masks=maf_masks,
+                      method=method, mac_threshold=mac_threshold, extra_pvalues=extra_pvalues)
+    return test_prepared(pv.G, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
+                         skato_quadrature=skato_quadrature or "gk", method_bin=method_bin,
+                         n_resampling=n_resampling, seed=seed)

@@ -79,19 +79,26 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
     row: dict[str, Any] = {"SET": name, "n_variants": G.shape[1], "test": opts["test"]}
     if G.shape[1] == 0:
         return {**row, "n_tested": 0, "statistic": np.nan, "p_value": np.nan, "method": "no variants found"}
+    Gy = G if opts["included"] is None else G[opts["included"]]  # the rows of y, for ecSKAT's own nulls
     if opts["test"] == "ecskat":
-        if opts["included"] is not None:
-            G = G[opts["included"]]
-        ec = ecskat(G, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
-                    objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["method"],
+        ec = ecskat(Gy, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
+                    objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["ec_method"],
                     impute=opts["impute"], variant_names=ids)
         return {**row, "n_tested": ec.n_tested, "statistic": ec.statistic, "p_value": ec.p_value,
                 "method": f"ecskat-{ec.objective}" + ("-fallback" if ec.fallback else "")}
     assert null is not None  # fitted by the caller for every test but ecskat
+    extra = None
+    if opts["test"] == "acat-o" and opts["acat_ecskat"]:
+        extra = {"ecskat": ecskat(Gy, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"],
+                                  seed=opts["seed"], objective=opts["objective"], weights_beta=opts["weights_beta"],
+                                  method=opts["ec_method"], impute=opts["impute"]).p_value}
     r = skat_test(G, null, test=opts["test"], weights_beta=opts["weights_beta"], method=opts["method"],
-                  impute=opts["impute"], seed=opts["seed"], method_bin=opts["method_bin"],
-                  estimate_maf=opts["estimate_maf"], included=opts["included"])
+                  impute=opts["impute"], seed=opts["seed"], compat=opts["compat"], maf_masks=opts["maf_masks"],
+                  extra_pvalues=extra, method_bin=opts["method_bin"], estimate_maf=opts["estimate_maf"],
+                  included=opts["included"])
     row.update(n_tested=r.n_tested, statistic=r.statistic, p_value=r.p_value, method=r.method)
+    for name, pc in r.extra.get("components", {}).items():  # ACAT-O: every combined p-value
+        row[f"p_{name}"] = pc
     if r.p_each_rho is not None and r.rho_grid is not None:  # both set by SKAT-O
         row["rho"] = r.rho
         for rho, pr in zip(r.rho_grid, r.p_each_rho):
@@ -109,7 +116,7 @@ def run_sets(
     test: str = "skat",
     *,
     weights_beta: tuple[float, float] = (1.0, 25.0),
-    method: str = "davies",
+    method: str | None = None,
     adjustment: bool | None = None,
     method_bin: str | None = None,
     kinship: Any = None,
@@ -122,6 +129,9 @@ def run_sets(
     workers: int = 1,
     scheduler: Any = None,
     progress: bool = False,
+    compat: str | None = None,
+    maf_masks: Any = None,
+    acat_ecskat: bool = False,
 ) -> pd.DataFrame:
     """Test every variant set against one null fit.
 
@@ -138,15 +148,18 @@ def run_sets(
         Phenotype (n,) and covariates (n, q) without intercept.
     trait : {"continuous", "binary"}
         Null-model family.
-    test : {"skat", "burden", "skat-o", "ecskat"}
+    test : {"skat", "burden", "skat-o", "acat-v", "acat-o", "ecskat"}
         The test (ecSKAT fits its own split null models per set).
-    weights_beta, method, impute
-        As in :func:`bayesmages.skat.test`.
+    weights_beta, method, impute, compat, maf_masks
+        As in :func:`bayesmages.skat.test` (``method`` default exact, R's davies with ``compat="R"``).
+    acat_ecskat : bool
+        ACAT-O: also run ecSKAT on each set and include its p-value in the combination.
     adjustment : bool or None
         Binary small-sample moment adjustment of the null model (``None``: R's default, for
         n < 2,000).
     method_bin : {None, "er", "spa", "hybrid"}
-        Binary traits: efficient resampling or saddlepoint p-values (:func:`bayesmages.skat.test`).
+        Binary traits: efficient resampling or saddlepoint p-values (:func:`bayesmages.skat.test`;
+        not with ACAT-V/ACAT-O).
     kinship : array-like, optional
         (n, n) kinship matrix of the samples of ``y``: the related-samples (EMMAX) null model of
         :func:`bayesmages.skat.fit_null_kinship` (continuous traits).
@@ -164,7 +177,8 @@ def run_sets(
     -------
     pandas.DataFrame
         ``SET, n_variants, n_tested, test, statistic, p_value, method`` (+ ``rho`` and
-        ``p_rho_*`` for SKAT-O), one row per set, in the order of ``sets``.
+        ``p_rho_*`` for SKAT-O, ``p_<component>`` for ACAT-O), one row per set, in the order of
+        ``sets``.
 
     Examples
     --------
@@ -177,11 +191,12 @@ def run_sets(
     """
     if test not in SET_TESTS:
         raise InputError(f"test must be one of {list(SET_TESTS)}, got {test!r}")
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
-    if method_bin is not None and (method_bin not in BIN_METHODS or trait != "binary" or test == "ecskat"):
-        raise InputError(f"run_sets: method_bin must be one of {list(BIN_METHODS)} with trait 'binary' and a test "
-                         f"other than ecskat, got method_bin={method_bin!r}, trait={trait!r}, test={test!r}")
+    if method_bin is not None and (method_bin not in BIN_METHODS or trait != "binary"
+                                   or test in ("ecskat", "acat-v", "acat-o")):
+        raise InputError(f"run_sets: method_bin must be one of {list(BIN_METHODS)} with trait 'binary' and test "
+                         f"skat, burden or skat-o, got method_bin={method_bin!r}, trait={trait!r}, test={test!r}")
     if not sets:
         raise InputError("run_sets: no variant sets given")
     G = np.asarray(G, dtype=np.float64)
@@ -212,7 +227,8 @@ def run_sets(
         units.append((name, G[:, cols], [ids[j] for j in cols]))
     opts = {"test": test, "trait": trait, "weights_beta": tuple(weights_beta), "method": method, "impute": impute,
             "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed,
-            "estimate_maf": estimate_maf, "included": keep}
+            "estimate_maf": estimate_maf, "included": keep, "compat": compat, "maf_masks": maf_masks,
+            "acat_ecskat": acat_ecskat, "ec_method": method or ("davies" if compat == "R" else "exact")}
     fn = functools.partial(_run_one, null=null, y=yv, X=X, opts=opts)
     try:
         from bayesmages.parallel import map_units

@@ -1,4 +1,8 @@
-"""SKAT-O (Lee, Wu and Lin 2012), following R SKAT 2.2.5's ``"optimal.adj"`` computation.
+"""SKAT-O (Lee, Wu and Lin 2012): R SKAT 2.2.5's ``"optimal.adj"`` formula, and the dispatch to the exact one.
+
+The default (``method="exact"``) is :mod:`bayesmages.skat.skato_exact`, the exact null probability
+of the SKAT-O statistic. This module computes R's formula (``method="davies"`` and the Liu names),
+which approximates the law of the non-burden part by a moment-matched chi-square:
 
 For rho on a grid, ``Q_rho = [(1 - rho) S'S + rho (1'S)^2] / (2 s2)`` (rho = 1 is evaluated at
 0.999, as R does, so that the integrand below stays finite). The per-rho p-values use Davies on
@@ -12,7 +16,7 @@ by adaptive Gauss-Kronrod (3-7 rule) to relative accuracy ~1e-3 of the p-value o
 (:mod:`._quadrature`; typically 30-100 integrand points instead of R's ~1000). The integrand's
 Davies tail is evaluated for all points of a round on one shared inversion grid
 (:func:`bayesmages.stats.davies.davies_grid`) at accuracy 1e-9 instead of R's 1e-6: cheaper per
-point and more accurate. Both changes make the default ("gk") p-value more accurate than R's;
+point and more accurate. Both changes make "gk" a more accurate evaluation of R's formula;
 R's value carries its QAGS error (relative tolerance 1.22e-4 on 1 - p, i.e. absolute) and the
 1e-6 Davies error of its integrand, which at p ~ 1e-6 amount to up to ~15 % (reference case_14;
 our value there agrees with the saddlepoint-contour engine). ``quadrature="qags"`` replays R's
@@ -34,6 +38,7 @@ from bayesmages.errors import InputError
 from bayesmages.skat._quadrature import gauss_kronrod as _gauss_kronrod
 from bayesmages.skat.pvalues import DAVIES_ACC, DAVIES_LIM, davies_pvalue, truncate_eigenvalues
 from bayesmages.skat.result import RHO_DEFAULT, SKATResult
+from bayesmages.skat.skato_exact import skato_exact
 from bayesmages.stats import quadform
 from bayesmages.stats.davies import davies_grid, davies_many
 
@@ -215,7 +220,9 @@ def skato(
         computation is :func:`bayesmages.skat.adjusted.adjusted_test`.
     rho_grid : sequence of float, optional
         Default R's optimal.adj grid.
-    method : {"davies", "liu", "liu.mod"}
+    method : {"davies", "exact", "liu", "liu.mod"}
+        ``"exact"``: exact per-rho p-values and the exact null probability of their minimum
+        (:mod:`bayesmages.skat.skato_exact`; the rho grid is used as given, rho = 1 included).
         ``"davies"`` integrates the Davies tail (R ``"optimal.adj"``); the Liu names use the
         Liu-type integrand (R ``"optimal.moment.adj"``).
     n_variants : int, optional
@@ -235,6 +242,8 @@ def skato(
     grid = _check_grid(rho_grid)
     p = S.size
     n_variants = p if n_variants is None else n_variants
+    if method == "exact":
+        return skato_exact(S, W, s2, grid, n_variants)
     r = np.minimum(grid, 0.999)
     q_rho = ((1.0 - r) * float(S @ S) + r * float(S.sum()) ** 2) / (2.0 * s2)
     M = W / 2.0

@@ -52,6 +52,7 @@ from bayesmages.stats.davies import davies_one
 
 __all__ = [
     "METHODS",
+    "cgf_root",
     "davies",
     "imhof",
     "liu",
@@ -59,6 +60,7 @@ __all__ = [
     "liu_params",
     "pvalue",
     "pvalue_many",
+    "pvalue_rows",
     "saddlepoint",
 ]
 
@@ -311,14 +313,18 @@ def liu_mod(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) ->
 
 
 def _cgf_root(q: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Solve K'(s) = q on (-inf, 1/(2 max lam)) for each q (K the cumulant generating function)."""
-    cmax = 0.5 / lam.max()
-    lo = np.full(q.shape, -lam.size / np.maximum(q, 1e-300) - 1.0)  # K'(lo) < q there
-    hi = np.full(q.shape, cmax)
+    """Solve K'(s) = q on (-inf, 1/(2 max lam)) for each q (K the cumulant generating function).
+
+    ``lam`` is one weight vector (m,) for every q, or one row (n, m) per q (zero-padded).
+    """
+    L = lam[None, :] if lam.ndim == 1 else lam
+    cmax = 0.5 / L.max(axis=1)
+    lo = -L.shape[1] / np.maximum(q, 1e-300) - 1.0  # K'(lo) < q there
+    hi = np.broadcast_to(cmax, q.shape).copy()
     s = np.clip(cmax - 0.5 / np.maximum(q, 1e-300), lo, 0.5 * cmax)
     for _ in range(200):
-        d = 1.0 - 2.0 * lam[None, :] * s[:, None]
-        r = lam[None, :] / d
+        d = 1.0 - 2.0 * L * s[:, None]
+        r = L / d
         k1 = r.sum(axis=1) - q
         k2 = 2.0 * (r * r).sum(axis=1)
         hi = np.where(k1 > 0, s, hi)
@@ -334,6 +340,26 @@ def _cgf_root(q: np.ndarray, lam: np.ndarray) -> np.ndarray:
             break
         s = new
     return s
+
+
+def cgf_root(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The saddlepoint s_hat(q): the root of K'(s) = q, with K the cumulant generating function of Q.
+
+    ``-s_hat(q)`` is the leading term of ``d log P(Q > q) / dq`` in the tail (used to start
+    quantile inversions).
+
+    Examples
+    --------
+    >>> round(float(cgf_root(np.array([2.0]), [1.0])[0]), 12)  # chi2_1: K'(s) = 1 / (1 - 2 s)
+    0.25
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    qs = np.asarray(q, dtype=np.float64).ravel()
+    if lam.ndim == 2:  # one zero-padded row of weights per quantile
+        if lam.shape[0] != qs.size or not np.all(np.isfinite(lam)) or np.any(lam < 0) or np.any(lam.max(1) <= 0):
+            raise InputError("cgf_root: rows of weights must be finite, non-negative, one per quantile")
+        return _cgf_root(qs, lam)
+    return _cgf_root(qs, _weights(lam))
 
 
 def saddlepoint(q: float | np.ndarray, eigenvalues: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -396,27 +422,37 @@ def _auto(qs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _auto_rows(qs, np.broadcast_to(lam, (qs.size, lam.size)))
 
 
-def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``auto`` for rows of (q, weights); weights padded with zeros, each row with a positive one.
+def _auto_rows(
+    qs: np.ndarray, lam: np.ndarray, ncp: np.ndarray | None = None, rtol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
+    """``auto`` for rows of (q, weights[, non-centralities]).
 
+    Weights are padded with zeros, each row with a positive one.
     Returns the p-values and a boolean mask of the rows where the contour integral did not
-    converge and the saddlepoint approximation was used (no warning here: callers decide).
+    converge and the saddlepoint approximation was used (no warning here: callers decide). With
+    non-centralities there is no such fallback: the last contour sum is kept and flagged.
     """
     out = np.ones(qs.size)
     approximate = np.zeros(qs.size, dtype=bool)
     npos = (lam > 0).sum(axis=1)
     top = lam.max(axis=1)
     # P(Q <= q) <= P(top chi2_1 <= q) < sqrt(q / top): below 1e-34 * top that is < 1e-17, so p = 1 to
-    # double precision (and the tail integrals would only meet underflow there).
+    # double precision (and the tail integrals would only meet underflow there). With
+    # non-centralities Q is stochastically larger, so the bound holds as well.
     pos = qs > 1e-34 * top
-    one = (npos == 1) & pos
+    central = np.ones(qs.size, dtype=bool) if ncp is None else ~np.any(ncp * (lam > 0) > 0, axis=1)
+    one = (npos == 1) & pos & central
     out[one] = stats.chi2.sf(qs[one] / top[one], 1)
-    many = (npos > 1) & pos
+    many = pos & ~one
     if many.any():
         idx = np.flatnonzero(many)
-        log_p, ok = contour_tail(qs[idx], np.ascontiguousarray(lam[idx]))
+        log_p, ok = contour_tail(qs[idx], np.ascontiguousarray(lam[idx]),
+                                 ncp=None if ncp is None else np.ascontiguousarray(ncp[idx]), rtol=rtol)
         out[idx] = np.exp(log_p)
         for i in idx[~ok]:
+            if not central[i]:
+                approximate[i] = True
+                continue
             row = lam[i][lam[i] > 0]
             out[i] = saddlepoint(qs[i], row)[0]
             # A tail below the smallest double is reported as that floor by either method (e.g.
@@ -426,10 +462,11 @@ def _auto_rows(qs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.clip(out, _TINY, 1.0), approximate
 
 
-def _warn_approximate(n_approx: int, n: int, stacklevel: int) -> None:
+def _warn_approximate(n_approx: int, n: int, stacklevel: int, noncentral: bool = False) -> None:
+    fallback = ("the last contour sum was kept for them (not converged)" if noncentral else
+                "the saddlepoint approximation was used for them (relative error up to ~15%)")
     warnings.warn(
-        f"quadform: the exact contour integral did not converge for {n_approx} of {n} p-value(s); "
-        "the saddlepoint approximation was used for them (relative error up to ~15%)",
+        f"quadform: the exact contour integral did not converge for {n_approx} of {n} p-value(s); {fallback}",
         AccuracyWarning, stacklevel=stacklevel + 1)
 
 
@@ -500,6 +537,73 @@ def pvalue(
     else:
         p = saddlepoint(qs, lam)
     return _shape(np.asarray(p, dtype=np.float64), scalar)
+
+
+def pvalue_rows(
+    q: Sequence[float] | np.ndarray,
+    eigenvalues: np.ndarray,
+    ncp: np.ndarray | None = None,
+    *,
+    rtol: float = 1e-6,
+    return_approximate: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """P(sum_k lambda_ik chi2_1(delta_ik) > q_i) for rows i: the exact (``"auto"``) engine, vectorised.
+
+    Non-central chi-square(1) terms (``ncp``) are supported here; the inversion is the same
+    saddlepoint-contour integral with the non-central moment generating function, so relative
+    accuracy is kept far into the tail.
+
+    Parameters
+    ----------
+    q : array_like
+        Shape (n,), the quantiles.
+    eigenvalues : numpy.ndarray
+        Shape (m,) (the same weights for every row) or (n, m); non-negative, padded with zeros as
+        needed, at least one positive weight per row.
+    ncp : numpy.ndarray, optional
+        Non-centralities delta_ik >= 0, broadcastable to (n, m); default central.
+    rtol : float
+        Relative agreement of successive contour sums required (default 1e-6, as
+        :func:`pvalue`); the error of the result is far below it.
+    return_approximate : bool
+        Also return the mask of rows whose contour integral did not converge (no warning then).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,) tail probabilities (or the tuple with the mask).
+
+    Warns
+    -----
+    AccuracyWarning
+        Without ``return_approximate``: some rows did not converge.
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> p = pvalue_rows([30.0], np.array([1.0]), np.array([[5.0]]))
+    >>> bool(abs(p[0] / stats.ncx2.sf(30.0, 1, 5.0) - 1) < 1e-8)
+    True
+    """
+    qs, _ = _quantiles(q)
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    lam = np.broadcast_to(lam, (qs.size, lam.shape[-1])) if lam.ndim == 1 else lam
+    if lam.shape[0] != qs.size or not np.all(np.isfinite(lam)) or np.any(lam < 0) or np.any(lam.max(axis=1) <= 0):
+        raise InputError(f"pvalue_rows: eigenvalues must be finite, non-negative, shape ({qs.size}, m) or (m,), "
+                         "with a positive weight in every row")
+    nc = None
+    if ncp is not None:
+        nc = np.broadcast_to(np.asarray(ncp, dtype=np.float64), lam.shape)
+        if not np.all(np.isfinite(nc)) or np.any(nc < 0):
+            raise InputError("pvalue_rows: ncp must be finite and non-negative")
+    if not 0 < rtol < 1:
+        raise InputError(f"pvalue_rows: rtol must be in (0, 1), got {rtol!r}")
+    p, approximate = _auto_rows(qs, lam, nc, rtol)
+    if return_approximate:
+        return p, approximate
+    if approximate.any():
+        _warn_approximate(int(approximate.sum()), qs.size, stacklevel=2, noncentral=nc is not None)
+    return p
 
 
 def pvalue_many(
