@@ -46,6 +46,8 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
                      "shrink_susie.md", []),
     "cluster": ("DP mixture vs scikit-learn", "cluster.md", "cluster.md", []),
     "skat": ("SKAT family: per-gene time, type-I error, power", "skat.md", "skat_quick.md", []),
+    "skat_binary": ("Binary-trait SKAT family: type-I error at low case fractions", "skat_binary.md",
+                    "skat_binary_quick.md", []),
     "genes": ("Gene-level enrichment and quadratic-form accuracy", "genes.md", "genes.md", []),
     "simulate": ("Simulation speed", "simulate.md", "simulate.md", []),
     "genome": ("Genome-scale run (1,000,000 variants x 2 traits)", "genome.md", "genome_quick.md", []),

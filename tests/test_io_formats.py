@@ -165,3 +165,32 @@ def test_n_argument_replaces_the_file_column_and_generic_eaf(tmp_path):
     g = _write(tmp_path / "g.csv", "SNP,A1,A2,BETA,SE,FRQ\nrs1,A,G,0.1,0.05,0.3\n")
     df = read_gwas(g)
     assert list(df.columns) == ["SNP", "A1", "A2", "BETA", "SE", "EAF"] and df["EAF"].tolist() == [0.3]
+
+
+def test_read_pgen_dosages_ids_and_missing(tmp_path):
+    """A PLINK 2 fileset written with pgenlib: dosages (stored to 1/16384), sample and variant ids from
+    .psam/.pvar, a missing dosage as NaN; the prefix works like the .pgen path; a missing .psam is named."""
+    import pgenlib
+
+    from bayesmages.io import read_genotypes
+
+    rng = np.random.default_rng(0)
+    n, p = 40, 3
+    D = np.round(rng.uniform(0, 2, size=(p, n)) * 16384) / 16384
+    D[1, 5] = -9  # missing
+    with pgenlib.PgenWriter(str(tmp_path / "d.pgen").encode(), n, variant_ct=p, nonref_flags=False,
+                            dosage_present=True) as w:
+        for row in D:
+            w.append_dosages(row.astype(np.float32))
+    (tmp_path / "d.psam").write_text("#IID\tSEX\n" + "".join(f"s{i}\tNA\n" for i in range(n)))
+    (tmp_path / "d.pvar").write_text("##fileformat=PVARv1.0\n#CHROM\tPOS\tID\tREF\tALT\n"
+                                     + "".join(f"1\t{100 + j}\tv{j}\tA\tG\n" for j in range(p)))
+    g = read_genotypes(tmp_path / "d.pgen")
+    assert list(g.samples[:2]) == ["s0", "s1"] and list(g.variants) == ["v0", "v1", "v2"]
+    assert np.isnan(g.G[5, 1]) and np.isnan(g.G).sum() == 1
+    ok = ~np.isnan(g.G)
+    np.testing.assert_allclose(g.G[ok], D.T[ok], atol=1e-4)  # float32 in, 1/16384 grid in the file
+    np.testing.assert_array_equal(read_genotypes(tmp_path / "d").G[ok], g.G[ok])
+    with pytest.raises(InputError, match=r"d2\.psam: PLINK 2 fileset incomplete"):
+        (tmp_path / "d2.pgen").write_bytes((tmp_path / "d.pgen").read_bytes())
+        read_genotypes(tmp_path / "d2.pgen")

@@ -34,7 +34,7 @@ def test_ols_matches_statsmodels(seed):
 
 def test_irls_matches_statsmodels_glm(seed):
     X, y = _data(seed, binary=True)
-    null = bm.skat.fit_null(y, X, trait="binary")
+    null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
     ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Binomial()).fit(tol=1e-12)
     # both iterate to the same MLE; our deviance tolerance 1e-8 leaves coefficient error ~1e-7
     np.testing.assert_allclose(null.coef, ref.params, rtol=1e-6, atol=1e-7)
@@ -47,7 +47,7 @@ def test_cov_scores_is_gt_p0_g_without_n_by_n(seed):
     rng = np.random.default_rng(seed)
     for binary in (False, True):
         X, y = _data(seed, n=120, binary=binary)
-        null = bm.skat.fit_null(y, X, trait="binary" if binary else "continuous")
+        null = bm.skat.fit_null(y, X, trait="binary" if binary else "continuous", adjustment=False)
         G = rng.binomial(2, 0.1, size=(120, 5)).astype(float)
         X1 = np.column_stack([np.ones(120), X])
         V = np.diag(null.var)
@@ -85,7 +85,7 @@ def test_separation_is_an_input_error():
     x = np.linspace(-1, 1, 40)
     y = (x > 0).astype(float)
     with pytest.raises(InputError, match="separate"):
-        bm.skat.fit_null(y, x[:, None], trait="binary")
+        bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
 
 
 def test_adjustment_needs_binary():
@@ -127,7 +127,7 @@ def test_no_warnings_on_clean_fit():
     X, y = _data(5, binary=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        bm.skat.fit_null(y, X, trait="binary")
+        bm.skat.fit_null(y, X, trait="binary", adjustment=False)
 
 
 # --- separation (issue #19 item 5) and convergence reporting ------------------------------------------
@@ -140,7 +140,7 @@ def test_perfect_separation_by_one_covariate_names_it(n):
     y = rng.binomial(1, 0.5, n).astype(float)
     X = np.column_stack([rng.normal(size=n), 2 * y - 1, rng.normal(size=n)])
     with pytest.raises(SeparationError, match=r"^fit_null: covariate 'column 2 of X' separates") as info:
-        bm.skat.fit_null(y, X, trait="binary")
+        bm.skat.fit_null(y, X, trait="binary", adjustment=False)
     assert info.value.covariates == ["'column 2 of X'"] and "\n" not in str(info.value)
     with pytest.raises(InputError, match="covariate 'sep' separates"):
         bm.skat.fit_null(y, pd.DataFrame({"age": X[:, 0], "sep": X[:, 1], "pc1": X[:, 2]}), trait="binary")
@@ -163,7 +163,7 @@ def test_strong_covariate_without_separation_fits_like_statsmodels():
     rng = np.random.default_rng(3)
     x = rng.normal(size=5000) * 3
     y = (rng.random(5000) < 1 / (1 + np.exp(-3 * x))).astype(float)
-    null = bm.skat.fit_null(y, x[:, None], trait="binary")
+    null = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
     assert null.converged and np.abs(null.X1 @ null.coef).max() > 30
     ref = sm.GLM(y, sm.add_constant(x), family=sm.families.Binomial()).fit(tol=1e-12)
     np.testing.assert_allclose(null.coef, ref.params, rtol=1e-6)
@@ -184,7 +184,7 @@ def test_failed_step_halving_reports_not_converged(monkeypatch):
 
     monkeypatch.setattr(nullmod.np, "logaddexp", worse_after_first)
     with pytest.warns(ConvergenceWarning, match="step-halving could not decrease the deviance"):
-        null = bm.skat.fit_null(y, X, trait="binary")
+        null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
     assert not null.converged
 
 

@@ -108,7 +108,7 @@ def test_complete_block_fast_path_matches_the_general_path():
     np.testing.assert_array_equal(Z[:, 2], Zm[:, 2])  # the caller's matrix is never flipped in place
 
 
-@pytest.mark.parametrize("bad", [0.5, 1.000001, -1.0, 3.0])
+@pytest.mark.parametrize("bad", [-1.0, 3.0, 2.0001, -1e-9])
 def test_fast_genotype_check_rejects_non_genotypes(bad):
     Z = np.zeros((50, 3))
     Z[:5, 0] = 1.0
@@ -122,3 +122,49 @@ def test_beta_weights_closed_form_matches_scipy():
     for a in ((1, 25), (1, 1), (0.5, 0.5), (2, 3)):
         expected = stats.beta.pdf(np.where(maf > 0.5, 1 - maf, maf), *a)
         np.testing.assert_allclose(bm.skat.beta_weights(maf, a), expected, rtol=1e-12)  # round-off of exp/log
+
+
+def test_dosages_are_accepted_and_tested_like_counts():
+    """Dosages in [0, 2] go through QC, flipping and weights like counts: a dosage burden test equals the
+    explicit n x n score test on the dosage burden, and a major-allele dosage column is flipped as 2 - x."""
+    rng = np.random.default_rng(4)
+    n = 400
+    X = rng.normal(size=(n, 2))
+    y = X[:, 0] + rng.normal(size=n)
+    hard = rng.binomial(2, 0.05, size=(n, 5)).astype(float)
+    dos = np.clip(hard + rng.normal(scale=0.15, size=hard.shape) * (hard > 0), 0, 2)
+    dos[3, 1] = 1.98  # a major-allele dosage column below is flipped as 2 - x
+    null = bm.skat.fit_null(y, X)
+    res = bm.skat.test(dos, null, test="burden", weights_beta=(1, 1))
+    b = dos.sum(1)
+    P = np.eye(n) - null.X1 @ np.linalg.solve(null.X1.T @ null.X1, null.X1.T)
+    z2 = (b @ null.residuals) ** 2 / (null.s2 * b @ P @ b)
+    assert res.p_value == pytest.approx(stats.chi2.sf(z2, 1), rel=1e-9)
+    flipped = bm.skat.prepare_variants(np.column_stack([2 - dos[:, 0], dos[:, 1:]]))
+    np.testing.assert_allclose(flipped.G[:, 0], dos[:, 0], atol=1e-12)
+
+
+def test_estimate_maf_all_samples_or_the_null_models():
+    """R's estimate_MAF: 1 takes MAFs (so Beta weights) from every row of Z, 2 from the null model's rows
+    only; both test the same rows. With a missing phenotype the weights differ exactly as the MAFs do."""
+    rng = np.random.default_rng(6)
+    n = 300
+    Z = rng.binomial(2, 0.03, size=(n, 6)).astype(float)
+    y = Z[:, 0] + rng.normal(size=n)
+    keep = np.ones(n, dtype=bool)
+    keep[:40] = False  # 40 samples without a phenotype
+    Z[:40, 1] = 2.0  # ... who carry variant 1 a lot: its MAF over all rows is far higher
+    null = bm.skat.fit_null(y[keep], None)
+    r1 = bm.skat.test(Z, null, test="burden", included=keep, estimate_maf=1)
+    r2 = bm.skat.test(Z, null, test="burden", included=keep, estimate_maf=2)
+    assert r2.p_value == bm.skat.test(Z[keep], null, test="burden").p_value
+    maf_all = Z.mean(0) / 2
+    maf_all = np.where(maf_all > 0.5, 1 - maf_all, maf_all)
+    w = stats.beta.pdf(maf_all, 1, 25)
+    Zk = np.where(Z.mean(0) / 2 > 0.5, 2 - Z, Z)[keep]
+    assert r1.p_value == pytest.approx(bm.skat.test(Zk, null, test="burden", weights=w).p_value, rel=1e-12)
+    assert r1.p_value != r2.p_value
+    with pytest.raises(InputError, match="estimate_maf"):
+        bm.skat.test(Z, null, included=keep, estimate_maf=3)
+    with pytest.raises(InputError, match="included"):
+        bm.skat.test(Z, null, included=keep[1:])

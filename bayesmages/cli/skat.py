@@ -45,8 +45,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--weights-beta", nargs=2, type=float, default=(1.0, 25.0), metavar=("A1", "A2"),
                    help="Beta(a1, a2) MAF weights (default 1 25)")
     p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")
-    p.add_argument("--adjustment", action="store_true",
-                   help="binary small-sample moment adjustment (R's default when n < 2000)")
+    p.add_argument("--adjustment", action=argparse.BooleanOptionalAction, default=None,
+                   help="binary small-sample moment adjustment (default: on when n < 2000, as R SKAT)")
+    p.add_argument("--method-bin", choices=("er", "spa", "hybrid"), default=None,
+                   help="binary traits: efficient resampling (er), saddlepoint-adjusted scores (spa), or ER up to "
+                        "40 minor alleles and SPA above (hybrid); default: the moment adjustment / asymptotic test")
+    p.add_argument("--kinship", type=Path, default=None,
+                   help="related samples: square kinship/GRM table, first column the sample ids and one column per "
+                        "sample id (EMMAX null model of R SKAT; continuous traits)")
+    p.add_argument("--estimate-maf", type=int, choices=(1, 2), default=1,
+                   help="R's estimate_MAF: MAFs (weights, imputation, flipping) from all genotyped samples (1, "
+                        "default) or from those with phenotype and covariates only (2)")
     p.add_argument("--train-fraction", type=float, default=0.3, help="ecSKAT training fraction (default 0.3)")
     p.add_argument("--objective", choices=("standardized", "bound"), default="standardized",
                    help="ecSKAT weight-learning objective")
@@ -63,10 +72,34 @@ def _id_column(df: Any) -> str | None:
     return find_column(list(df.columns), SAMPLE_ID_ALIASES)
 
 
+def _load_kinship(path: Path, samples: np.ndarray) -> np.ndarray:
+    """The kinship matrix of ``samples`` (in their order) from a square table with an id column."""
+    from bayesmages.io import read_table
+
+    df = read_table(path, what="kinship")
+    kid = _id_column(df) or df.columns[0]
+    rows = df[kid].astype(str).tolist()
+    cols = [str(c) for c in df.columns if c != kid]
+    if sorted(rows) != sorted(cols):
+        raise InputError(f"{path}: the kinship table's row ids (column {kid}) and column names must be the same "
+                         f"sample ids; found {len(rows)} rows and {len(cols)} columns that differ")
+    pos_r = {s: i for i, s in enumerate(rows)}
+    missing = [s for s in samples if s not in pos_r]
+    if missing:
+        raise InputError(f"{path}: sample {missing[0]!r} (genotyped, with phenotype) is not in the kinship table "
+                         f"({len(missing)} missing)")
+    try:
+        K = df[[c for c in df.columns if c != kid]].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: kinship values must be numeric") from None
+    pos_c = {s: j for j, s in enumerate(cols)}
+    return K[np.ix_([pos_r[s] for s in samples], [pos_c[s] for s in samples])]
+
+
 def _load_inputs(
     args: argparse.Namespace,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame | None, int, str]:
-    """Genotypes, variant ids, phenotype and covariates aligned on samples; the dropped count; their source."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame | None, np.ndarray, str, np.ndarray | None]:
+    """All genotypes, variant ids, phenotype and covariates of the kept samples, the kept mask, their source, K."""
     from bayesmages.io import read_genotypes, read_table
     from bayesmages.io.tables import numeric_column
 
@@ -121,12 +154,13 @@ def _load_inputs(
     ok = np.isfinite(y) & (np.isfinite(X).all(1) if X is not None else True)
     if ok.sum() < 3:
         raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
-    G = geno.G[ok]
+    G = geno.G  # all genotyped samples: --estimate-maf 1 takes MAFs from all of them
     # a DataFrame keeps the covariate column names, which fit_null's messages then use
     import pandas as pd
 
     Xok = None if X is None else pd.DataFrame(X[ok], columns=ccols)
-    return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, int((~ok).sum()), source
+    K = None if args.kinship is None else _load_kinship(args.kinship, samples[ok])
+    return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, ok, source, K
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,12 +171,18 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     sidecar = args.out.with_name(args.out.stem + ".run.json")
     output_file(args, sidecar)
-    G, variants, y, X, dropped, source = _load_inputs(args)
+    if args.kinship is not None and args.trait != "continuous":
+        raise InputError("--kinship: the related-samples (EMMAX) null model is for --trait continuous")
+    if args.method_bin is not None and args.trait != "binary":
+        raise InputError(f"--method-bin {args.method_bin}: needs --trait binary")
+    G, variants, y, X, ok, source, K = _load_inputs(args)
+    dropped = int((~ok).sum())
     sets = read_sets(args.sets)
     try:
         table = run_sets(
             G, variants, sets, y, X, trait=args.trait, test=args.test, weights_beta=tuple(args.weights_beta),
-            method=args.method, adjustment=args.adjustment, impute=args.impute,
+            method=args.method, adjustment=args.adjustment, method_bin=args.method_bin, kinship=K,
+            estimate_maf=args.estimate_maf, included=ok if dropped else None, impute=args.impute,
             train_fraction=args.train_fraction, objective=args.objective, seed=args.seed, workers=args.workers,
             scheduler=args.scheduler, progress=not args.quiet, compat=args.compat, maf_masks=args.maf_masks,
             acat_ecskat=args.acat_ecskat,
@@ -153,9 +193,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.covariates}: {exc}") from None
     except InputError as exc:
         msg = str(exc)
-        if not msg.startswith("fit_null:"):
+        if not msg.startswith(("fit_null:", "kinship:")):
             raise
         # The null model sees arrays only; say which file and columns it was fitted to.
+        if msg.startswith("kinship:"):
+            raise InputError(f"{args.kinship}: {msg.removeprefix('kinship:').strip()}") from None
         detail = msg.removeprefix("fit_null:").strip()
         raise InputError(f"null model of {source} ({y.size} samples): {detail}") from None
     write_table(table, args.out)

@@ -25,7 +25,7 @@ class Genotypes:
     Attributes
     ----------
     G : numpy.ndarray
-        (n, p) float64 minor/alt-allele counts in {0, 1, 2}; ``nan`` = missing.
+        (n, p) float64 minor/alt-allele counts in {0, 1, 2} or dosages in [0, 2]; ``nan`` = missing.
     samples : numpy.ndarray
         n sample ids.
     variants : numpy.ndarray
@@ -41,13 +41,16 @@ class Genotypes:
 
 
 def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = None) -> Genotypes:
-    """Read genotypes from a PLINK 1 ``.bed`` (with ``.bim``/``.fam``) or a CSV.
+    """Read genotypes from a PLINK 1 ``.bed`` (with ``.bim``/``.fam``), a PLINK 2 ``.pgen`` or a CSV.
 
     Parameters
     ----------
     path : str or path-like
-        ``prefix.bed`` (or the prefix) for PLINK; otherwise a delimited table with one column
-        per variant (header = variant ids), values 0/1/2, ``NA`` or ``9`` for missing.
+        ``prefix.bed`` (or the prefix) for PLINK 1; ``prefix.pgen`` (with ``.pvar``/``.psam``)
+        for PLINK 2, read as ALT-allele dosages in [0, 2] (hard calls where no dosage is
+        stored; needs ``pgenlib``, in the ``plink`` extra); otherwise a delimited table with one column
+        per variant (header = variant ids), values 0/1/2 or dosages in [0, 2], ``NA`` or ``9`` for
+        missing.
     sample_column : str, optional
         CSV column holding sample ids (default: ``IID`` or ``sample`` when present, else row numbers).
 
@@ -58,12 +61,15 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
     Raises
     ------
     InputError
-        Missing files, values outside {0, 1, 2, NA}, duplicate variant ids.
+        Missing files, values outside [0, 2] (other than NA/9), duplicate variant ids.
     """
     p = Path(path)
     bed = p if p.suffix == ".bed" else p.with_name(p.name + ".bed")
     if p.suffix == ".bed" or (not p.exists() and bed.exists()):
         return _read_bed(bed)
+    pgen = p if p.suffix == ".pgen" else p.with_name(p.name + ".pgen")
+    if p.suffix == ".pgen" or (not p.exists() and pgen.exists()):
+        return _read_pgen(pgen)
     df = read_table(p, what="genotype")
     cols = list(df.columns)
     id_col = sample_column or find_column(cols, SAMPLE_ID_ALIASES)
@@ -81,12 +87,11 @@ def read_genotypes(path: str | os.PathLike[str], *, sample_column: str | None = 
         raise InputError(f"{p}: non-numeric genotype {geno.iat[i, j]!r} at row {i + 1}, column {variants[j]}")
     G = np.array(numeric.to_numpy(dtype=np.float64), copy=True)  # pandas may hand out a read-only view
     G[G == 9] = np.nan
-    bad = ~np.isnan(G) & ~np.isin(G, (0.0, 1.0, 2.0))
+    bad = ~np.isnan(G) & ((G < 0) | (G > 2))
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InputError(
-            f"{p}: genotype {G[i, j]:g} at row {i + 1}, column {variants[j]} is not 0, 1, 2 or missing (NA/9)"
-        )
+        raise InputError(f"{p}: genotype {G[i, j]:g} at row {i + 1}, column {variants[j]} is not an allele count "
+                         "or dosage in [0, 2] or missing (NA/9)")
     return Genotypes(G=G, samples=samples, variants=variants, source=str(p))
 
 
@@ -111,3 +116,48 @@ def _read_bed(bed: Path) -> Genotypes:
     except Exception as exc:
         raise InputError(f"{bed}: cannot read the PLINK .bed fileset ({exc})") from None
     return Genotypes(G=G, samples=samples, variants=variants, source=str(bed))
+
+
+def _plink2_table(path: Path, what: str) -> pd.DataFrame:
+    """A .psam/.pvar table: ``##`` meta lines skipped, the ``#``-prefixed header line kept."""
+    if not path.exists():
+        raise InputError(f"{path}: PLINK 2 fileset incomplete, this {what} file is missing")
+    with path.open() as fh:
+        lines = [ln for ln in fh if not ln.startswith("##")]
+    if not lines or not lines[0].startswith("#"):
+        raise InputError(f"{path}: expected a header line starting with '#' (PLINK 2 {what})")
+    header = lines[0][1:].split()
+    rows = [ln.split() for ln in lines[1:] if ln.strip()]
+    if any(len(r) != len(header) for r in rows):
+        raise InputError(f"{path}: rows do not all have the {len(header)} columns of the header")
+    return pd.DataFrame(rows, columns=header)
+
+
+def _read_pgen(pgen: Path) -> Genotypes:
+    psam = _plink2_table(pgen.with_suffix(".psam"), ".psam")
+    pvar = _plink2_table(pgen.with_suffix(".pvar"), ".pvar")
+    if "IID" not in psam.columns or "ID" not in pvar.columns:
+        raise InputError(f"{pgen}: the .psam needs an IID column and the .pvar an ID column")
+    try:
+        import pgenlib
+    except ImportError:
+        raise InputError(f"{pgen}: reading PLINK 2 .pgen files needs pgenlib (pip install 'bayesmages[plink]')"
+                         ) from None
+    try:
+        reader = pgenlib.PgenReader(str(pgen).encode())
+        n, p = reader.get_raw_sample_ct(), reader.get_variant_ct()
+        if n != len(psam) or p != len(pvar):
+            raise InputError(f"{pgen}: {n} samples x {p} variants, but the .psam has {len(psam)} samples and the "
+                             f".pvar {len(pvar)} variants")
+        buf = np.empty((p, n), dtype=np.float64)
+        if p:
+            reader.read_dosages_range(0, p, buf)
+        reader.close()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{pgen}: cannot read the PLINK 2 fileset ({exc})") from None
+    G = np.ascontiguousarray(buf.T)
+    G[G < 0] = np.nan  # pgenlib marks missing dosages with -9
+    return Genotypes(G=G, samples=psam["IID"].to_numpy(dtype=str), variants=pvar["ID"].to_numpy(dtype=str),
+                     source=str(pgen))

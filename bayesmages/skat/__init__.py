@@ -6,11 +6,15 @@ statistic); ``compat="R"`` computes them as R does (eigenvalue truncation, Davie
 fallback, SKAT-O "optimal.adj") and reproduces R's numbers. All algebra is p x p (never n x n).
 
 Modules, each importing only those above it: :mod:`~bayesmages.skat.variants` (QC, imputation,
-weights), :mod:`~bayesmages.skat.null` (null models), :mod:`~bayesmages.skat.result`,
+weights), :mod:`~bayesmages.skat.null` (null models; :mod:`~bayesmages.skat.kinship` for related
+samples), :mod:`~bayesmages.skat.result`,
 :mod:`~bayesmages.skat.scores` (weighted scores and their covariance),
 :mod:`~bayesmages.skat.pvalues` (Davies/Liu, small-sample adjustment),
 :mod:`~bayesmages.skat.skato_exact` (the exact SKAT-O), :mod:`~bayesmages.skat.skato` (SKAT-O),
-:mod:`~bayesmages.skat.acat` (ACAT-V, ACAT-O), :mod:`~bayesmages.skat.set_test` (:func:`test`),
+:mod:`~bayesmages.skat.score_test` (SKAT, burden and SKAT-O from scores and their covariance),
+:mod:`~bayesmages.skat.adjusted` (binary moment adjustment), :mod:`~bayesmages.skat.binary` (ER and
+SPA for binary traits), :mod:`~bayesmages.skat.acat` (ACAT-V, ACAT-O),
+:mod:`~bayesmages.skat.set_test` (:func:`test`),
 :mod:`~bayesmages.skat.ecskat` and :mod:`~bayesmages.skat.sets` (gene-set runner).
 
 Examples
@@ -26,6 +30,7 @@ Examples
 """
 
 from bayesmages.skat.ecskat import ECSKATResult, cauchy_combine, ecskat
+from bayesmages.skat.kinship import KinshipNullModel, fit_null_kinship
 from bayesmages.skat.null import NullModel, fit_null, irls_logistic
 from bayesmages.skat.result import SKATResult
 from bayesmages.skat.set_test import test, test_prepared
@@ -37,6 +42,7 @@ __all__ = [
     "RHO_OPTIMAL",
     "RHO_OPTIMAL_ADJ",
     "ECSKATResult",
+    "KinshipNullModel",
     "NullModel",
     "PreparedVariants",
     "SKATResult",
@@ -44,6 +50,7 @@ __all__ = [
     "cauchy_combine",
     "ecskat",
     "fit_null",
+    "fit_null_kinship",
     "irls_logistic",
     "prepare_variants",
     "read_sets",

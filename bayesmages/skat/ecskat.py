@@ -365,7 +365,7 @@ def ecskat(
         _check_split(yv, tr, trait, "training", q)
         _check_split(yv, te, trait, "test", q)
         if fixed is None:
-            null_tr = fit_null(yv[tr], None if Xm is None else Xm[tr], trait)
+            null_tr = fit_null(yv[tr], None if Xm is None else Xm[tr], trait, adjustment=False)
             Gw = pv.G[tr] * a
             learned = learn_kernel_weights(Gw.T @ null_tr.residuals, null_tr.s2 * null_tr.cov_scores(Gw), sets,
                                            objective)
@@ -375,7 +375,7 @@ def ecskat(
         d = np.zeros(pv.n_tested)
         for wk, J in zip(learned["weights"], sets):
             d[J] += wk
-        null_te: NullModel = fit_null(yv[te], None if Xm is None else Xm[te], trait)
+        null_te: NullModel = fit_null(yv[te], None if Xm is None else Xm[te], trait, adjustment=False)
         res = test_prepared(pv.G[te], a * np.sqrt(d), null_te, "skat", method, n_variants=pv.n_input)
         results.append((tr, te, learned, res))
     tr, te, learned, res = results[0]

@@ -23,6 +23,7 @@ from bayesmages.glm import design_data
 __all__ = ["NullModel", "fit_null", "irls_logistic"]
 
 TRAITS = ("continuous", "binary")
+ADJUSTMENT_MAX_N = 2000  # R SKAT_Null_Model: the binary moment adjustment by default below this n
 
 
 @dataclass
@@ -316,7 +317,7 @@ def fit_null(
     y: Any,
     X: Any = None,
     trait: str = "continuous",
-    adjustment: bool = False,
+    adjustment: bool | None = None,
     *,
     n_resampling: int = 10_000,
     seed: int = 0,
@@ -331,9 +332,10 @@ def fit_null(
         (n, q) covariates without the intercept (added here); ``None`` for intercept only.
     trait : {"continuous", "binary"}
         Gaussian identity (OLS, ``s2 = RSS / (n - q - 1)``) or Bernoulli logit (IRLS to 1e-8).
-    adjustment : bool
+    adjustment : bool or None
         Binary only: store ``n_resampling`` parametric-bootstrap phenotypes for the small-sample
-        moment adjustment of Lee et al. (2012) (R SKAT's default when n < 2000). Seeded.
+        moment adjustment of Lee et al. (2012). ``None`` (default) does so as R's
+        ``SKAT_Null_Model`` does: for a binary trait with n < 2,000 samples. Seeded.
     n_resampling : int
         Bootstrap size for the adjustment (R: 10,000).
     seed : int
@@ -416,6 +418,8 @@ def fit_null(
         res = y - fitted
         var = fitted * (1.0 - fitted)
         s2 = 1.0
+    if adjustment is None:
+        adjustment = trait == "binary" and n < ADJUSTMENT_MAX_N
     if adjustment and trait != "binary":
         raise InputError("fit_null: adjustment=True is the binary small-sample adjustment; use trait='binary'")
     Qw, _ = np.linalg.qr(X1 * np.sqrt(var)[:, None])

@@ -1,11 +1,11 @@
-"""P-values of SKAT statistics (R SKAT 2.2.5 conventions) and the binary small-sample adjustment.
+"""P-values of SKAT statistics (R SKAT 2.2.5 conventions).
 
 Under H0, a SKAT or burden statistic is a mixture of chi-square(1) variables with weights the
 eigenvalues of ``Gw' P0 Gw / 2``. R's rules are reproduced: eigenvalue truncation
 (``Get_Lambda``), Davies with acc 1e-6 / lim 10,000 and its liu.mod fallback outside (0, 1],
 liu and liu.mod from the traces. Tail probabilities come from :mod:`bayesmages.stats.quadform`
-(the project's single engine). With a moment-adjusted binary null, the p-value is a scaled
-chi-square with matched mean, variance and kurtosis (Lee et al. 2012).
+(the project's single engine). The moment-adjusted binary p-values are in
+:mod:`bayesmages.skat.adjusted`; ER and saddlepoint ones in :mod:`bayesmages.skat.binary`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from bayesmages.skat.null import NullModel
 from bayesmages.stats import quadform
 
 __all__ = [
@@ -22,8 +21,6 @@ __all__ = [
     "davies1",
     "davies_pvalue",
     "mixture_pvalue",
-    "moment_params",
-    "moment_pvalue",
     "truncate_eigenvalues",
 ]
 
@@ -83,30 +80,3 @@ def davies1(q: float, lam: np.ndarray) -> tuple[float, int]:
     """Davies' p-value (R SKAT's acc 1e-6, lim 10,000) for one quantile: ``(p, fault)``."""
     p, fault = quadform.davies(q, lam, acc=DAVIES_ACC, lim=DAVIES_LIM)
     return float(p[0]), int(fault[0])
-
-
-def moment_params(null: NullModel, Z1: np.ndarray, R: np.ndarray, T_boot: np.ndarray) -> tuple[float, float, float]:
-    """Mean, variance and df of ``Q = S' R S / 2`` under a Bernoulli null (Lee et al. 2012 moment matching).
-
-    The mean and variance are exact for independent Bernoulli outcomes given the linearised,
-    covariate-projected scores (the variance includes the fourth-moment term
-    ``sum_i (m4_i - 3 v_i^2) A_ii^2``); the degrees of freedom come from the excess kurtosis of
-    the bootstrap statistics, ``df = 12 / kurtosis``.
-    """
-    Omega = Z1.T @ Z1
-    RO = R @ Omega / 2.0
-    mu = float(np.trace(RO))
-    v = null.var
-    a = 0.5 * np.einsum("ij,jk,ik->i", Z1, R, Z1)  # z1_i' R z1_i / 2 (z1 whitened)
-    var = 2.0 * float(np.sum(RO * RO.T)) + float(np.sum((1.0 / v - 6.0) * a * a))
-    qb = 0.5 * np.einsum("jb,jk,kb->b", T_boot, R, T_boot)
-    c = qb - qb.mean()
-    kurt = float(np.mean(c**4) / np.mean(c**2) ** 2 - 3.0)
-    df = 12.0 / kurt if kurt > 0 else 1e5
-    return mu, max(var, 1e-300), df
-
-
-def moment_pvalue(q: float, params: tuple[float, float, float]) -> float:
-    """P-value of ``q`` under the scaled chi-square with matched mean, variance and df."""
-    mu, var, df = params
-    return float(sps.chi2.sf((q - mu) / np.sqrt(var) * np.sqrt(2 * df) + df, df))

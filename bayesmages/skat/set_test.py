@@ -1,8 +1,10 @@
 """The public SKAT-family entry points: :func:`test` (QC + test) and :func:`test_prepared` (the numeric core).
 
-``Q = S'S / (2 s2)`` (SKAT) or ``(1'S)^2 / (2 s2)`` (burden, R's ``r.corr = 1``) from the weighted
-scores of :mod:`bayesmages.skat.scores`; p-values from :mod:`bayesmages.skat.pvalues`; SKAT-O in
-:mod:`bayesmages.skat.skato`.
+The weighted scores of :mod:`bayesmages.skat.scores` are tested by
+:mod:`bayesmages.skat.score_test` (exact tails by default, R's computation with ``compat="R"``);
+binary traits can instead use the moment adjustment (:mod:`bayesmages.skat.adjusted`), efficient
+resampling or saddlepoint p-values (:mod:`bayesmages.skat.binary`); ACAT-V and ACAT-O combine
+tests of :func:`test_prepared` (:mod:`bayesmages.skat.acat`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import numpy as np
 
 from bayesmages.errors import InputError
 from bayesmages.skat.acat import acat_o, acat_v
+from bayesmages.skat.adjusted import adjusted_test
+from bayesmages.skat.binary import BIN_METHODS, binary_test
 from bayesmages.skat.null import NullModel
-from bayesmages.skat.pvalues import mixture_pvalue, moment_params, moment_pvalue
-from bayesmages.skat.result import COMPAT, METHODS, RHO_DEFAULT, TESTS, SKATResult
-from bayesmages.skat.scores import boot_scores, weighted_scores
-from bayesmages.skat.skato import skato
-from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
+from bayesmages.skat.result import COMPAT, METHODS, TESTS, SKATResult
+from bayesmages.skat.score_test import test_scores
+from bayesmages.skat.scores import weighted_scores
+from bayesmages.skat.variants import PreparedVariants, as_genotype_matrix, prepare_variants, variant_weights
 
 __all__ = ["test", "test_prepared"]
 
@@ -38,6 +41,9 @@ def test_prepared(
     rho_grid: Any = None,
     n_variants: int | None = None,
     skato_quadrature: str = "gk",
+    method_bin: str | None = None,
+    n_resampling: int = 1_000_000,
+    seed: int = 0,
 ) -> SKATResult:
     """Run a test on QC'd, imputed genotypes ``G`` (n x p) with kernel weights ``w`` (p,).
 
@@ -48,37 +54,14 @@ def test_prepared(
     n_variants = p if n_variants is None else n_variants
     if p == 0:
         return SKATResult(1.0, 0.0, 0, n_variants, test, "none")
-    adjusted = null.adjustment and null.trait == "binary"
-    S, W, Z1 = weighted_scores(G, w, null)
-    if test == "skat-o" and p > 1:
-        return skato(S, W, null, rho_grid=rho_grid, method=method, Z1=Z1, n_variants=n_variants,
-                     quadrature=skato_quadrature)
-    if test == "skat-o":
-        # one variant: every Q_rho is the same multiple of S^2, so SKAT-O is the SKAT test
-        res = test_prepared(G, w, null, "skat", method, n_variants=n_variants)
-        res.test = "skat-o"
-        res.rho_grid = np.asarray(RHO_DEFAULT if rho_grid is None else rho_grid, dtype=np.float64)
-        res.p_each_rho = np.full(res.rho_grid.size, res.p_value)
-        res.rho = float(res.rho_grid[0])
-        return res
-    if test == "burden":
-        Q = float(S.sum() ** 2 / (2.0 * null.s2))
-        lam_all = np.array([W.sum() / 2.0])
-        R = np.ones((p, p))
-    else:
-        Q = float(S @ S / (2.0 * null.s2))
-        lam_all = np.linalg.eigvalsh(W / 2.0)
-        R = np.eye(p)
-    p_val, used, fault = mixture_pvalue(Q, lam_all, method)
-    res = SKATResult(p_val, Q, p, n_variants, test, used, davies_fault=fault)
-    if adjusted:
-        assert Z1 is not None  # set above for adjusted nulls
-        params = moment_params(null, Z1, R, boot_scores(null, Z1))
-        # R reports the unadjusted liu.mod value next to the adjusted one
-        res.p_value_noadj = mixture_pvalue(Q, lam_all, "liu.mod")[0]
-        res.p_value = moment_pvalue(Q, params)
-        res.method = "moment-adjusted"
-    return res
+    if method_bin is not None:
+        return binary_test(G, w, null, test, method_bin, method=method, rho_grid=rho_grid, n_variants=n_variants,
+                           skato_quadrature=skato_quadrature, n_resampling=n_resampling, seed=seed)
+    if null.adjustment and null.trait == "binary":
+        return adjusted_test(G, w, null, test, rho_grid=rho_grid, n_variants=n_variants, quadrature=skato_quadrature)
+    S, W = weighted_scores(G, w, null)
+    return test_scores(S, W, null.s2, test, method, rho_grid=rho_grid, n_variants=n_variants,
+                       skato_quadrature=skato_quadrature)
 
 
 def test(
@@ -94,6 +77,10 @@ def test(
     max_maf: float = 1.0,
     rho_grid: Any = None,
     skato_quadrature: str | None = None,
+    method_bin: str | None = None,
+    n_resampling: int = 1_000_000,
+    estimate_maf: int = 1,
+    included: Any = None,
     seed: int = 0,
     compat: str | None = None,
     maf_masks: Any = None,
@@ -105,8 +92,10 @@ def test(
     Parameters
     ----------
     Z : array-like
-        (n, p) genotypes 0/1/2 (minor-allele counts; major-allele columns are flipped); NaN or 9
-        = missing. QC, imputation and flipping follow R SKAT (:mod:`bayesmages.skat.variants`).
+        (n, p) genotypes: allele counts 0/1/2 or dosages in [0, 2] (major-allele columns are
+        flipped); NaN or 9 = missing. QC, imputation and flipping follow R SKAT
+        (:mod:`bayesmages.skat.variants`). With ``included``, the rows are all genotyped samples
+        and ``included`` says which of them the null model was fitted to.
     null : NullModel
         From :func:`bayesmages.skat.fit_null` on the same samples, in the same order.
     test : {"skat", "burden", "skat-o", "acat-v", "acat-o"}
@@ -133,12 +122,30 @@ def test(
     rho_grid : sequence of float, optional
         SKAT-O rho grid (default R's optimal.adj grid 0, .01, .04, .09, .25, .5, 1).
     skato_quadrature : {None, "gk", "qags"}
-        For ``method="davies"``/``"liu"``/``"liu.mod"`` SKAT-O only, the final integral of R's
-        formula: ``"gk"`` (what None means) accurate and fast; ``"qags"`` (what None means with
-        ``compat="R"``) R's QUADPACK computation, which reproduces R's values including its
-        quadrature error (:mod:`bayesmages.skat.skato`).
+        For ``method="davies"``/``"liu"``/``"liu.mod"`` SKAT-O and for the moment-adjusted
+        binary SKAT-O, the final integral of R's formula: ``"gk"`` (what None means) accurate and
+        fast; ``"qags"`` (what None means with ``compat="R"``) R's QUADPACK computation, which
+        reproduces R's values including its quadrature error (:mod:`bayesmages.skat.skato`).
+    method_bin : {None, "er", "spa", "hybrid"}
+        Binary traits only (:mod:`bayesmages.skat.binary`). ``None`` (default): R ``SKAT()``'s
+        behaviour, i.e. the small-sample moment adjustment when the null model carries it
+        (``fit_null``'s default for n < 2,000, :mod:`bayesmages.skat.adjusted`; it is R's
+        computation in both modes and ignores ``method``, as R does), else the test of
+        ``method``. ``"er"``: efficient resampling, exact when the carriers have at most 2^20
+        phenotype configurations, adaptive resampling beyond. ``"spa"``: saddlepoint-adjusted
+        scores (per-variant SPA, SKATBinary_Robust's variance adjustment), tested by ``method``
+        (exact tails by default), for unbalanced case-control designs and biobank sizes.
+        ``"hybrid"``: ER up to 40 minor alleles or carriers, SPA above. Not with ACAT-V/ACAT-O.
+    n_resampling : int
+        Largest number of ER draws when the law is not enumerated (R: 2e6).
+    estimate_maf : {1, 2}
+        R's ``estimate_MAF``: 1 (default) estimates MAFs (and imputes and flips) from all rows of
+        ``Z``; 2 from the ``included`` rows only. The same when ``included`` is ``None``.
+    included : array-like of bool, optional
+        (Z's rows,) mask of the samples of the null model (R's ``id_include``: the samples
+        without a missing phenotype or covariate); ``None``: every row of ``Z``.
     seed : int
-        Seed of ``impute="random"``.
+        Seed of ``impute="random"`` and of ER resampling.
     compat : {None, "R"}
         ``"R"``: compute every p-value as R SKAT 2.2.5 does (Davies at R's accuracy with its
         fallbacks, SKAT-O's Liu-mod thresholds, rho = 1 taken as 0.999 and R's QUADPACK
@@ -175,6 +182,16 @@ def test(
     if method is None:
         method = "davies" if compat == "R" else "exact"
     _check_choice("method", method, METHODS)
+    if method_bin is not None:
+        _check_choice("method_bin", method_bin, BIN_METHODS)
+        if null.trait != "binary":
+            raise InputError(f"method_bin={method_bin!r} is for binary traits; the null model is {null.trait!r} "
+                             "(fit it with trait='binary')")
+        if test in ("acat-v", "acat-o"):
+            raise InputError(f"method_bin={method_bin!r} is not available with test={test!r} (ACAT's single-variant "
+                             "p-values are asymptotic); use 'skat', 'burden' or 'skat-o'")
+    if estimate_maf not in (1, 2):
+        raise InputError(f"estimate_maf must be 1 (all samples) or 2 (the null model's samples), got {estimate_maf!r}")
     if compat == "R":
         if method == "exact":
             raise InputError("method='exact' is not an R SKAT method: with compat='R' use 'davies', 'liu' "
@@ -183,10 +200,26 @@ def test(
             raise InputError(f"compat='R' integrates SKAT-O as R does (skato_quadrature='qags'), "
                              f"got {skato_quadrature!r}")
         skato_quadrature = "qags"
-    G = as_genotype_matrix(Z, n=null.n)
+    keep = None
+    if included is not None:
+        keep = np.asarray(included)
+        if keep.dtype != bool or keep.ndim != 1 or int(keep.sum()) != null.n:
+            raise InputError(f"included must be a boolean mask with one True per sample of the null model "
+                             f"({null.n}), got dtype {keep.dtype}, shape {keep.shape}")
+    G = as_genotype_matrix(Z, n=null.n if keep is None else None)
+    if keep is not None and G.shape[0] != keep.size:
+        raise InputError(f"included has {keep.size} values but Z has {G.shape[0]} rows")
+    if keep is not None and estimate_maf == 2:
+        G, keep = G[keep], None
     pv = prepare_variants(G, impute=impute, missing_cutoff=missing_cutoff, max_maf=max_maf, seed=seed,
                           _validated=True)
     w = variant_weights(pv, weights_beta, weights)
+    if keep is not None:
+        Gt = pv.G[keep]
+        poly = np.ptp(Gt, axis=0) > 0  # R: variants monomorphic among the included samples are dropped
+        pv = PreparedVariants(G=Gt[:, poly], maf=pv.maf[poly], kept=pv.kept[poly], flipped=pv.flipped,
+                              n_input=pv.n_input)
+        w = w[poly]
     wb = None if weights is not None else weights_beta
     if test == "acat-v":
         return acat_v(pv, w, null, test_prepared, weights_beta=wb, method=method, mac_threshold=mac_threshold)
@@ -194,4 +227,5 @@ def test(
         return acat_o(pv, null, test_prepared, user_weights=None if weights is None else w, maf_masks=maf_masks,
                       method=method, mac_threshold=mac_threshold, extra_pvalues=extra_pvalues)
     return test_prepared(pv.G, w, null, test, method, rho_grid=rho_grid, n_variants=pv.n_input,
-                         skato_quadrature=skato_quadrature or "gk")
+                         skato_quadrature=skato_quadrature or "gk", method_bin=method_bin,
+                         n_resampling=n_resampling, seed=seed)

@@ -17,7 +17,9 @@ import pandas as pd
 
 from bayesmages.errors import InputError
 from bayesmages.io.tables import find_column, read_table
+from bayesmages.skat.binary import BIN_METHODS
 from bayesmages.skat.ecskat import ecskat
+from bayesmages.skat.kinship import fit_null_kinship
 from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import METHODS, TESTS
 from bayesmages.skat.set_test import test as skat_test
@@ -77,8 +79,9 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
     row: dict[str, Any] = {"SET": name, "n_variants": G.shape[1], "test": opts["test"]}
     if G.shape[1] == 0:
         return {**row, "n_tested": 0, "statistic": np.nan, "p_value": np.nan, "method": "no variants found"}
+    Gy = G if opts["included"] is None else G[opts["included"]]  # the rows of y, for ecSKAT's own nulls
     if opts["test"] == "ecskat":
-        ec = ecskat(G, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
+        ec = ecskat(Gy, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
                     objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["ec_method"],
                     impute=opts["impute"], variant_names=ids)
         return {**row, "n_tested": ec.n_tested, "statistic": ec.statistic, "p_value": ec.p_value,
@@ -86,12 +89,13 @@ def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None,
     assert null is not None  # fitted by the caller for every test but ecskat
     extra = None
     if opts["test"] == "acat-o" and opts["acat_ecskat"]:
-        extra = {"ecskat": ecskat(G, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"],
+        extra = {"ecskat": ecskat(Gy, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"],
                                   seed=opts["seed"], objective=opts["objective"], weights_beta=opts["weights_beta"],
                                   method=opts["ec_method"], impute=opts["impute"]).p_value}
     r = skat_test(G, null, test=opts["test"], weights_beta=opts["weights_beta"], method=opts["method"],
                   impute=opts["impute"], seed=opts["seed"], compat=opts["compat"], maf_masks=opts["maf_masks"],
-                  extra_pvalues=extra)
+                  extra_pvalues=extra, method_bin=opts["method_bin"], estimate_maf=opts["estimate_maf"],
+                  included=opts["included"])
     row.update(n_tested=r.n_tested, statistic=r.statistic, p_value=r.p_value, method=r.method)
     for name, pc in r.extra.get("components", {}).items():  # ACAT-O: every combined p-value
         row[f"p_{name}"] = pc
@@ -113,7 +117,11 @@ def run_sets(
     *,
     weights_beta: tuple[float, float] = (1.0, 25.0),
     method: str | None = None,
-    adjustment: bool = False,
+    adjustment: bool | None = None,
+    method_bin: str | None = None,
+    kinship: Any = None,
+    estimate_maf: int = 1,
+    included: Any = None,
     impute: str = "fixed",
     train_fraction: float = 0.3,
     objective: str = "standardized",
@@ -130,7 +138,8 @@ def run_sets(
     Parameters
     ----------
     G : array-like
-        (n, m) genotypes of all variants (NaN missing), samples aligned with ``y``.
+        (n, m) genotypes of all variants (NaN missing), samples aligned with ``y`` (or, with
+        ``included``, all genotyped samples).
     variant_ids : sequence of str
         The m column ids.
     sets : dict
@@ -145,8 +154,18 @@ def run_sets(
         As in :func:`bayesmages.skat.test` (``method`` default exact, R's davies with ``compat="R"``).
     acat_ecskat : bool
         ACAT-O: also run ecSKAT on each set and include its p-value in the combination.
-    adjustment : bool
-        Binary small-sample moment adjustment of the null model.
+    adjustment : bool or None
+        Binary small-sample moment adjustment of the null model (``None``: R's default, for
+        n < 2,000).
+    method_bin : {None, "er", "spa", "hybrid"}
+        Binary traits: efficient resampling or saddlepoint p-values (:func:`bayesmages.skat.test`;
+        not with ACAT-V/ACAT-O).
+    kinship : array-like, optional
+        (n, n) kinship matrix of the samples of ``y``: the related-samples (EMMAX) null model of
+        :func:`bayesmages.skat.fit_null_kinship` (continuous traits).
+    estimate_maf, included
+        R's ``estimate_MAF`` (1: MAFs from all rows of ``G``; 2: from the null model's samples) and
+        the mask of ``G``'s rows that ``y`` and ``X`` belong to (:func:`bayesmages.skat.test`).
     train_fraction, objective
         ecSKAT options.
     seed : int
@@ -174,6 +193,10 @@ def run_sets(
         raise InputError(f"test must be one of {list(SET_TESTS)}, got {test!r}")
     if method is not None and method not in METHODS:
         raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method_bin is not None and (method_bin not in BIN_METHODS or trait != "binary"
+                                   or test in ("ecskat", "acat-v", "acat-o")):
+        raise InputError(f"run_sets: method_bin must be one of {list(BIN_METHODS)} with trait 'binary' and test "
+                         f"skat, burden or skat-o, got method_bin={method_bin!r}, trait={trait!r}, test={test!r}")
     if not sets:
         raise InputError("run_sets: no variant sets given")
     G = np.asarray(G, dtype=np.float64)
@@ -182,21 +205,30 @@ def run_sets(
         raise InputError(f"run_sets: G has shape {G.shape} but {len(ids)} variant ids were given")
     col = {v: j for j, v in enumerate(ids)}
     yv = np.asarray(y, dtype=np.float64).ravel()
-    if G.shape[0] != yv.size:
+    keep = None if included is None else np.asarray(included)
+    if keep is not None and (keep.dtype != bool or keep.shape != (G.shape[0],) or int(keep.sum()) != yv.size):
+        raise InputError(f"run_sets: included must be a boolean mask over G's {G.shape[0]} rows with one True per "
+                         f"value of y ({yv.size})")
+    if keep is None and G.shape[0] != yv.size:
         raise InputError(f"run_sets: G has {G.shape[0]} samples but y has {yv.size}")
     if not any(v in col for members in sets.values() for v in members):
         raise InputError("run_sets: no variant of any set is among the genotype variant ids")
-    null = None
-    if test != "ecskat":
+    if kinship is not None and (trait != "continuous" or test == "ecskat"):
+        raise InputError(f"run_sets: a kinship matrix needs trait 'continuous' and a test other than ecskat (the "
+                         f"EMMAX null model of R SKAT), got trait={trait!r}, test={test!r}")
+    null: NullModel | None = None
+    if kinship is not None:
+        null = fit_null_kinship(yv, X, kinship)
+    elif test != "ecskat":
         null = fit_null(yv, X, trait, adjustment=adjustment, seed=seed)
     units = []
     for name, members in sets.items():
         cols = [col[v] for v in dict.fromkeys(members) if v in col]
         units.append((name, G[:, cols], [ids[j] for j in cols]))
     opts = {"test": test, "trait": trait, "weights_beta": tuple(weights_beta), "method": method, "impute": impute,
-            "train_fraction": train_fraction, "objective": objective, "seed": seed, "compat": compat,
-            "maf_masks": maf_masks, "acat_ecskat": acat_ecskat,
-            "ec_method": method or ("davies" if compat == "R" else "exact")}
+            "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed,
+            "estimate_maf": estimate_maf, "included": keep, "compat": compat, "maf_masks": maf_masks,
+            "acat_ecskat": acat_ecskat, "ec_method": method or ("davies" if compat == "R" else "exact")}
     fn = functools.partial(_run_one, null=null, y=yv, X=X, opts=opts)
     try:
         from bayesmages.parallel import map_units

@@ -36,22 +36,13 @@ from scipy import stats as sps
 
 from bayesmages.errors import InputError
 from bayesmages.skat._quadrature import gauss_kronrod as _gauss_kronrod
-from bayesmages.skat.null import NullModel
-from bayesmages.skat.pvalues import (
-    DAVIES_ACC,
-    DAVIES_LIM,
-    davies_pvalue,
-    moment_params,
-    moment_pvalue,
-    truncate_eigenvalues,
-)
+from bayesmages.skat.pvalues import DAVIES_ACC, DAVIES_LIM, davies_pvalue, truncate_eigenvalues
 from bayesmages.skat.result import RHO_DEFAULT, SKATResult
-from bayesmages.skat.scores import boot_scores
 from bayesmages.skat.skato_exact import skato_exact
 from bayesmages.stats import quadform
 from bayesmages.stats.davies import davies_grid, davies_many
 
-__all__ = ["QUADRATURES", "RHO_OPTIMAL", "RHO_OPTIMAL_ADJ", "skato"]
+__all__ = ["QUADRATURES", "RHO_OPTIMAL", "RHO_OPTIMAL_ADJ", "skato", "skato_guards"]
 
 RHO_OPTIMAL_ADJ = RHO_DEFAULT
 RHO_OPTIMAL = tuple(round(0.1 * i, 1) for i in range(11))
@@ -194,14 +185,27 @@ def _pvalue_davies_integral(q_min: np.ndarray, r: np.ndarray, pm: dict[str, Any]
     return _integrate_tail(tail, q_min, r, pm["tau"], quadrature, 1000)
 
 
+def skato_guards(p_val: float, p_each: np.ndarray) -> float:
+    """R's final guards on a SKAT-O p-value.
+
+    SKAT-O lies between burden and SKAT, so a failed value is replaced by a conservative multiple
+    of the smallest per-rho p-value (3x with >= 3 rho values, else 2x).
+    """
+    multi = 3 if p_each.size >= 3 else 2
+    if p_val <= 0 or np.any(p_each <= 0):
+        p_val = float(p_each.min()) * multi
+    if p_val == 0 and np.any(p_each > 0):
+        p_val = float(p_each[p_each > 0].min())
+    return p_val
+
+
 def skato(
     S: np.ndarray,
     W: np.ndarray,
-    null: NullModel,
+    s2: float,
     *,
     rho_grid: Any = None,
     method: str = "davies",
-    Z1: np.ndarray | None = None,
     n_variants: int | None = None,
     quadrature: str = "gk",
 ) -> SKATResult:
@@ -211,9 +215,9 @@ def skato(
     ----------
     S, W : numpy.ndarray
         Scores and their null covariance (unscaled by s2).
-    null : NullModel
-        The null model (its ``s2`` scales Q; a moment-adjusted binary null switches to the
-        small-sample computation, which needs ``Z1``).
+    s2 : float
+        The null model's dispersion (scales Q; 1 for a binary trait). The moment-adjusted binary
+        computation is :func:`bayesmages.skat.adjusted.adjusted_test`.
     rho_grid : sequence of float, optional
         Default R's optimal.adj grid.
     method : {"davies", "exact", "liu", "liu.mod"}
@@ -221,8 +225,6 @@ def skato(
         (:mod:`bayesmages.skat.skato_exact`; the rho grid is used as given, rho = 1 included).
         ``"davies"`` integrates the Davies tail (R ``"optimal.adj"``); the Liu names use the
         Liu-type integrand (R ``"optimal.moment.adj"``).
-    Z1 : numpy.ndarray, optional
-        ``null.project(Gw)`` (n x p), needed for the adjusted binary null only.
     n_variants : int, optional
         Input variant count for the result.
     quadrature : {"gk", "qags"}
@@ -240,57 +242,33 @@ def skato(
     grid = _check_grid(rho_grid)
     p = S.size
     n_variants = p if n_variants is None else n_variants
-    adjusted = null.adjustment and null.trait == "binary"
-    if method == "exact" and not adjusted:
-        return skato_exact(S, W, null.s2, grid, n_variants)
+    if method == "exact":
+        return skato_exact(S, W, s2, grid, n_variants)
     r = np.minimum(grid, 0.999)
-    q_rho = ((1.0 - r) * float(S @ S) + r * float(S.sum()) ** 2) / (2.0 * null.s2)
+    q_rho = ((1.0 - r) * float(S @ S) + r * float(S.sum()) ** 2) / (2.0 * s2)
     M = W / 2.0
     n_r = r.size
     p_each = np.empty(n_r)
     mom = []
-    if adjusted:
-        assert Z1 is not None, "a moment-adjusted binary null needs Z1"
-        T = boot_scores(null, Z1)
     for i, rho in enumerate(r):
-        if adjusted:
-            assert Z1 is not None
-            R = (1.0 - rho) * np.eye(p) + rho * np.ones((p, p))
-            prm = moment_params(null, Z1, R, T)
-            p_each[i] = moment_pvalue(q_rho[i], prm)
-            mom.append((prm[0], math.sqrt(prm[1]), prm[2]))
-        else:
-            Rh = _sqrt_exchangeable(rho, p)
-            lam = truncate_eigenvalues(np.linalg.eigvalsh(Rh @ M @ Rh))
-            p_each[i] = davies_pvalue(q_rho[i], lam)[0]
-            par = quadform.liu_params(lam, modified=True)
-            mom.append((float(par["muQ"]), float(par["sigmaQ"]), float(par["df"])))
+        Rh = _sqrt_exchangeable(rho, p)
+        lam = truncate_eigenvalues(np.linalg.eigvalsh(Rh @ M @ Rh))
+        p_each[i] = davies_pvalue(q_rho[i], lam)[0]
+        par = quadform.liu_params(lam, modified=True)
+        mom.append((float(par["muQ"]), float(par["sigmaQ"]), float(par["df"])))
     pmin = float(p_each.min())
     q_min = np.array([(sps.chi2.isf(pmin, df) - df) / math.sqrt(2.0 * df) * sd + mu for mu, sd, df in mom])
     pm = _mixture_param(M, r)
     used = "optimal.adj" if method == "davies" else "optimal.moment.adj"
-    if adjusted:
-        assert Z1 is not None
-        C = np.eye(p) - np.outer(np.ones(p), pm["cof1"]) / p
-        mu_rem, var_rem, df_rem = moment_params(null, Z1, C @ C.T, T)
-        pm = {**pm, "mu_q": mu_rem, "var_q": var_rem + pm["var_remain"], "df": df_rem}
-        used = "moment-adjusted"
     try:
-        if method == "davies" and not adjusted:
+        if method == "davies":
             p_val = _pvalue_davies_integral(q_min, r, pm, quadrature)
         else:
             p_val = _pvalue_liu_integral(q_min, r, pm, quadrature)
     except _IntegrationFailed:
         p_val = _pvalue_liu_integral(q_min, r, pm, quadrature)
         used += "+liu-integral"
-    p_val = min(p_val, pmin * n_r)
-    # R's final guards: SKAT-O lies between burden and SKAT, so a failed value is replaced by a
-    # conservative multiple of the smallest per-rho p-value.
-    multi = 3 if n_r >= 3 else 2
-    if p_val <= 0 or np.any(p_each <= 0):
-        p_val = pmin * multi
-    if p_val == 0 and np.any(p_each > 0):
-        p_val = float(p_each[p_each > 0].min())
+    p_val = skato_guards(min(p_val, pmin * n_r), p_each)
     rho_report = np.where(r >= 0.999, 1.0, r)
     res = SKATResult(
         p_value=float(p_val), statistic=pmin, n_tested=p, n_variants=n_variants, test="skat-o", method=used,

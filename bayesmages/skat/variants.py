@@ -69,7 +69,7 @@ def _plain_genotypes(G: np.ndarray) -> bool:
 
 
 def as_genotype_matrix(Z: Any, n: int | None = None, label: str = "Z") -> np.ndarray:
-    """Validate a genotype matrix: (n, p) numeric, values in {0, 1, 2}, 9 or NaN = missing.
+    """Validate a genotype matrix: (n, p) numeric, counts 0/1/2 or dosages in [0, 2], 9 or NaN = missing.
 
     Returns a float64 array with missing entries as NaN. A float64 input without missing values
     is returned as it is (not copied); callers never write into it.
@@ -90,12 +90,11 @@ def as_genotype_matrix(Z: Any, n: int | None = None, label: str = "Z") -> np.nda
         return G
     G = np.array(G)  # 9 -> NaN below must not touch the caller's array
     G[G == 9] = np.nan
-    # x (x - 1) (x - 2) is 0 exactly on {0, 1, 2}, NaN for missing and non-zero (or inf) otherwise
-    v = G * (G - 1.0) * (G - 2.0)
-    bad = (v != 0) & ~np.isnan(G)
+    bad = ~np.isnan(G) & ((G < 0) | (G > 2))  # counts 0/1/2 or dosages in [0, 2]
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InputError(f"{label}[{i}, {j}] = {G[i, j]:g}; genotypes must be 0, 1, 2 or missing (NaN/9)")
+        raise InputError(f"{label}[{i}, {j}] = {G[i, j]:g}; genotypes must be allele counts or dosages in [0, 2], "
+                         "or missing (NaN/9)")
     return G
 
 

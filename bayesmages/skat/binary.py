@@ -1,0 +1,512 @@
+"""Binary traits with rare variants: efficient resampling (ER) and saddlepoint (SPA) set tests.
+
+With few carriers or unbalanced case-control ratios the asymptotic SKAT null (a chi-square
+mixture) is wrong in the tail. Two remedies, both for SKAT, burden and SKAT-O:
+
+**ER** (Lee, Fuchsberger, Kim and Scott 2016, *Biostatistics* 17:1-15; R ``SKATBinary`` methods
+``"ER"``/``"ER.A"``). Only carriers (samples with a non-zero genotype in the set) contribute to
+the scores ``S = Gw' (y - mu)``, so the null distribution of any statistic is the law of the
+carriers' phenotypes. Conditioning on the total number of cases (which removes the intercept)
+and treating the fitted mu as known, independent Bernoulli(mu_i) outcomes given their sum give
+
+    P(y_c) ∝ prod_{i in c} mu_i^{y_i} (1 - mu_i)^{1 - y_i} · P(sum of the non-carriers = n_case - |y_c|),
+
+the last factor a Poisson-binomial probability (from the pmf of all n outcomes, computed once per
+null model, divided by each carrier's factor). Without covariates this is the permutation law. R
+approximates the non-carrier factor by binning carriers into ten probability groups
+(``SKATExactBin.ComputeProb_Group``); here it is exact. With at most ``ER_EXACT_MAX`` (2^20)
+carrier configurations the law is enumerated and the p-value is the exact mid-p (R's
+``p - P(tie)/2``, ties |Q* - Q| <= 1e-6 on R's scale ``S'S``); beyond that configurations are
+drawn from the same law (case count first, then the carriers sequentially), in rounds until 25
+draws are at least as extreme or ``n_resampling`` draws are made (R's ``ER.A`` rule), and the
+p-value is ``(#{more extreme} + (#{ties} + 1) / 2) / (B + 1)``. SKAT-O's statistic is the
+minimum over rho of the per-rho *exact* tail probabilities (R instead standardises each Q_rho by
+simulated moments), referred to its own exact law.
+
+**SPA** (Zhao, Lee et al. 2020, *AJHG* 107:1109-1124, R ``SKATBinary_Robust``; the per-variant
+variance adjustment is that of SAIGE-GENE, Zhou et al. 2020, *Nat Genet* 52:634-639). Each
+variant's score ``s_j = g~_j' (y - mu)`` (g~ the covariate-adjusted genotype) gets a two-sided
+p-value: normal when |z| <= 2; otherwise the saddlepoint approximation of Dey et al. (2017, *AJHG*
+101:37-49; Barndorff-Nielsen's form, each tail solved separately) of the Bernoulli score, or the
+exact single-variant ER when the variant's minor-allele count is below 200. Zhao et al. switch to
+ER below 10 only; but the score of a rare variant is a lattice variable (one step per carrier
+case) and the continuous saddlepoint misses its atoms: at 1 % cases it gives 0.4-0.6x the exact
+tail at a minor-allele count of 14, 0.5-0.7x at 30 and 0.7-0.8x at 80 (0.94-1.06x at 400;
+``tests/test_skat_binary.py``). For hard-called genotypes the exact single-variant ER costs O(m)
+(the score depends only on the numbers of cases among the carriers of each genotype value), so it
+replaces SPA up to 200 minor alleles; dosages with more than two distinct values use SPA from 10.
+There the ordinary p-value P(|S| >= |s|) is used, not R's mid-p: for an ultra-rare variant the
+mid-p makes the smallest attainable p-value half its probability (a singleton carried by a case:
+mid-p mu/2, probability mu), and in sets of such variants that doubled the type-I error (0.5 %
+cases, n = 5,000: P(p < 0.01) = 0.021 with mid-p, 0.011 with the ordinary p; 2,000 sets). For
+these rare variants the exact law also replaces the normal from |z| > 1 (not 2): with ~0.2
+expected case carriers, one case carrier has z ~ 1.7, normal p 0.09 but exact p 0.2, and several
+such variants left at their normal variance made SPA-SKAT's type-I error 2.7x alpha at 1e-3
+(0.5 % cases, bench/skat_binary.py); in 1 < |z| <= 2 the exact law may only widen the variance.
+Each variant's variance is then replaced by ``s_j^2 / qchisq(1 - p_j, 1)``, and the weighted
+covariance Phi is scaled to ``D^1/2 Phi D^1/2`` with ``D = adjusted / original variance`` (R
+scales the columns only, leaving Phi non-symmetric; the symmetric form keeps the same diagonal).
+Finally the burden score (the weighted sum of the adjusted genotypes) gets its own SPA p-value
+p_b; if its implied variance ``(w's)^2 / qchisq(1 - p_b, 1)`` exceeds ``1' Phi 1``, Phi is
+inflated by that ratio (never deflated). SKAT, burden and SKAT-O then run on the weighted scores
+with the adjusted Phi (:func:`bayesmages.skat.score_test.test_scores`); a single-variant test
+thus returns that variant's p-value (SPA or exact ER), a burden test the burden score's SPA
+p-value unless the adjusted per-variant variances already imply a larger burden variance.
+
+Where SPA's guarantee stops: the variance adjustment matches each variant's tail at its *observed*
+score only. When the expected number of case carriers per variant is well below one (0.5 % cases,
+n = 5,000, 10 variants with 2-100 minor alleles: 22 cases), a variant with an unremarkable score
+keeps its normal variance although its exact law has a far heavier tail (0.34 expected case
+carriers: P(>= 3) = 5e-3, the normal gives 5e-6), so SKAT and SKAT-O, which sum over variants,
+come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py, and still 1.9x (SKAT) and
+2.1x (SKAT-O) at 1 % cases (47 cases, 14,000 null genes); burden, a single score, is calibrated.
+ER has no such limit (it uses the exact joint law of the set): use ``method_bin="er"`` there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import optimize, signal
+from scipy.special import expit, ndtr, ndtri
+
+from bayesmages.errors import InputError
+from bayesmages.skat.null import NullModel
+from bayesmages.skat.result import RHO_DEFAULT, SKATResult
+from bayesmages.skat.score_test import test_scores
+
+__all__ = ["BIN_METHODS", "ER_EXACT_MAX", "binary_test", "er_pvalue", "spa_pvalue", "spa_scores"]
+
+BIN_METHODS = ("er", "spa", "hybrid")
+ER_EXACT_MAX = 2**20  # carrier configurations enumerated exactly (R enumerates up to 2e6)
+_ER_TIE = 1e-6  # R's epsilon: |Q* - Q| <= 1e-6 on the scale S'S counts as a tie
+_ER_CRITICAL = 25  # R's r.critical: resampling stops once B * p >= 25
+_ER_ROUND = 10_000  # first resampling round; each further round doubles the total
+_SPA_CUTOFF = 2.0  # |z| beyond which the saddlepoint replaces the normal (SPAtest's default)
+_ER_CUTOFF = 1.0  # |z| beyond which a rare variant's exact law replaces the normal (see the docstring)
+_SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (see the docstring)
+_ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
+_HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
+
+
+def _check_binary(null: NullModel, what: str) -> None:
+    if null.trait != "binary":
+        raise InputError(f"method_bin={what!r} needs a binary null model (fit_null(..., trait='binary')); "
+                         f"this one is {null.trait!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# ER: the exact conditional law of the carriers' phenotypes
+
+
+def _total_pmf(null: NullModel) -> np.ndarray:
+    """The pmf (n + 1,) of the number of cases among n independent Bernoulli(mu_i), cached on the null."""
+    cache = null.__dict__.setdefault("_er_cache", {})
+    if "pmf" not in cache:
+        pmf = np.zeros(null.n + 1)
+        pmf[0] = 1.0
+        for i, p in enumerate(null.fitted):
+            pmf[1:i + 2] = pmf[1:i + 2] * (1.0 - p) + pmf[:i + 1] * p
+            pmf[0] *= 1.0 - p
+        cache["pmf"] = pmf
+    return cache["pmf"]
+
+
+def _remove(pmf: np.ndarray, p: float) -> np.ndarray:
+    """Deconvolve one Bernoulli(p) from a pmf (c = a * [1 - p, p]), in the numerically stable direction.
+
+    Forward ``a_j = (c_j - p a_{j-1}) / (1 - p)`` shrinks errors by p / (1 - p) per step when
+    p <= 1/2; otherwise the same recursion runs from the top. Both are linear filters.
+    """
+    if p <= 0.5:
+        a = signal.lfilter([1.0 / (1.0 - p)], [1.0, p / (1.0 - p)], pmf[:-1])
+    else:
+        a = signal.lfilter([1.0 / p], [1.0, (1.0 - p) / p], pmf[:0:-1])[::-1]
+    return np.maximum(a, 0.0)
+
+
+@dataclass
+class _CarrierLaw:
+    """The conditional law of the carriers' phenotypes given the total number of cases."""
+
+    p: np.ndarray  # (m,) fitted probabilities of the carriers
+    log_nc: np.ndarray  # (m + 1,) log P(non-carriers have n_case - k cases), k = 0..m
+    y_obs: np.ndarray  # (m,) observed 0/1
+
+    @property
+    def m(self) -> int:
+        return int(self.p.size)
+
+    def log_prob(self, Y: np.ndarray) -> np.ndarray:
+        """Unnormalised log-probabilities of 0/1 configurations (rows of Y)."""
+        lp, lq = np.log(self.p), np.log1p(-self.p)
+        return Y @ (lp - lq) + lq.sum() + self.log_nc[Y.sum(1).astype(np.int64)]
+
+    def log_pb_suffix(self) -> np.ndarray:
+        """(m + 1, m + 1) log Poisson-binomial pmf of carriers i..m-1 (row i), for sequential sampling."""
+        m = self.m
+        L = np.full((m + 1, m + 1), -np.inf)
+        L[m, 0] = 0.0
+        lp, lq = np.log(self.p), np.log1p(-self.p)
+        for i in range(m - 1, -1, -1):
+            L[i] = np.logaddexp(lq[i] + L[i + 1], np.concatenate([[-np.inf], lp[i] + L[i + 1, :-1]]))
+        return L
+
+    def sample(self, B: int, rng: np.random.Generator) -> np.ndarray:
+        """B configurations (B x m uint8) drawn from the law."""
+        L = self.log_pb_suffix()
+        lk = L[0] + self.log_nc
+        pk = np.exp(lk - lk.max())
+        k = rng.choice(self.m + 1, size=B, p=pk / pk.sum())
+        Y = np.zeros((B, self.m), dtype=np.uint8)
+        lp = np.log(self.p)
+        rem = k.copy()
+        for i in range(self.m):
+            with np.errstate(invalid="ignore"):
+                lp1 = np.where(rem > 0, lp[i] + L[i + 1, np.maximum(rem - 1, 0)] - L[i, rem], -np.inf)
+            take = rng.random(B) < np.exp(lp1)
+            Y[take, i] = 1
+            rem = rem - take
+        return Y
+
+
+def _noncarrier_log_pmf(null: NullModel, carriers: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Carriers' probabilities, log P(non-carriers have n_case - k cases) for k = 0..m, and n_case."""
+    y = np.rint(null.fitted + null.residuals)
+    n_case = int(y.sum())
+    p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
+    pmf = _total_pmf(null)
+    for pi in p:
+        pmf = _remove(pmf, float(pi))
+    j = n_case - np.arange(p.size + 1)
+    ok = (j >= 0) & (j < pmf.size)
+    with np.errstate(divide="ignore"):
+        log_nc = np.where(ok, np.log(np.where(ok, pmf[np.clip(j, 0, pmf.size - 1)], 1.0)), -np.inf)
+    return p, log_nc, n_case
+
+
+def _carrier_law(null: NullModel, carriers: np.ndarray) -> _CarrierLaw:
+    _check_binary(null, "er")
+    p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
+    return _CarrierLaw(p=p, log_nc=log_nc, y_obs=np.rint(null.fitted + null.residuals)[carriers])
+
+
+def _pb_pmf(p: np.ndarray) -> np.ndarray:
+    """Poisson-binomial pmf of the number of successes among Bernoulli(p_i)."""
+    pmf = np.ones(1)
+    for pi in p:
+        pmf = np.concatenate([pmf * (1 - pi), [0.0]]) + np.concatenate([[0.0], pmf * pi])
+    return pmf
+
+
+def _single_variant_er(g: np.ndarray, null: NullModel, mid: bool = True) -> float | None:
+    """Exact ER mid-p of one variant whose carriers have at most two genotype values (hard calls).
+
+    The score then depends on the phenotypes only through the numbers of cases (k1, k2) among the
+    carriers of each value, whose law is ``PB_1(k1) PB_2(k2) P(non-carriers = n_case - k1 - k2)``
+    up to normalisation (the law of :class:`_CarrierLaw`, summed over configurations): O(m) values
+    instead of 2^m. ``None`` when the variant has more than two distinct non-zero values (dosages).
+    """
+    carriers = np.flatnonzero(g != 0)
+    vals = np.unique(g[carriers])
+    if carriers.size == 0 or vals.size > 2:
+        return None if carriers.size else 1.0
+    p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
+    y = np.rint(null.fitted + null.residuals)[carriers]
+    gc = g[carriers]
+    v1, v2 = vals[0], vals[-1]
+    in2 = (gc == v2) & (v2 != v1)
+    pb1, pb2 = _pb_pmf(p[~in2]), _pb_pmf(p[in2])
+    k1, k2 = np.arange(pb1.size)[:, None], np.arange(pb2.size)[None, :]
+    with np.errstate(divide="ignore"):
+        lp = np.log(pb1)[:, None] + np.log(pb2)[None, :] + log_nc[k1 + k2]
+    prob = np.exp(lp - lp.max())
+    prob /= prob.sum()
+    S = (v1 * k1 + v2 * k2 - float(gc @ p)).astype(np.float64)
+    s_obs = v1 * float(y[~in2].sum()) + v2 * float(y[in2].sum()) - float(gc @ p)
+    return _midp(s_obs**2, np.broadcast_to(S**2, prob.shape).ravel(), prob.ravel(), larger=True, mid=mid)
+
+
+def _stats(Y: np.ndarray, Gc: np.ndarray, p: np.ndarray, kind: str, r: np.ndarray) -> np.ndarray:
+    """Statistics on R's scale (no /2) for configurations Y: (N,) for skat/burden, (N, n_rho) for skat-o."""
+    S = Y.astype(np.float64) @ Gc - p @ Gc
+    if kind == "burden":
+        return S.sum(1) ** 2
+    ss = np.einsum("ij,ij->i", S, S)
+    if kind == "skat":
+        return ss
+    return (1.0 - r)[None, :] * ss[:, None] + r[None, :] * (S.sum(1) ** 2)[:, None]
+
+
+def _tails(q: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """P(Q* >= q_i - tie) for each i under the discrete law (q, prob)."""
+    order = np.argsort(-q, kind="stable")
+    qs, cs = q[order], np.cumsum(prob[order])
+    # all values >= q_i - tie: the last position in the descending order with qs >= q_i - tie
+    pos = np.searchsorted(-qs, -(q - _ER_TIE * np.maximum(1.0, np.abs(q))), side="right") - 1
+    return cs[pos]
+
+
+def _midp(t_obs: float, t: np.ndarray, prob: np.ndarray, larger: bool, mid: bool = True) -> float:
+    """Mid-p of an observed statistic, P(more extreme) + P(tie) / 2; with ``mid=False`` P(at least as extreme)."""
+    tol = _ER_TIE * max(1.0, abs(t_obs)) if larger else 1e-9 * max(t_obs, 1e-300)
+    tie = np.abs(t - t_obs) <= tol
+    more = (t > t_obs) & ~tie if larger else (t < t_obs) & ~tie
+    return float(prob[more].sum() + (0.5 if mid else 1.0) * prob[tie].sum())
+
+
+def _enumerated(law: _CarrierLaw, Gc: np.ndarray, kind: str, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-probabilities and statistics of all 2^m carrier configurations, in chunks of 2^16."""
+    m = law.m
+    lps, qs = [], []
+    for start in range(0, 2**m, 2**16):
+        codes = np.arange(start, min(start + 2**16, 2**m), dtype=np.int64)
+        Y = ((codes[:, None] >> np.arange(m)) & 1).astype(np.uint8)
+        lps.append(law.log_prob(Y))
+        qs.append(_stats(Y, Gc, law.p, kind, r))
+    return np.concatenate(lps), np.concatenate(qs)
+
+
+def er_pvalue(
+    Gw: np.ndarray,
+    null: NullModel,
+    test: str = "skat",
+    *,
+    rho_grid: Any = None,
+    n_resampling: int = 1_000_000,
+    seed: int = 0,
+) -> tuple[float, dict[str, Any]]:
+    """Efficient-resampling p-value of SKAT, burden or SKAT-O for weighted genotypes ``Gw`` (n x p).
+
+    Exact (enumeration of the carriers' conditional law) when there are at most
+    :data:`ER_EXACT_MAX` configurations, else adaptive resampling from it. See the module docstring.
+
+    Returns
+    -------
+    p-value, details
+        The mid-p (R's), and ``m`` carriers, ``exact``, ``n_draws`` and ``p_standard``, the
+        ordinary p-value P(at least as extreme), which is never below its level (valid, discrete).
+    """
+    carriers = np.flatnonzero(np.any(Gw != 0, axis=1))
+    m = carriers.size
+    if m == 0:
+        return 1.0, {"m": 0, "exact": True, "n_draws": 0}
+    if Gw.shape[1] == 1:
+        _check_binary(null, "er")
+        p1 = _single_variant_er(Gw[:, 0], null)
+        if p1 is not None:
+            p_std = _single_variant_er(Gw[:, 0], null, mid=False)
+            return p1, {"m": m, "exact": True, "n_draws": 0, "p_standard": p_std}
+    law = _carrier_law(null, carriers)
+    Gc = Gw[carriers]
+    r = np.minimum(np.asarray(RHO_DEFAULT if rho_grid is None else rho_grid, dtype=np.float64).ravel(), 0.999)
+    kind = test if Gw.shape[1] > 1 else "skat"
+    obs = _stats(law.y_obs[None, :], Gc, law.p, kind, r)[0]
+    if 2**m <= ER_EXACT_MAX:
+        lp, q = _enumerated(law, Gc, kind, r)
+        prob = np.exp(lp - lp.max())
+        prob /= prob.sum()
+        if kind != "skat-o":
+            return _midp(float(obs), q, prob, larger=True), {
+                "m": m, "exact": True, "n_draws": 0, "p_standard": _midp(float(obs), q, prob, larger=True, mid=False)}
+        T = np.min(np.column_stack([_tails(q[:, i], prob) for i in range(r.size)]), axis=1)
+        t_obs = min(float(_tails(np.append(q[:, i], obs[i]), np.append(prob, 0.0))[-1]) for i in range(r.size))
+        return _midp(t_obs, T, prob, larger=False), {
+            "m": m, "exact": True, "n_draws": 0, "p_standard": _midp(t_obs, T, prob, larger=False, mid=False)}
+    rng = np.random.default_rng(seed)
+    draws: list[np.ndarray] = []
+    total = 0
+    while True:
+        B = _ER_ROUND if total == 0 else min(total, n_resampling - total)
+        draws.append(_stats(law.sample(B, rng), Gc, law.p, kind, r))
+        total += B
+        q = np.concatenate([obs[None, ...], *draws])  # the observed value is one member of the pool
+        w = np.full(q.shape[0], 1.0 / q.shape[0])
+        if kind == "skat-o":
+            T = np.min(np.column_stack([_tails(q[:, i], w) for i in range(r.size)]), axis=1)
+            t_obs, T = float(T[0]), T[1:]
+            tie = np.abs(T - t_obs) <= 1e-9 * t_obs
+            n_more, n_tie = int(((T < t_obs) & ~tie).sum()), int(tie.sum())
+        else:
+            t_obs, T = float(q[0]), q[1:]
+            tie = np.abs(T - t_obs) <= _ER_TIE * max(1.0, t_obs)
+            n_more, n_tie = int(((T > t_obs) & ~tie).sum()), int(tie.sum())
+        if n_more + n_tie >= _ER_CRITICAL or total >= n_resampling:
+            p = (n_more + 0.5 * (n_tie + 1)) / (total + 1)
+            return p, {"m": m, "exact": False, "n_draws": total, "p_standard": (n_more + n_tie + 1) / (total + 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# SPA: saddlepoint p-values of Bernoulli scores
+
+
+def _spa_tail(s: float, g: np.ndarray, mu: np.ndarray, eta: np.ndarray) -> float:
+    """Saddlepoint P(S >= s) for s > E S = 0, or P(S <= s) for s < 0, with S = g'(y - mu)."""
+    gmu = float(g @ mu)
+
+    def k1(t: float) -> float:
+        return float(g @ expit(eta + g * t)) - gmu - s
+
+    var = float(np.sum(g * g * mu * (1 - mu)))
+    t0 = s / var
+    lo, hi = (0.0, t0) if s > 0 else (t0, 0.0)
+    for _ in range(200):  # widen until K'(t) - s changes sign
+        if k1(lo) <= 0 <= k1(hi):
+            break
+        lo, hi = (lo, 2 * hi + 1e-3) if s > 0 else (2 * lo - 1e-3, hi)
+    else:
+        return 0.0  # s beyond the support's reach: probability below double precision
+    t = optimize.brentq(k1, lo, hi, xtol=1e-12, rtol=1e-12, maxiter=200)
+    m1 = expit(eta + g * t)
+    K = float(np.sum(np.logaddexp(np.log1p(-mu), np.log(mu) + g * t))) - t * gmu
+    K2 = float(np.sum(g * g * m1 * (1 - m1)))
+    w2 = 2.0 * (t * s - K)
+    if w2 <= 0 or K2 <= 0 or t == 0:
+        return float(ndtr(-abs(s) / math.sqrt(var)))
+    w = math.copysign(math.sqrt(w2), t)
+    v = t * math.sqrt(K2)
+    z = w + math.log(v / w) / w
+    return float(ndtr(-z) if s > 0 else ndtr(z))
+
+
+def spa_pvalue(s: float, g: np.ndarray, null: NullModel, cutoff: float = _SPA_CUTOFF) -> float:
+    """Two-sided saddlepoint p-value of the score ``s = g' (y - mu)`` (g covariate-adjusted).
+
+    Normal when ``|z| <= cutoff``; otherwise the two tails P(S >= |s|) + P(S <= -|s|) by the
+    saddlepoint approximation (Dey et al. 2017).
+    """
+    _check_binary(null, "spa")
+    mu = np.clip(null.fitted, 1e-12, 1 - 1e-12)
+    var = float(np.sum(g * g * mu * (1 - mu)))
+    if var <= 0 or s == 0:
+        return 1.0
+    z = s / math.sqrt(var)
+    if abs(z) <= cutoff:
+        return float(2.0 * ndtr(-abs(z)))
+    eta = np.log(mu) - np.log1p(-mu)
+    a = abs(s)
+    return min(1.0, _spa_tail(a, g, mu, eta) + _spa_tail(-a, g, mu, eta))
+
+
+def _chi2_1_isf(p: np.ndarray) -> np.ndarray:
+    """Upper quantile of chi-square(1) (the square of the normal's), without scipy.stats' overhead."""
+    return ndtri(np.asarray(p) / 2.0) ** 2
+
+
+def spa_scores(
+    G: np.ndarray, w: np.ndarray, null: NullModel, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Weighted scores and their saddlepoint-adjusted covariance (see the module docstring).
+
+    Parameters
+    ----------
+    G : numpy.ndarray
+        (n, p) QC'd genotypes (minor-allele counts or dosages).
+    w : numpy.ndarray
+        (p,) kernel weights.
+    null : NullModel
+        A binary null model.
+    seed : int
+        Seed of the single-variant ER (used only when it has to resample).
+
+    Returns
+    -------
+    Sw, Phi, info
+        ``w * S`` (p,), the adjusted covariance (p x p) for
+        :func:`bayesmages.skat.score_test.test_scores` with ``s2 = 1``, and ``info`` with the
+        per-variant p-values, variance ratios and the burden inflation.
+    """
+    _check_binary(null, "spa")
+    p = G.shape[1]
+    A = null.project(G)  # P sqrt(V) G: its columns over sqrt(V) are the covariate-adjusted genotypes
+    S = G.T @ null.residuals
+    var = np.einsum("ij,ij->j", A, A)
+    mac = G.sum(0)
+    p_var = np.ones(p)
+    Gt: np.ndarray | None = None
+    moderate = np.zeros(p, dtype=bool)  # exact p-values with 1 < |z| <= 2: may only widen the variance
+    for j in range(p):
+        if var[j] <= 0 or S[j] == 0:
+            continue
+        z = S[j] / math.sqrt(var[j])
+        exact = mac[j] < _ER_SINGLE_MAC or (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3)
+        if abs(z) <= (_ER_CUTOFF if exact else _SPA_CUTOFF):
+            p_var[j] = 2.0 * ndtr(-abs(z))
+        elif exact:
+            # the ordinary, not the mid-p: see the module docstring
+            p_var[j] = er_pvalue(G[:, [j]], null, "skat", seed=seed)[1]["p_standard"]
+            moderate[j] = abs(z) <= _SPA_CUTOFF
+        else:
+            if Gt is None:
+                Gt = A / null.sqrt_var[:, None]
+            p_var[j] = spa_pvalue(float(S[j]), Gt[:, j], null)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi = _chi2_1_isf(p_var)
+        var_adj = np.where(p_var >= 1, var, np.where(p_var > 0, S**2 / chi, S**2 / 500.0))
+        ratio = np.where(var > 0, var_adj / var, 1.0)
+        ratio = np.where(moderate, np.maximum(ratio, 1.0), ratio)
+    d = np.sqrt(ratio) * w
+    Phi = d[:, None] * (A.T @ A) * d[None, :]
+    Sw = w * S
+    use = p_var < 1
+    s_b = float(Sw[use].sum())
+    inflate = 1.0
+    if s_b != 0:
+        ab = A[:, use] @ w[use]
+        p_b = spa_pvalue(s_b, ab / null.sqrt_var, null)
+        var_b = s_b**2 / float(_chi2_1_isf(np.array(p_b))) if p_b > 0 else s_b**2 / 500.0
+        inflate = max(var_b / float(Phi.sum()), 1.0)
+        Phi = Phi * inflate
+    return Sw, Phi, {"p_variants": p_var, "variance_ratio": ratio, "burden_inflation": inflate}
+
+
+def binary_test(
+    G: np.ndarray,
+    w: np.ndarray,
+    null: NullModel,
+    test: str,
+    method_bin: str,
+    *,
+    method: str = "davies",
+    rho_grid: Any = None,
+    n_variants: int | None = None,
+    skato_quadrature: str = "gk",
+    n_resampling: int = 1_000_000,
+    seed: int = 0,
+) -> SKATResult:
+    """SKAT, burden or SKAT-O on QC'd genotypes ``G`` with weights ``w`` by ER, SPA or the hybrid rule.
+
+    ``method_bin="hybrid"`` uses ER when max(minor-allele count, carriers) <= 40 (R SKATBinary's
+    Hybrid uses ER/ER.A there) and SPA above. See the module docstring.
+    """
+    if method_bin not in BIN_METHODS:
+        raise InputError(f"method_bin must be one of {list(BIN_METHODS)} or None, got {method_bin!r}")
+    _check_binary(null, method_bin)
+    p = G.shape[1]
+    n_variants = p if n_variants is None else n_variants
+    mac = float(G.sum())
+    m = int(np.any(G != 0, axis=1).sum())
+    if method_bin == "hybrid":
+        method_bin = "er" if max(mac, m) <= _HYBRID_ER_MAC else "spa"
+    if method_bin == "spa":
+        Sw, Phi, info = spa_scores(G, w, null, seed=seed)
+        res = test_scores(Sw, Phi, 1.0, test, method, rho_grid=rho_grid, n_variants=n_variants,
+                          skato_quadrature=skato_quadrature)
+        res.method = f"spa+{res.method}"
+        res.extra.update(info)
+    else:
+        Gw = G * w[None, :]
+        pv, info = er_pvalue(Gw, null, test, rho_grid=rho_grid, n_resampling=n_resampling, seed=seed)
+        S = Gw.T @ null.residuals
+        stat = float(S.sum() ** 2 / 2.0) if test == "burden" else float(S @ S / 2.0)
+        res = SKATResult(pv, stat, p, n_variants, test, "er-exact" if info["exact"] else "er-resampling")
+        res.extra.update(info)
+        res.extra["p_value_standard"] = info["p_standard"]
+        if test == "skat-o":
+            grid = np.asarray(RHO_DEFAULT if rho_grid is None else rho_grid, dtype=np.float64)
+            res.rho_grid = grid
+    res.extra.update(mac=mac, m=m)
+    return res
