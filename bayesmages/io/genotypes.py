@@ -26,6 +26,7 @@ __all__ = [
     "GenotypeFile",
     "GenotypeRef",
     "Genotypes",
+    "is_plink_fileset",
     "open_genotypes",
     "read_genotypes",
 ]
@@ -177,6 +178,11 @@ def _plink_path(path: str | os.PathLike[str]) -> tuple[str, Path] | None:
     if p.suffix == ".pgen" or (not p.exists() and pgen.exists()):
         return "pgen", pgen
     return None
+
+
+def is_plink_fileset(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a PLINK ``.bed`` or ``.pgen`` fileset (the file or its prefix), not a table."""
+    return _plink_path(path) is not None
 
 
 def open_genotypes(path: str | os.PathLike[str]) -> GenotypeFile:
