@@ -169,3 +169,24 @@ def test_skat_sets_read_from_bed_identical_serial_pool_and_dask(skat_bed, cluste
     assert {u["pid"] for u in units} <= dask_pids
     assert all(u["peak_rss_mb"] > 0 and u["peak_rss_mb"] >= u["rss_start_mb"] * 0.99 for u in units)
     assert max(u["window_mb"] for u in units) == pytest.approx(G.shape[0] * 14 * 8 / 2**20)
+
+
+def test_skat_on_dask_example_runs_against_a_given_scheduler(tmp_path, cluster, capsys):
+    """examples/skat_on_dask.py with --scheduler: the simulated causal gene comes first, and the cluster's table is
+    the serial one."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "skat_on_dask.py"
+    spec = importlib.util.spec_from_file_location("skat_on_dask", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    table = example.main(["--scheduler", cluster.scheduler_address, "--workdir", str(tmp_path), "--samples", "400",
+                          "--genes", "6", "--test", "skat"])
+    out = capsys.readouterr().out
+    assert "peak_rss_mb" in out and "400 samples" in out
+    assert table["p_value"].idxmin() == 0 and table["p_value"].iloc[0] < 1e-3  # GENE1 carries the effect
+    sets, y, X = example.simulate_cohort(tmp_path / "again", 400, 6)
+    serial = bm.skat.run_sets(bm.io.open_genotypes(tmp_path / "cohort.bed"), None, sets, y, X, test="skat")
+    pd.testing.assert_frame_equal(table, serial, check_exact=True)
