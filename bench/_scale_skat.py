@@ -111,6 +111,8 @@ def _one_mode(folder: Path, mode: str) -> dict[str, Any]:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     record["load_after"] = os.getloadavg()
     record["unit_cpu_s"] = sum(u["cpu_s"] for u in units)
+    # the unit's own thread only: on Dask the worker process also runs its event loop and profiler threads
+    record["unit_thread_cpu_s"] = sum(u.get("thread_cpu_s", np.nan) for u in units)
     # worker processes' whole CPU (imports and start-up included); 0 serially, where the client is the worker
     record["worker_process_cpu_s"] = children.ru_utime + children.ru_stime
     record["client_peak_rss_mb"] = worker_memory()["peak_rss_mb"]
@@ -162,19 +164,67 @@ def run(folder: Path, n_samples: int, n_genes: int, modes: list[str] | None = No
     return {"layout": layout, "bed_write_s": write_s, "cpu_count": os.cpu_count(), "modes": records}
 
 
+def memory_model(runs: list[dict[str, Any]], n_target: int = 500_000, m_target: int | None = None
+                 ) -> dict[str, Any]:
+    """Fit each worker's peak memory to its widest window and extrapolate to ``n_target`` samples.
+
+    Per run and mode, every worker reports ``peak_rss_mb`` and its resident memory when its first unit
+    started (the interpreter, torch and bayesmages: the baseline). The increase is what the units
+    cost: the null model (a few n-vectors) and the widest set's window with the test's working
+    copies. It is fitted by least squares as ``b * n * m_widest * 8 bytes`` (through the origin: no
+    window, no increase) over all workers of all runs; the prediction for ``n_target`` people and a
+    largest set of ``m_target`` variants (default: the widest measured) adds the largest baseline seen.
+    """
+    xs, ys, base = [], [], []
+    for run in runs:
+        for mode in run["modes"]:
+            if mode["worker_process_cpu_s"] == 0:  # serial: the "worker" is the client, which holds more
+                continue
+            for w in mode["workers"]:
+                n_m = w["widest_window_mb"]  # n * m_widest * 8 bytes, in MB
+                xs.append(n_m)
+                ys.append(w["peak_rss_mb"] - w["rss_first_unit_start_mb"])
+                base.append(w["rss_first_unit_start_mb"])
+    x, y = np.asarray(xs), np.asarray(ys)
+    b = float(x @ y / (x @ x))
+    widest = max(r["layout"]["largest_gene"] for r in runs)
+    m = m_target or widest
+    window_mb = n_target * m * 8 / 2**20
+    return {"points": [{"window_mb": round(a, 1), "increase_mb": round(c, 1)} for a, c in zip(xs, ys)],
+            "copies_of_window": round(b, 2), "max_relative_residual": round(float(np.max(np.abs(y - b * x) / y)), 3),
+            "baseline_mb": round(max(base), 0), "n_target": n_target, "m_target": m,
+            "predicted_window_mb": round(window_mb, 0), "predicted_peak_mb": round(max(base) + b * window_mb, 0)}
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """A Markdown table of one :func:`run` result (rendered from its JSON, never typed)."""
+    """Markdown tables of a :func:`run` result or a ``--combine``d file (rendered from the JSON, never typed)."""
+    if "runs" in result:
+        parts = [markdown(r) for r in result["runs"]]
+        mm = result["memory_model"]
+        parts.append(f"Per-worker memory: increase over the worker's resident memory at its first unit = "
+                     f"{mm['copies_of_window']} x the widest set's window (n x m x 8 bytes), least squares over "
+                     f"{len(mm['points'])} workers (largest relative residual {mm['max_relative_residual']}); "
+                     f"baseline {mm['baseline_mb']:.0f} MB. Extrapolated to {mm['n_target']:,} people and a "
+                     f"{mm['m_target']}-variant set: window {mm['predicted_window_mb']:.0f} MB, peak about "
+                     f"{mm['predicted_peak_mb']:.0f} MB per worker.\n")
+        return "\n".join(parts)
     lay = result["layout"]
     lines = [f"SKAT sets read from a .bed by the workers: {lay['n_samples']:,} samples x {lay['n_genes']:,} genes "
              f"({lay['n_variants']:,} variants, largest gene {lay['largest_gene']}; .bed {lay['bed_mb']} MB, "
              f"{lay['genotypes_in_memory_gb']} GB as a float64 matrix, which no process loads).",
              "",
-             "| mode | wall s | speed-up | CPU s in units | client CPU s | worker processes CPU s | worker start s "
-             "| per-worker peak RSS MB (start of first unit) | client peak MB | identical | load before/after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| mode | wall s | speed-up | CPU s in units (per worker) | of which the units' threads "
+             "| client CPU s | worker processes CPU s "
+             "| worker start s | per-worker peak RSS MB (start of first unit) | client peak MB | identical "
+             "| load before/after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["modes"]:
         peaks = ", ".join(f"{w['peak_rss_mb']:.0f} ({w['rss_first_unit_start_mb']:.0f})" for w in r["workers"])
-        lines.append(f"| {r['mode']} | {r['wall_s']:.1f} | {r['speedup_wall']:.2f}x | {r['unit_cpu_s']:.1f} | "
+        per = " + ".join(f"{w['cpu_s']:.1f}" for w in r["workers"])
+        thread = r.get("unit_thread_cpu_s")
+        thread_txt = "not recorded" if thread is None or thread != thread else f"{thread:.1f}"
+        lines.append(f"| {r['mode']} | {r['wall_s']:.1f} | {r['speedup_wall']:.2f}x | {r['unit_cpu_s']:.1f} ({per}) | "
+                     f"{thread_txt} | "
                      f"{r['client_cpu_s']:.1f} | {r['worker_process_cpu_s']:.1f} | {r['worker_start_s']:.1f} | "
                      f"{peaks} | {r['client_peak_rss_mb']:.0f} | {'yes' if r['identical_to_first'] else 'NO'} | "
                      f"{r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} |")
@@ -188,8 +238,17 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=Path("/tmp/bayesmages_scale_skat"))
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=None)
     ap.add_argument("--out", type=Path, default=None, help="JSON file for the result")
+    ap.add_argument("--combine", nargs="+", type=Path, default=None,
+                    help="merge the JSON of several runs (e.g. different --samples) and fit the memory model")
     ap.add_argument("--one-mode", choices=list(MODES), default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.combine:
+        runs = [json.loads(f.read_text()) for f in args.combine]
+        combined = {"runs": runs, "memory_model": memory_model(runs)}
+        if args.out is not None:
+            args.out.write_text(json.dumps(combined, indent=1) + "\n")
+        print(markdown(combined))
+        return
     if args.one_mode:
         print(json.dumps(_one_mode(args.folder, args.one_mode)))
         return
