@@ -30,7 +30,8 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -39,7 +40,7 @@ from bayesmages._threads import limit_blas_threads
 from bayesmages.errors import BayesmagesError, InputError
 from bayesmages.infer import progress_enabled, spawn_seeds
 
-__all__ = ["UnitError", "map_units", "shutdown_pools"]
+__all__ = ["UnitError", "dask_client", "map_units", "shutdown_pools"]
 
 
 class UnitError(BayesmagesError):
@@ -211,23 +212,10 @@ def _map_dask(
     show: bool,
     label: str,
 ) -> list[Any]:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:
-        raise InputError("a Dask scheduler was given but dask.distributed is not installed "
-                         "(pip install 'bayesmages[dask]')") from None
-    own_client = not isinstance(scheduler, Client)
-    if own_client:
-        if not isinstance(scheduler, str):
-            raise InputError(f"scheduler must be an address string or a dask Client, got {type(scheduler).__name__}")
-        try:
-            client = Client(scheduler, timeout="20s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
-    else:
-        client = scheduler
-    try:
+    with dask_client(scheduler) as client:
         import uuid
+
+        from dask.distributed import as_completed
 
         run_id = uuid.uuid4().hex
         futures = [
@@ -251,6 +239,32 @@ def _map_dask(
         finally:
             bar.close()
         return results
+
+
+@contextmanager
+def dask_client(scheduler: Any) -> Iterator[Any]:
+    """Yield a ``dask.distributed.Client`` for ``scheduler`` (a client, or an address: connected, closed on exit).
+
+    Raises
+    ------
+    InputError
+        dask.distributed is not installed, ``scheduler`` is neither, or the scheduler cannot be reached.
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError("a Dask scheduler was given but dask.distributed is not installed "
+                         "(pip install 'bayesmages[dask]')") from None
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    if not isinstance(scheduler, str):
+        raise InputError(f"scheduler must be an address string or a dask Client, got {type(scheduler).__name__}")
+    try:
+        client = Client(scheduler, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        yield client
     finally:
-        if own_client:
-            client.close()
+        client.close()

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,3 +117,76 @@ def test_failing_block_on_dask_is_named_and_nothing_is_written(gwas_files, clust
 def test_unreachable_scheduler_is_an_input_error():
     with pytest.raises(InputError, match="cannot connect to the Dask scheduler"):
         bm.parallel.map_units(abs, [1, 2], scheduler="tcp://127.0.0.1:9")
+
+
+@pytest.fixture
+def skat_bed(tmp_path):
+    """A PLINK .bed of rare variants (some missing), 14 sets of uneven size (one non-contiguous, one absent)."""
+    bed_reader = pytest.importorskip("bed_reader")
+    rng = np.random.default_rng(11)
+    n, m = 360, 70
+    G = rng.binomial(2, rng.uniform(0.005, 0.05, size=m), size=(n, m)).astype(float)
+    G[rng.random(size=G.shape) < 0.01] = np.nan
+    ids = [f"v{j}" for j in range(m)]
+    bed_reader.to_bed(tmp_path / "g.bed", G, properties={"sid": ids})
+    cuts = [0, 2, 9, 10, 16, 30, 33, 41, 47, 52, 60, 63, 70]
+    sets = {f"G{k}": ids[a:b] for k, (a, b) in enumerate(itertools.pairwise(cuts))}
+    sets["split"] = [ids[65], ids[3], ids[40], "absent"]  # out of file order, across other sets' windows
+    sets["none"] = ["absent"]
+    X = rng.normal(size=(n, 2))
+    y = X[:, 0] + np.nan_to_num(G[:, 12] + G[:, 14]) + rng.normal(size=n)
+    keep = rng.random(n) > 0.1  # samples without a phenotype: rows of the .bed the null model does not see
+    return tmp_path / "g.bed", G, ids, sets, y[keep], X[keep], keep
+
+
+def test_skat_sets_read_from_bed_identical_serial_pool_and_dask(skat_bed, cluster, monkeypatch):
+    """Sets whose workers read their own windows of a .bed give exactly the numbers of the in-memory matrix,
+    serially, on 2 local processes and on a LocalCluster; the null model is scattered to the workers once."""
+    path, G, ids, sets, y, X, keep = skat_bed
+    kw = {"test": "skat-o", "included": keep}
+    reference = bm.skat.run_sets(G, ids, sets, y, X, **kw)
+    assert reference["p_value"].notna().sum() == len(sets) - 1
+    geno = bm.io.open_genotypes(path)
+    scatters = []
+    real_scatter = distributed.Client.scatter
+
+    def counting_scatter(self, data, *args, **kwargs):
+        scatters.append((type(data).__name__, kwargs.get("broadcast")))
+        return real_scatter(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "scatter", counting_scatter)
+    runs = {"serial": bm.skat.run_sets(geno, None, sets, y, X, **kw),
+            "pool": bm.skat.run_sets(geno, None, sets, y, X, workers=2, **kw),
+            "dask": bm.skat.run_sets(geno, None, sets, y, X, scheduler=cluster.scheduler_address, **kw)}
+    for name, table in runs.items():
+        pd.testing.assert_frame_equal(table, reference, check_exact=True, obj=name)
+    assert scatters == [("SetContext", True)]
+    # the workers measured themselves: units ran in the worker processes, every set once
+    units = runs["dask"].attrs["units"]
+    assert sum(u["n_sets"] for u in units) == len(sets) and len(units) > 1
+    with distributed.Client(cluster) as client:
+        dask_pids = set(client.run(os.getpid).values())
+    assert {u["pid"] for u in units} <= dask_pids
+    assert all(u["peak_rss_mb"] > 0 and u["peak_rss_mb"] >= u["rss_start_mb"] * 0.99 for u in units)
+    assert max(u["window_mb"] for u in units) == pytest.approx(G.shape[0] * 14 * 8 / 2**20)
+
+
+def test_skat_on_dask_example_runs_against_a_given_scheduler(tmp_path, cluster, capsys):
+    """examples/skat_on_dask.py with --scheduler: the simulated causal gene comes first, and the cluster's table is
+    the serial one."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "skat_on_dask.py"
+    spec = importlib.util.spec_from_file_location("skat_on_dask", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    table = example.main(["--scheduler", cluster.scheduler_address, "--workdir", str(tmp_path), "--samples", "400",
+                          "--genes", "6", "--test", "skat"])
+    out = capsys.readouterr().out
+    assert "peak_rss_mb" in out and "400 samples" in out
+    assert table["p_value"].idxmin() == 0 and table["p_value"].iloc[0] < 1e-3  # GENE1 carries the effect
+    sets, y, X = example.simulate_cohort(tmp_path / "again", 400, 6)
+    serial = bm.skat.run_sets(bm.io.open_genotypes(tmp_path / "cohort.bed"), None, sets, y, X, test="skat")
+    pd.testing.assert_frame_equal(table, serial, check_exact=True)

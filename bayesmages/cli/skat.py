@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "else by row order; samples with a missing phenotype or covariate are dropped."
         ),
     )
-    p.add_argument("--genotypes", required=True, type=Path, help="PLINK .bed (with .bim/.fam) or CSV of 0/1/2")
+    p.add_argument("--genotypes", required=True, type=Path,
+                   help="PLINK .bed (with .bim/.fam) or .pgen (with .pvar/.psam), read by the workers one set at a "
+                        "time; or a CSV of 0/1/2 or dosages (read whole)")
     p.add_argument("--phenotype", required=True, type=Path, help="table with the phenotype (and a sample id)")
     p.add_argument("--pheno-col", default=None, help="phenotype column (default: the only non-id column)")
     p.add_argument("--covariates", type=Path, default=None, help="table of covariates (and a sample id)")
@@ -98,12 +100,16 @@ def _load_kinship(path: Path, samples: np.ndarray) -> np.ndarray:
 
 def _load_inputs(
     args: argparse.Namespace,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame | None, np.ndarray, str, np.ndarray | None]:
-    """All genotypes, variant ids, phenotype and covariates of the kept samples, the kept mask, their source, K."""
-    from bayesmages.io import read_genotypes, read_table
+) -> tuple[Any, np.ndarray, np.ndarray, pd.DataFrame | None, np.ndarray, str, np.ndarray | None]:
+    """Genotypes, variant ids, phenotype and covariates of the kept samples, the kept mask, their source, K.
+
+    Genotypes are an opened PLINK fileset (read later, per set, by the workers) or a CSV's matrix.
+    """
+    from bayesmages.io import is_plink_fileset, open_genotypes, read_genotypes, read_table
     from bayesmages.io.tables import numeric_column
 
-    geno = read_genotypes(args.genotypes)
+    # PLINK files stay on disk: workers read each set's columns; only ids are read here
+    geno: Any = open_genotypes(args.genotypes) if is_plink_fileset(args.genotypes) else read_genotypes(args.genotypes)
     ph = read_table(args.phenotype, what="phenotype")
     pid = _id_column(ph)
     cols = [c for c in ph.columns if c != pid and c.upper() != "FID"]
@@ -154,13 +160,26 @@ def _load_inputs(
     ok = np.isfinite(y) & (np.isfinite(X).all(1) if X is not None else True)
     if ok.sum() < 3:
         raise InputError("skat: fewer than 3 samples have a phenotype (and covariates)")
-    G = geno.G  # all genotyped samples: --estimate-maf 1 takes MAFs from all of them
+    G = geno if hasattr(geno, "ref") else geno.G  # all genotyped samples: --estimate-maf 1 takes MAFs from all
     # a DataFrame keeps the covariate column names, which fit_null's messages then use
     import pandas as pd
 
     Xok = None if X is None else pd.DataFrame(X[ok], columns=ccols)
     K = None if args.kinship is None else _load_kinship(args.kinship, samples[ok])
     return G, np.asarray(geno.variants, dtype=str), y[ok], Xok, ok, source, K
+
+
+def _worker_summary(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per worker process: units and sets run, CPU seconds, and its peak resident memory (MB) as it reported."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for u in units:
+        w = out.setdefault((u["host"], u["pid"]), {"host": u["host"], "pid": u["pid"], "units": 0, "sets": 0,
+                                                   "cpu_s": 0.0, "peak_rss_mb": 0.0})
+        w["units"] += 1
+        w["sets"] += u["n_sets"]
+        w["cpu_s"] = round(w["cpu_s"] + u["cpu_s"], 3)
+        w["peak_rss_mb"] = max(w["peak_rss_mb"], u["peak_rss_mb"] or 0.0)
+    return list(out.values())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
         detail = msg.removeprefix("fit_null:").strip()
         raise InputError(f"null model of {source} ({y.size} samples): {detail}") from None
     write_table(table, args.out)
-    meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets))
+    meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets),
+                        workers=_worker_summary(table.attrs.get("units", [])))
     write_json(meta, sidecar)
     if not args.quiet:
         print(f"{len(table)} sets tested ({args.test}); results written to {args.out}")

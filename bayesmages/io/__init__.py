@@ -5,7 +5,14 @@ row or property at fault; every writer is atomic.
 """
 
 from bayesmages.io.genes import read_genes, validate_genes
-from bayesmages.io.genotypes import Genotypes, read_genotypes
+from bayesmages.io.genotypes import (
+    GenotypeFile,
+    GenotypeRef,
+    Genotypes,
+    is_plink_fileset,
+    open_genotypes,
+    read_genotypes,
+)
 from bayesmages.io.gwas import GWAS_ALIASES, read_gwas, validate_gwas
 from bayesmages.io.gwas_formats import GWAS_FORMATS, DroppedRowsWarning, detect_gwas_format
 from bayesmages.io.harmonisation import DROP_REASONS, Harmonised, harmonise, read_bim
@@ -26,6 +33,8 @@ __all__ = [
     "GWAS_ALIASES",
     "GWAS_FORMATS",
     "DroppedRowsWarning",
+    "GenotypeFile",
+    "GenotypeRef",
     "Genotypes",
     "Harmonised",
     "LDBlock",
@@ -35,7 +44,9 @@ __all__ = [
     "build_ld_store",
     "detect_gwas_format",
     "harmonise",
+    "is_plink_fileset",
     "ld_store",
+    "open_genotypes",
     "read_bim",
     "read_genes",
     "read_genotypes",

@@ -1,14 +1,15 @@
 """Many variant sets against one null fit: the SKAT-family gene-set runner.
 
 Sets come from a CSV with columns ``SET`` and ``SNP`` (aliases: GENE/SET_ID and
-VARIANT/VARIANT_ID/ID/RSID); genotypes from :func:`bayesmages.io.read_genotypes` (PLINK .bed or
-CSV). The null model is fitted once per phenotype; each set is a work unit for
-:func:`bayesmages.parallel.map_units` (serial, local processes or Dask).
+VARIANT/VARIANT_ID/ID/RSID); genotypes from :func:`bayesmages.io.open_genotypes` (PLINK .bed or
+.pgen, read by the workers a set at a time) or an in-memory matrix
+(:func:`bayesmages.io.read_genotypes`, e.g. CSV). The null model is fitted once per phenotype and
+shared; groups of sets are the work units of :func:`bayesmages.parallel.map_units` (serial, local
+processes or Dask), see :mod:`bayesmages.skat.set_units`.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -16,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from bayesmages.errors import InputError
+from bayesmages.io.genotypes import GenotypeFile
 from bayesmages.io.tables import find_column, read_table
 from bayesmages.skat.binary import BIN_METHODS
-from bayesmages.skat.ecskat import ecskat
 from bayesmages.skat.kinship import fit_null_kinship
 from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import METHODS, TESTS
-from bayesmages.skat.set_test import test as skat_test
+from bayesmages.skat.set_units import SetContext, group_sets, run_unit
 
 __all__ = ["SET_TESTS", "read_sets", "run_sets"]
 
@@ -73,39 +74,6 @@ def read_sets(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     return sets
 
 
-def _run_one(unit: tuple[str, np.ndarray, list[str]], *, null: NullModel | None, y: np.ndarray, X: Any,
-             opts: dict[str, Any]) -> dict[str, Any]:
-    name, G, ids = unit
-    row: dict[str, Any] = {"SET": name, "n_variants": G.shape[1], "test": opts["test"]}
-    if G.shape[1] == 0:
-        return {**row, "n_tested": 0, "statistic": np.nan, "p_value": np.nan, "method": "no variants found"}
-    Gy = G if opts["included"] is None else G[opts["included"]]  # the rows of y, for ecSKAT's own nulls
-    if opts["test"] == "ecskat":
-        ec = ecskat(Gy, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"], seed=opts["seed"],
-                    objective=opts["objective"], weights_beta=opts["weights_beta"], method=opts["ec_method"],
-                    impute=opts["impute"], variant_names=ids)
-        return {**row, "n_tested": ec.n_tested, "statistic": ec.statistic, "p_value": ec.p_value,
-                "method": f"ecskat-{ec.objective}" + ("-fallback" if ec.fallback else "")}
-    assert null is not None  # fitted by the caller for every test but ecskat
-    extra = None
-    if opts["test"] == "acat-o" and opts["acat_ecskat"]:
-        extra = {"ecskat": ecskat(Gy, y, X, trait=opts["trait"], train_fraction=opts["train_fraction"],
-                                  seed=opts["seed"], objective=opts["objective"], weights_beta=opts["weights_beta"],
-                                  method=opts["ec_method"], impute=opts["impute"]).p_value}
-    r = skat_test(G, null, test=opts["test"], weights_beta=opts["weights_beta"], method=opts["method"],
-                  impute=opts["impute"], seed=opts["seed"], compat=opts["compat"], maf_masks=opts["maf_masks"],
-                  extra_pvalues=extra, method_bin=opts["method_bin"], estimate_maf=opts["estimate_maf"],
-                  included=opts["included"])
-    row.update(n_tested=r.n_tested, statistic=r.statistic, p_value=r.p_value, method=r.method)
-    for name, pc in r.extra.get("components", {}).items():  # ACAT-O: every combined p-value
-        row[f"p_{name}"] = pc
-    if r.p_each_rho is not None and r.rho_grid is not None:  # both set by SKAT-O
-        row["rho"] = r.rho
-        for rho, pr in zip(r.rho_grid, r.p_each_rho):
-            row[f"p_rho_{rho:g}"] = pr
-    return row
-
-
 def run_sets(
     G: Any,
     variant_ids: Any,
@@ -137,11 +105,13 @@ def run_sets(
 
     Parameters
     ----------
-    G : array-like
+    G : array-like or GenotypeFile
         (n, m) genotypes of all variants (NaN missing), samples aligned with ``y`` (or, with
-        ``included``, all genotyped samples).
-    variant_ids : sequence of str
-        The m column ids.
+        ``included``, all genotyped samples); or a PLINK fileset opened with
+        :func:`bayesmages.io.open_genotypes`, whose columns each worker reads itself, one set at a
+        time (workers then need read access to its path).
+    variant_ids : sequence of str or None
+        The m column ids (``None`` with a GenotypeFile: its own ids).
     sets : dict
         set name -> variant ids (from :func:`read_sets`); ids absent from ``variant_ids`` are ignored.
     y, X
@@ -171,14 +141,18 @@ def run_sets(
     seed : int
         Seed (bootstrap of the adjustment, ecSKAT splits, random imputation).
     workers, scheduler, progress
-        Passed to :func:`bayesmages.parallel.map_units`.
+        Passed to :func:`bayesmages.parallel.map_units`. Sets are grouped into about 8 units per
+        worker (contiguous in ``sets`` order, of about equal cost); on Dask the null model is
+        scattered to every worker once. Results do not depend on the grouping or the backend.
 
     Returns
     -------
     pandas.DataFrame
         ``SET, n_variants, n_tested, test, statistic, p_value, method`` (+ ``rho`` and
         ``p_rho_*`` for SKAT-O, ``p_<component>`` for ACAT-O), one row per set, in the order of
-        ``sets``.
+        ``sets``. ``df.attrs["units"]`` lists, per unit, the process and host it ran on, its sets,
+        wall and CPU seconds, and that process's resident and peak memory (``ru_maxrss``) in MB,
+        measured inside the worker.
 
     Examples
     --------
@@ -199,18 +173,28 @@ def run_sets(
                          f"skat, burden or skat-o, got method_bin={method_bin!r}, trait={trait!r}, test={test!r}")
     if not sets:
         raise InputError("run_sets: no variant sets given")
-    G = np.asarray(G, dtype=np.float64)
-    ids = [str(v) for v in variant_ids]
-    if G.ndim != 2 or G.shape[1] != len(ids):
-        raise InputError(f"run_sets: G has shape {G.shape} but {len(ids)} variant ids were given")
+    if isinstance(G, GenotypeFile):
+        if variant_ids is not None and len(variant_ids) != G.ref.n_variants:
+            raise InputError(f"run_sets: {G.ref.path} has {G.ref.n_variants} variants but {len(variant_ids)} "
+                             "variant ids were given")
+        ids = [str(v) for v in (G.variants if variant_ids is None else variant_ids)]
+        n_rows = G.ref.n_samples
+    else:
+        if variant_ids is None:
+            raise InputError("run_sets: variant_ids are needed with a genotype matrix")
+        G = np.asarray(G, dtype=np.float64)
+        ids = [str(v) for v in variant_ids]
+        if G.ndim != 2 or G.shape[1] != len(ids):
+            raise InputError(f"run_sets: G has shape {G.shape} but {len(ids)} variant ids were given")
+        n_rows = G.shape[0]
     col = {v: j for j, v in enumerate(ids)}
     yv = np.asarray(y, dtype=np.float64).ravel()
     keep = None if included is None else np.asarray(included)
-    if keep is not None and (keep.dtype != bool or keep.shape != (G.shape[0],) or int(keep.sum()) != yv.size):
-        raise InputError(f"run_sets: included must be a boolean mask over G's {G.shape[0]} rows with one True per "
+    if keep is not None and (keep.dtype != bool or keep.shape != (n_rows,) or int(keep.sum()) != yv.size):
+        raise InputError(f"run_sets: included must be a boolean mask over G's {n_rows} rows with one True per "
                          f"value of y ({yv.size})")
-    if keep is None and G.shape[0] != yv.size:
-        raise InputError(f"run_sets: G has {G.shape[0]} samples but y has {yv.size}")
+    if keep is None and n_rows != yv.size:
+        raise InputError(f"run_sets: G has {n_rows} samples but y has {yv.size}")
     if not any(v in col for members in sets.values() for v in members):
         raise InputError("run_sets: no variant of any set is among the genotype variant ids")
     if kinship is not None and (trait != "continuous" or test == "ecskat"):
@@ -221,20 +205,54 @@ def run_sets(
         null = fit_null_kinship(yv, X, kinship)
     elif test != "ecskat":
         null = fit_null(yv, X, trait, adjustment=adjustment, seed=seed)
-    units = []
-    for name, members in sets.items():
-        cols = [col[v] for v in dict.fromkeys(members) if v in col]
-        units.append((name, G[:, cols], [ids[j] for j in cols]))
     opts = {"test": test, "trait": trait, "weights_beta": tuple(weights_beta), "method": method, "impute": impute,
             "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed,
             "estimate_maf": estimate_maf, "included": keep, "compat": compat, "maf_masks": maf_masks,
             "acat_ecskat": acat_ecskat, "ec_method": method or ("davies" if compat == "R" else "exact")}
-    fn = functools.partial(_run_one, null=null, y=yv, X=X, opts=opts)
-    try:
-        from bayesmages.parallel import map_units
-    except ImportError:  # pragma: no cover - parallel is part of the package
-        rows = [fn(u) for u in units]
+    context = SetContext(null=null, y=yv, X=X, opts=opts)
+    members = [(name, [col[v] for v in dict.fromkeys(vs) if v in col]) for name, vs in sets.items()]
+    if scheduler is None:
+        rows, stats = _map_groups(G, ids, members, context, workers, None, progress)
     else:
-        rows = map_units(fn, units, workers=workers, scheduler=scheduler, progress=progress, desc="skat set",
-                         names=[u[0] for u in units])
-    return pd.DataFrame(rows)
+        from bayesmages.parallel import dask_client
+
+        with dask_client(scheduler) as client:
+            # one copy of the null model per worker, whatever the number of units
+            shared = client.scatter(context, broadcast=True, hash=False)
+            n_slots = max(1, sum(client.nthreads().values()))
+            try:
+                rows, stats = _map_groups(G, ids, members, shared, n_slots, client, progress)
+            finally:
+                client.cancel(shared)
+    table = pd.DataFrame(rows)
+    table.attrs["units"] = stats
+    return table
+
+
+def _map_groups(G: Any, ids: list[str], members: list[tuple[str, list[int]]], context: Any, n_slots: int,
+                client: Any, progress: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Group the sets into units, map them, and flatten the rows (in ``members`` order) and unit records."""
+    from bayesmages.parallel import map_units
+
+    # ~8 units per worker: coarse enough that shipping the context and opening the file per unit
+    # is negligible, fine enough to balance uneven sets; at most one unit per set
+    n_units = min(len(members), 8 * n_slots) if (n_slots > 1 or client is not None) else min(len(members), 8)
+    groups = group_sets([len(c) for _, c in members], n_units)
+    units, names = [], []
+    for g in groups:
+        part = members[g]
+        if isinstance(G, GenotypeFile):
+            source: Any = G.ref
+            sets = [(name, cols, [ids[j] for j in cols]) for name, cols in part]
+        else:  # genotypes in memory: the unit carries this group's columns only
+            union = sorted({j for _, cols in part for j in cols})
+            pos = {j: i for i, j in enumerate(union)}
+            source = G[:, union]
+            sets = [(name, [pos[j] for j in cols], [ids[j] for j in cols]) for name, cols in part]
+        units.append((context, source, sets))
+        names.append(part[0][0] if len(part) == 1 else f"sets {part[0][0]}..{part[-1][0]}")
+    out = map_units(run_unit, units, workers=1 if client is not None else n_slots, scheduler=client,
+                    progress=progress, desc="skat sets", names=names)
+    rows = [r for unit_rows, _ in out for r in unit_rows]
+    stats = [{**st, "unit": name} for (_, st), name in zip(out, names)]
+    return rows, stats
