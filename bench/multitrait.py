@@ -26,7 +26,10 @@ average precision against the genes truly of that type. Methods, on the same fit
 
 Also: per-variant calibration of the type probabilities (reliability over probability bins, against the causal
 truth: a variant's true type is the set of traits where its causal effect is non-zero), a null GWAS (no causal
-variant), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
+variant), the calibration of each claim a probability makes with ``susie_rss`` shrinkage (``reliability``: the
+association-signal type ``p_<type>`` against causal-or-LD-tag truth, and ``causal_p_<type>`` = ``p_<type>`` x PIP
+against the causal truth), the package's demo at seeds 0-3 with the LD leakage of every trait-specific gene
+(``demo``), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
 
 Writes ``bench/results/multitrait.json`` and ``bench/results/multitrait.md`` (generated from the JSON).
 """
@@ -64,8 +67,11 @@ def _types(p: int) -> list[tuple[int, ...]]:
     return [c for r in range(1, p + 1) for c in itertools.combinations(range(p), r)]
 
 
-def simulate(p: int, layout: tuple, sampler, rng: np.random.Generator, null: bool = False) -> dict:
-    """One replicate: shrunk effects, sds, se, true effects and the gene types (index into ``_types(p)``; -1 none)."""
+def simulate(p: int, layout: tuple, sampler, rng: np.random.Generator, null: bool = False,
+             method: str = "nn") -> dict:
+    """One replicate: shrunk effects, sds, se, true effects and the gene types (index into ``_types(p)``; -1 none).
+
+    ``method="susie"`` shrinks with ``susie_rss`` and also returns its per-trait PIPs (``pip``)."""
     from _gene_sims import N_GWAS
 
     blocks, gmap, _ = layout
@@ -92,17 +98,20 @@ def simulate(p: int, layout: tuple, sampler, rng: np.random.Generator, null: boo
             gtype[g] = kinds.index(A)
     se = np.full(m, 1 / np.sqrt(N_GWAS))
     cuts = starts[1:-1]
-    beta, sd = np.zeros((m, p)), np.zeros((m, p))
+    beta, sd, pip = np.zeros((m, p)), np.zeros((m, p)), np.zeros((m, p))
     for t in range(p):
         b = lam[:, t]
         if b.any():
             gv = sum(b[s:s + R.shape[0]] @ R @ b[s:s + R.shape[0]] for s, R in zip(starts, blocks))
             lam[:, t] = b * np.sqrt(H2 / gv)
         z = sampler.z(lam[:, t] * np.sqrt(N_GWAS), rng)
-        out = bm.shrink.shrink(np.split(z * se, cuts), np.split(se, cuts), blocks)
+        out = bm.shrink.shrink(np.split(z * se, cuts), np.split(se, cuts), blocks, method=method,
+                               n=N_GWAS if method == "susie" else None)
         beta[:, t] = out.beta_shrunk.to_numpy()
         sd[:, t] = out.sd.to_numpy()
-    return {"beta": beta, "sd": sd, "se": np.tile(se[:, None], (1, p)), "true": lam, "gtype": gtype}
+        if "pip" in out:
+            pip[:, t] = out["pip"].to_numpy()
+    return {"beta": beta, "sd": sd, "se": np.tile(se[:, None], (1, p)), "true": lam, "gtype": gtype, "pip": pip}
 
 
 def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
@@ -151,18 +160,22 @@ def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
             "n_clustered": int(mask.sum()), "probs": probs.to_numpy(), "true_index": tix}
 
 
+def _bins(q: np.ndarray, y: np.ndarray) -> list[dict]:
+    rows = []
+    for lo, hi in itertools.pairwise(BINS):
+        sel = (q >= lo) & ((q < hi) if hi < 1 else (q <= hi))
+        if sel.sum():
+            rows.append({"bin": f"[{lo:.1f}, {hi:.1f}{']' if hi == 1 else ')'}", "n": int(sel.sum()),
+                         "mean_predicted": float(q[sel].mean()), "observed": float(y[sel].mean())})
+    return rows
+
+
 def reliability(probs: list[np.ndarray], true_index: list[np.ndarray]) -> dict:
     """Pooled over variants and types: per probability bin, mean predicted probability vs observed frequency."""
     P = np.concatenate(probs)
     Y = np.zeros_like(P)
     Y[np.arange(P.shape[0]), np.concatenate(true_index)] = 1.0
-    p, y = P.ravel(), Y.ravel()
-    rows = []
-    for lo, hi in itertools.pairwise(BINS):
-        sel = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
-        if sel.sum():
-            rows.append({"bin": f"[{lo:.1f}, {hi:.1f}{']' if hi == 1 else ')'}", "n": int(sel.sum()),
-                         "mean_predicted": float(p[sel].mean()), "observed": float(y[sel].mean())})
+    rows = _bins(P.ravel(), Y.ravel())
     signal = P[:, 0] < 0.5  # variants typed as some association: calibration among the interesting ones
     return {"bins": rows, "max_gap_bins_n>=100": max((abs(r["mean_predicted"] - r["observed"]) for r in rows
                                                       if r["n"] >= 100), default=float("nan")),
@@ -202,6 +215,153 @@ def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
             "mean_fit_seconds": float(np.mean([r["fit_seconds"] for r in reps])),
             "mean_types_seconds": float(np.mean([r["types_seconds"] for r in reps])),
             "mean_clustered": float(np.mean([r["n_clustered"] for r in reps]))}
+
+
+#: a non-causal variant is an LD tag of trait t's signal when r^2 >= this with a causal variant of t
+TAG_R2 = 0.5
+#: bins with fewer predictions are shown but not held to the 0.1 goal (binomial sd up to 0.07 at 50)
+MIN_BIN = 50
+
+
+def _claim_table(P: np.ndarray, Y: np.ndarray, types: list[str]) -> dict:
+    """Per type: reliability bins of ``P[:, j]`` against the 0/1 truth ``Y[:, j]``, and the largest gap."""
+    out = {}
+    for j, name in enumerate(types):
+        rows = _bins(P[:, j], Y[:, j])
+        gaps = [abs(r["mean_predicted"] - r["observed"]) for r in rows if r["n"] >= MIN_BIN]
+        out[name] = {"bins": rows, "max_gap": max(gaps, default=float("nan"))}
+    return out
+
+
+def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
+    """Two traits shrunk with ``susie_rss``: reliability of each claim a per-variant type probability makes.
+
+    * ``association``: ``P(type A | x)`` (the ``p_<type>`` columns) against the type of the association signal a
+      variant carries: trait t is involved when the variant is causal for t or an LD tag (r^2 >= ``TAG_R2``) of a
+      causal variant of t in its block;
+    * ``association vs causal``: the same probabilities against the causal truth (what they do not claim);
+    * ``causal``: ``causal_type_probabilities(P, pip)`` (the ``causal_p_<type>`` columns) against the causal truth.
+    """
+    from _gene_sims import Sampler, make_layout
+
+    from bayesmages.cluster.types import causal_type_probabilities
+
+    layout = make_layout(6, seed)
+    blocks = layout[0]
+    sampler = Sampler(blocks)
+    rng = np.random.default_rng(seed + 7)
+    names = ["T1", "T2"]
+    starts = np.r_[0, np.cumsum([R.shape[0] for R in blocks])]
+    Ps, Pcs, Yas, Ycs = [], [], [], []
+    for r in range(n_rep):
+        rep = simulate(2, layout, sampler, rng, method="susie")
+        X = rep["beta"]
+        mask = select_variants(X, rule="quantile", quantile=0.9)
+        model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X[mask], seed=r, num_steps=steps)
+            probs = model.association_types(X, sd=rep["sd"], se=rep["se"], seed=r)
+        P = probs.to_numpy()
+        types = list(probs.columns)
+        causal = rep["true"] != 0
+        tagged = causal.copy()
+        for a, b, R in zip(starts[:-1], starts[1:], blocks):
+            for t in range(2):
+                c = np.flatnonzero(causal[a:b, t])
+                if c.size:
+                    tagged[a:b, t] |= (R[:, c] ** 2).max(1) >= TAG_R2
+        onehot = []
+        for truth in (tagged, causal):
+            Y = np.zeros_like(P)
+            Y[np.arange(P.shape[0]), [types.index(type_name(np.flatnonzero(row), names)) for row in truth]] = 1.0
+            onehot.append(Y)
+        Ps.append(P)
+        Pcs.append(causal_type_probabilities(P, rep["pip"]))
+        Yas.append(onehot[0])
+        Ycs.append(onehot[1])
+        print(json.dumps({"reliability rep": r, "variants typed as signal": int((P[:, 0] < 0.5).sum()),
+                          "causal": int(causal.any(1).sum())}), flush=True)
+    P, Pc, Ya, Yc = (np.concatenate(a) for a in (Ps, Pcs, Yas, Ycs))
+    return {"n_replicates": n_rep, "n_variants": int(P.shape[0]), "tag_r2": TAG_R2, "min_bin": MIN_BIN,
+            "shrinker": "susie_rss", "claims": {
+                "association": _claim_table(P, Ya, types),
+                "association vs causal": _claim_table(P, Yc, types),
+                "causal": _claim_table(Pc, Yc, types)}}
+
+
+def demo_case(seeds: list[int]) -> dict:
+    """``bayesmages demo`` at each seed (its own simulation and the default pipeline): the recovery table, and
+    for every trait-specific gene how much of the other trait's signal reaches its variants through LD.
+
+    Per specific gene g of trait t: ``own_z``, the expected marginal z of its own signal,
+    ``sqrt(n lambda_g' R_gg lambda_g)``; ``other_trait_leak_z``, the largest expected |z| in the other trait at
+    g's variants, all of it from causal variants outside g (``sqrt(n) |(R lambda_other)_v|``); its rank among all
+    genes under its type's ``gene_score``.
+    """
+    from bayesmages.cli.demo import DEMO_SIMULATION, recovery
+    from bayesmages.pipeline import run as run_pipeline
+    from bayesmages.simulate.multitrait import simulate_multitrait
+
+    out = []
+    for seed in seeds:
+        sim = simulate_multitrait(2, 5, variants_per_block=400, seed=seed, **DEMO_SIMULATION)
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sim.write_files(Path(tmp))
+            result = run_pipeline([Path(tmp) / f"gwas_{t}.tsv" for t in sim.traits], Path(tmp) / "ld",
+                                  Path(tmp) / "genes.tsv", Path(tmp) / "results", traits=sim.traits, seed=seed)
+        table = recovery(result, sim.gene_truth)
+        lam, n = sim.beta, float(DEMO_SIMULATION["n_gwas"])
+        ez = np.zeros_like(lam)
+        for rng_, R in zip(sim.block_ranges, sim.ld_blocks):
+            ez[rng_] = np.sqrt(n) * (R @ lam[rng_])
+        scores = result.genes["gene_type_scores"]
+        genes_ = []
+        for _, g in sim.gene_truth[sim.gene_truth["TYPE"].str.startswith("specific")].iterrows():
+            t = sim.traits.index(g["TYPE"].split(":")[1])
+            ix = np.flatnonzero(sim.variant_truth["GENE"].to_numpy() == g["GENE"])
+            blk = next(i for i, r in enumerate(sim.block_ranges) if r.start <= ix[0] < r.stop)
+            loc = ix - sim.block_ranges[blk].start
+            R = sim.ld_blocks[blk]
+            own = float(np.sqrt(n * lam[ix, t] @ R[np.ix_(loc, loc)] @ lam[ix, t]))
+            by = scores[scores["type"] == g["TYPE"]].set_index("GENE")["gene_score"]
+            genes_.append({"gene": g["GENE"], "type": g["TYPE"], "own_z": own,
+                           "other_trait_leak_z": float(np.abs(ez[ix, 1 - t]).max()),
+                           "rank": int((by > by.get(g["GENE"], 0.0)).sum()) + 1, "n_genes": int(by.size),
+                           "gene_prob": float(scores[(scores["GENE"] == g["GENE"]) & (scores["type"] == g["TYPE"])]
+                                              ["gene_prob"].iloc[0])})
+        rows = [{"type": r["truth"].removeprefix("type "), "n_positive": int(r["n_positive"]),
+                 "baseline": float(r["baseline"]), "average_precision": float(r["average_precision"])}
+                for _, r in table.iterrows() if str(r["truth"]).startswith("type ")]
+        out.append({"seed": seed, "types": rows, "specific_genes": genes_})
+        print(json.dumps({"demo seed": seed, **{r["type"]: round(r["average_precision"] / r["baseline"], 1)
+                                                for r in rows}}), flush=True)
+    return {"seeds": out}
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _demo_md(d: dict) -> list[str]:
+    recovery_rows = [[str(s["seed"]), r["type"], str(r["n_positive"]), f"{r['baseline']:.3f}",
+                      f"{r['average_precision']:.3f}", f"{r['average_precision'] / r['baseline']:.1f}x",
+                      "yes" if r["average_precision"] >= 4 * r["baseline"] else "NO"]
+                     for s in d["seeds"] for r in s["types"]]
+    gene_rows = [[str(s["seed"]), g["gene"], g["type"], f"{g['own_z']:.1f}", f"{g['other_trait_leak_z']:.1f}",
+                  f"{g['other_trait_leak_z'] / max(g['own_z'], 1e-12):.2f}", f"{g['rank']} of {g['n_genes']}",
+                  f"{g['gene_prob']:.3f}"] for s in d["seeds"] for g in s["specific_genes"]]
+    return ["## The demo (`bayesmages demo --seed S`)", "",
+            "Average precision of each type's `gene_score` ranking, and its ratio to the baseline (the fraction of "
+            "positives). Goal (issue 13): every type >= 4x its baseline at seeds 0-3.", "",
+            *_md_table(["seed", "type", "genes of the type", "baseline", "average precision", "ratio", ">= 4x"],
+                       recovery_rows),
+            "", "Trait-specific genes: `own z` = expected marginal z of the gene's own signal; `other-trait leak z` = "
+            "the largest expected |z| of the other trait at the gene's variants, from causal variants of other genes "
+            "in LD; `rank` among all genes by the type's `gene_score`.", "",
+            *_md_table(["seed", "gene", "type", "own z", "other-trait leak z", "leak / own", "rank", "gene_prob"],
+                       gene_rows), ""]
 
 
 def null_case(n_rep: int, seed: int, steps: int) -> dict:
@@ -265,9 +425,10 @@ def main() -> None:
     ap.add_argument("--reps2", type=int, default=30)
     ap.add_argument("--reps3", type=int, default=20)
     ap.add_argument("--null-reps", type=int, default=10)
+    ap.add_argument("--reliability-reps", type=int, default=10)
     ap.add_argument("--steps", type=int, default=300, help="SVI steps of each dp_mixture fit")
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--parts", default="two,three,null,speed")
+    ap.add_argument("--parts", default="two,three,null,reliability,demo,speed")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args()
     if args.tables_only:
@@ -285,6 +446,10 @@ def main() -> None:
         res["three_traits"] = case(3, reps3, args.seed, args.steps)
     if "null" in parts:
         res["null"] = null_case(nulls, args.seed, args.steps)
+    if "reliability" in parts:
+        res["reliability"] = reliability_case(2 if args.quick else args.reliability_reps, args.seed, args.steps)
+    if "demo" in parts:
+        res["demo"] = demo_case([0, 1] if args.quick else [0, 1, 2, 3])
     if "speed" in parts:
         res["speed"] = speed(100_000 if args.quick else 1_000_000, 4, args.seed)
     res["settings"] = {**res.get("settings", {}), "quick": args.quick, "seed": args.seed, "svi_steps": args.steps,
@@ -305,6 +470,54 @@ def _ap_table(c: dict) -> list[str]:
         cells = [f"{c['summary'][m][t]['mean_ap']:.3f} ± {c['summary'][m][t]['se']:.3f}" for t in types]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return lines
+
+
+_CLAIMS = {
+    "association": "`p_<type>` against the type of the association signal (trait t involved when the variant is "
+                   "causal for t or an LD tag, r^2 >= {r2}, of a causal variant of t): the claim these "
+                   "probabilities make",
+    "association vs causal": "`p_<type>` against the causal truth (trait t involved only when the variant itself is "
+                             "causal for t): a claim these probabilities do not make",
+    "causal": "`causal_p_<type>` = `p_<type>` x PIP (`causal_type_probabilities`) against the causal truth: the claim "
+              "these make",
+}
+
+
+def _pooled(tables_: dict) -> list[dict]:
+    """Bins of every signal type (all but the null) pooled: the bins share their edges, so counts add up."""
+    acc: dict[str, list[float]] = {}
+    for name, tab in tables_.items():
+        if name == "non-prioritised":
+            continue
+        for b in tab["bins"]:
+            a = acc.setdefault(b["bin"], [0.0, 0.0, 0.0])
+            a[0] += b["n"]
+            a[1] += b["n"] * b["mean_predicted"]
+            a[2] += b["n"] * b["observed"]
+    return [{"bin": k, "n": int(a[0]), "mean_predicted": a[1] / a[0], "observed": a[2] / a[0]}
+            for k, a in sorted(acc.items())]
+
+
+def _reliability_md(rel: dict) -> list[str]:
+    out = ["## Calibration of each claim (two traits, susie_rss shrinkage)", "",
+           f"{rel['n_replicates']} replicates of the two-trait simulation, every trait shrunk with `susie_rss` "
+           f"(PIPs), {rel['n_variants']:,} variant rows. Per type and claim: probability bins, number of predictions, "
+           "mean predicted probability and observed frequency of the type; then the signal types (all but "
+           "non-prioritised) pooled. Goal (issue 13): observed within 0.1 of predicted; judged on bins with >= "
+           f"{rel['min_bin']} predictions (the binomial sd is up to 0.07 at {rel['min_bin']}; smaller bins are "
+           "shown, not judged).", ""]
+    for claim, tables_ in rel["claims"].items():
+        rows = [(name, b) for name, tab in tables_.items() for b in tab["bins"]]
+        rows += [("signal types pooled", b) for b in _pooled(tables_)]
+        cells = [[name, b["bin"], str(b["n"]), f"{b['mean_predicted']:.3f}", f"{b['observed']:.3f}",
+                  ("yes" if abs(b["mean_predicted"] - b["observed"]) <= 0.1 else "NO") if b["n"] >= rel["min_bin"]
+                  else "(few)"] for name, b in rows]
+        judged = [abs(b["mean_predicted"] - b["observed"]) for _, b in rows if b["n"] >= rel["min_bin"]]
+        out += [f"### {claim}", "", _CLAIMS[claim].replace("{r2}", f"{rel['tag_r2']:g}") + ".", "",
+                *_md_table(["type", "bin", "predictions", "mean predicted", "observed", "within 0.1"], cells), "",
+                f"Largest gap over the judged bins: {max(judged):.3f} "
+                f"({'within' if max(judged) <= 0.1 else 'NOT within'} 0.1).", ""]
+    return out
 
 
 def render(res: dict) -> str:
@@ -334,8 +547,9 @@ def render(res: dict) -> str:
                 f"{rel['true_signal_among_called']:.3f}, while the probabilities say "
                 f"{rel['expected_signal_among_called']:.3f}: against the causal truth the signal types are "
                 "overconfident, because a non-causal variant that the shrinker leaves with a clear effect (LD with a "
-                "causal variant) is typed like a signal. The probabilities describe the shrunk effects, not causality; "
-                "on data drawn from the model they are calibrated (tests/test_cluster_types.py).", ""]
+                "causal variant) is typed like a signal. These probabilities claim the type of the association signal, "
+                "not causality (on data drawn from the model they are calibrated, tests/test_cluster_types.py); "
+                "'Calibration of each claim' below checks each claim against its own truth.", ""]
     if "null" in res:
         n = res["null"]
         out += ["## Null GWAS (no causal variant, two traits)", "",
@@ -344,6 +558,10 @@ def render(res: dict) -> str:
                 f"{n['share_p_null_below_0.5']:.4f} (largest {n['max_share_p_null_below_0.5']:.4f}); expected "
                 f"number of signal variants {n['expected_signal_variants']:.1f} per GWAS. The previous rule put "
                 f"{n['previous_share_in_prioritised_clusters']:.3f} of all variants in prioritised clusters.", ""]
+    if "reliability" in res:
+        out += _reliability_md(res["reliability"])
+    if "demo" in res:
+        out += _demo_md(res["demo"])
     if "speed" in res:
         s = res["speed"]
         load = s.get("load_average_at_end", [float("nan")])[0]

@@ -334,9 +334,16 @@ def test_run_with_another_shrinker(sim, tmp_path, method):
     api = steps.shrink_traits(inputs, ["T1"], model="default", workers=1, scheduler=None, progress=False,
                               method=method, seed=json.loads((out / "run.json").read_text())["seeds"]["run"])["T1"]
     np.testing.assert_allclose(table.beta_shrunk, api.beta_shrunk, rtol=1e-6, atol=1e-12)
+    variants = pd.read_csv(out / "cluster_multi" / "variants.csv")
+    causal = [c for c in variants.columns if c.startswith("causal_p_")]
     if method == "susie":
         assert {"pip", "cs"} <= set(table.columns) and table.pip.between(0, 1).all()
+        # PIPs give the causal-type columns: the association-type probability x P(any effect), rows sum to one
+        assert causal == [f"causal_p_{t}" for t in ("non-prioritised", "specific:T1", "specific:T2", "shared:T1+T2")]
+        np.testing.assert_allclose(variants[causal].sum(1), 1.0, atol=1e-9)
+        assert (variants["causal_p_specific:T1"] <= variants["p_specific:T1"] + 1e-12).all()
     else:
         assert table.sd.isna().all()
+        assert not causal  # no PIPs: only the association-type claim
     with pytest.raises(InputError, match="shrink_method"):
         bm.pipeline.run(gwas, ld, genes, tmp_path / "bad", shrink_method="lasso")

@@ -23,6 +23,16 @@ favours the null component (``null_penalty``; mash's default is 10).
 They are calibrated when the effects follow the fitted model; tests and ``bench/multitrait.py``
 measure how far that holds.
 
+**Two claims.** ``P(type A | x_i)`` is a statement about the *association signal the variant carries*
+in the shrunk effects: a variant in LD with a causal variant keeps part of its signal after shrinkage
+and is typed like it. It is not the probability that the variant itself is causal with type A (on the
+LD simulations of ``bench/multitrait.py`` about 6 in 10 of the variants typed as signal are causal
+where the probabilities say ~98%). When the shrinker gives per-trait posterior inclusion
+probabilities (``shrink(method="susie")``), :func:`causal_type_probabilities` turns the first claim
+into the second: ``P(v causal with type A) = P(type A | x_v) x PIP_v`` for A non-empty, with
+``PIP_v = 1 - prod_t (1 - PIP_vt)`` the probability that v carries a non-zero effect in any trait
+(fine-mapping spreads that probability over the variant's tags).
+
 Examples
 --------
 >>> rng = np.random.default_rng(0)
@@ -55,6 +65,7 @@ __all__ = [
     "NULL_TYPE",
     "TypeLibrary",
     "association_types",
+    "causal_type_probabilities",
     "fit_type_weights",
     "gaussian_log_density",
     "null_noise",
@@ -432,6 +443,50 @@ def fit_type_weights(
     keep = (w >= drop_below) | (library.type_index == 0)
     return replace(library, weights=w[keep] / w[keep].sum(), covariances=library.covariances[keep],
                    type_index=library.type_index[keep], cluster=library.cluster[keep])
+
+
+def causal_type_probabilities(P: np.ndarray, pip: np.ndarray) -> np.ndarray:
+    """(N, T) probabilities that the variant itself carries a non-zero effect of each type.
+
+    ``P`` are association-type probabilities (columns :func:`association_types`, the null type
+    first): the type of the association signal the variant carries, LD tags included. ``pip`` are
+    the per-trait posterior inclusion probabilities of a fine-mapping shrinker (``susie``). For a
+    non-null type A the result is ``P[:, A] x PIP_v`` with ``PIP_v = 1 - prod_t (1 - pip_vt)``; the
+    null column gets the rest, so rows sum to one. The mixture says which traits a signal involves,
+    fine-mapping says whether this variant or one of its tags carries it; treating the two as
+    independent is an approximation whose calibration ``bench/multitrait.py`` (reliability part)
+    measures against the causal truth.
+
+    Parameters
+    ----------
+    P : numpy.ndarray
+        (N, T) association-type probabilities, column 0 the null type (``non-prioritised``).
+    pip : numpy.ndarray
+        (N, p) posterior inclusion probabilities per trait, in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, T), rows summing to one.
+
+    Examples
+    --------
+    >>> P = np.array([[0.0, 0.0, 1.0, 0.0], [0.9, 0.1, 0.0, 0.0]])
+    >>> causal_type_probabilities(P, np.array([[0.0, 0.5], [0.2, 0.0]])).round(3).tolist()
+    [[0.5, 0.0, 0.5, 0.0], [0.98, 0.02, 0.0, 0.0]]
+    """
+    P = np.asarray(P, dtype=float)
+    pip = np.asarray(pip, dtype=float)
+    if P.ndim != 2 or P.shape[1] < 2 or not np.all(np.isfinite(P)) or np.any(P < 0):
+        raise InputError(f"causal_type_probabilities: expected (N, T) probabilities, got shape {P.shape}")
+    if pip.ndim != 2 or pip.shape[0] != P.shape[0] or P.shape[1] != 2 ** pip.shape[1]:
+        raise InputError(f"pip: expected ({P.shape[0]}, p) with 2^p = {P.shape[1]} types, got shape {pip.shape}")
+    if not np.all(np.isfinite(pip)) or np.any(pip < 0) or np.any(pip > 1 + 1e-9):
+        raise InputError("pip: posterior inclusion probabilities must lie in [0, 1]")
+    any_effect = 1.0 - np.prod(1.0 - np.clip(pip, 0.0, 1.0), axis=1)
+    out = P * any_effect[:, None]
+    out[:, 0] = 1.0 - out[:, 1:].sum(1)
+    return out
 
 
 def type_probabilities(X: np.ndarray, library: TypeLibrary, noise_var: np.ndarray,

@@ -160,7 +160,9 @@ def render_report(
         out.append("No gene has variants in a prioritised (non-null) cluster.")
     for kind, group in signal.groupby("type", sort=True):
         out += ["", f"Top genes for **{kind}** (expected sum of |shrunk effect| over the gene's variants of this "
-                    "type, from per-variant type probabilities; `sd_total`: its sd):", ""]
+                    "type, from the per-variant association-type probabilities `p_<type>` of "
+                    "`cluster_multi/variants.csv`, which give the type of the signal a variant carries, LD tags "
+                    "included, not whether it is causal; `sd_total`: its sd):", ""]
         out.append(markdown_table(group.sort_values("abs_total", ascending=False, kind="stable").head(top)))
     out += ["", *_figures(result, "gene_cluster_fractions", "gene_S_summary"), ""]
 

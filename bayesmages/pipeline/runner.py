@@ -420,13 +420,15 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         rule = {"select": s["select"], "quantile": s["quantile"] if s["select"] == "quantile" else None}
         # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
         spec = {"effects": [shrink_keys[t] for t in inputs.traits], **fit_settings, **rule,
-                "seed": step_seed(seed, name), "types": "probabilities-v2"}
+                "seed": step_seed(seed, name), "types": "probabilities-v3"}
         sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits)
         ses = _wide(shrinkage.assign(beta_shrunk=shrinkage["se"]), inputs.traits)
+        # susie's PIPs turn association types into causal types (causal_p_<type> columns)
+        pips = _wide(shrinkage.assign(beta_shrunk=shrinkage["pip"]), inputs.traits) if "pip" in shrinkage else None
         mask = select_variants(effects.to_numpy(), sds.to_numpy(), rule=s["select"], quantile=s["quantile"])
         rec = run_step(outdir, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects, seed=sd, progress=progress, selected=mask, se=ses, sd=sds, **fit_settings), force=force,
-            on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+            f, effects, seed=sd, progress=progress, selected=mask, se=ses, sd=sds, pip=pips, **fit_settings),
+            force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
         records.append(report.record(rec))
         clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)
         basis, basis_key = clusters[MULTI], rec.key

@@ -269,7 +269,8 @@ def read_shrinkage(folder: Path) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------- cluster
 def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, restarts: int, seed: int,
                     progress: bool, selected: np.ndarray | None = None, se: pd.DataFrame | None = None,
-                    sd: pd.DataFrame | None = None, fit_noise: bool = False) -> dict[str, Any]:
+                    sd: pd.DataFrame | None = None, fit_noise: bool = False,
+                    pip: pd.DataFrame | None = None) -> dict[str, Any]:
     """Fit ``dp_mixture`` to the (m, p) effects; writes ``variants.csv``, ``clusters.csv``, ``elbo.csv``.
 
     With ``selected`` (a boolean mask), only those rows are clustered; the others get cluster ``-1``
@@ -277,7 +278,11 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
     association-type probabilities (``type``, ``type_prob``, ``p_<type>`` columns) with its noise from
     ``sd`` (the shrinker's posterior sds, capped; see :func:`bayesmages.cluster.types.variant_noise`)
     and the null level following ``se`` (the GWAS standard errors) when given. With ``fit_noise`` the
-    clustered rows are also fitted as ``N(0, Sigma_k + diag(sd^2))``.
+    clustered rows are also fitted as ``N(0, Sigma_k + diag(sd^2))``. The ``p_<type>`` columns give the type of
+    the association signal a variant carries (LD tags of a causal variant included); with ``pip`` (per-trait
+    posterior inclusion probabilities from ``susie``) the ``causal_p_<type>`` columns give the probability that
+    the variant itself carries a non-zero effect of the type
+    (:func:`bayesmages.cluster.types.causal_type_probabilities`).
     """
     from bayesmages.io import write_table
     from bayesmages.registry import get_model
@@ -312,6 +317,12 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
     table["type_prob"] = probs.to_numpy().max(1)
     for name in probs.columns:
         table[f"p_{name}"] = probs[name].to_numpy()
+    if pip is not None:
+        from bayesmages.cluster.types import causal_type_probabilities
+
+        causal = causal_type_probabilities(probs.to_numpy(), pip.to_numpy(np.float64))
+        for j, name in enumerate(probs.columns):
+            table[f"causal_p_{name}"] = causal[:, j]
     write_table(table, folder / "variants.csv")
     write_table(model.cluster_table(), folder / "clusters.csv")
     elbo = np.asarray(model.elbo_, dtype=np.float64).ravel()
