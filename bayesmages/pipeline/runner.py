@@ -374,8 +374,13 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     t0 = time.perf_counter()
     if pending:
         report.start(", ".join(f"shrink_{t}" for t in pending))
-    fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"], scheduler=s["scheduler"],
-                                progress=progress, method=s["shrink_method"], seed=seed) if pending else {}
+    fresh = {}
+    if pending:
+        # work units read their LD themselves when they leave this process (never shipped with the unit)
+        ld = steps.unit_ld(inputs, outdir, parallel=s["workers"] > 1 or s["scheduler"] is not None)
+        fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"],
+                                    scheduler=s["scheduler"], progress=progress, method=s["shrink_method"],
+                                    seed=seed, ld=ld)
     share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"
