@@ -52,8 +52,11 @@ def block_groups(sizes: Sequence[int]) -> list[list[int]]:
     # cut where the cumulative size passes each multiple of total / n_units
     ends = np.cumsum(arr)
     cuts = np.searchsorted(ends, ends[-1] * np.arange(1, n_units) / n_units, side="left") + 1
-    bounds = np.unique(np.concatenate(([0], np.minimum(cuts, nb), [nb])))
-    return [list(range(int(a), int(b))) for a, b in itertools.pairwise(bounds) if b > a]
+    bounds = [0]
+    for i, c in enumerate(cuts):  # strictly increasing, leaving a block for every later unit
+        bounds.append(int(min(max(c, bounds[-1] + 1), nb - (n_units - 1 - i))))
+    bounds.append(nb)
+    return [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass
