@@ -257,8 +257,9 @@ def _units(u: dict | None) -> str:
     if not u:
         return "—"
     peaks = ", ".join(f"{p:.0f}" for p in u["peak_rss_mb_per_process"])
+    client = f", client process {u['client_cpu_seconds']:.1f} CPU s" if "client_cpu_seconds" in u else ""
     return (f"{u['n_units']} units: {u['unit_cpu_seconds']:.1f} CPU s in {u['map_wall_seconds']:.1f} wall s "
-            f"({u['unit_cpu_seconds'] / max(u['map_wall_seconds'], 1e-9):.2f} cores busy); "
+            f"({u['unit_cpu_seconds'] / max(u['map_wall_seconds'], 1e-9):.2f} cores busy{client}); "
             f"peak MB per process: {peaks}")
 
 

@@ -173,11 +173,14 @@ def shrink_blocks(
                             beta_hat=[beta_hat[b] for b in g], se=[se[b] for b in g],
                             seeds=[seeds[:, b] for b in g], n=[n_blocks[b] for b in g]) for g in groups]
         names = [f"block {g[0] + 1}" if len(g) == 1 else f"blocks {g[0] + 1}-{g[-1] + 1}" for g in groups]
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), time.process_time()
         with one_blas_thread():  # small per-block products; see bayesmages._threads
             results = map_units(run_unit, units, workers=workers, scheduler=scheduler, progress=progress,
                                 desc="shrink", names=names)
         stats = unit_stats(results, time.perf_counter() - started)
+        # this process's CPU during the map: the units themselves when serial, else the cost of sending
+        # the units and receiving the results
+        stats["client_cpu_seconds"] = round(time.process_time() - cpu0, 3)
     finally:
         if spilled is not None:
             shutil.rmtree(spilled, ignore_errors=True)
