@@ -220,25 +220,31 @@ def main() -> None:
                                  "dask": client is not None, "cpus": os.cpu_count(), "seed": args.seed,
                                  "bayesmages": bm.__version__, "load_average_at_start": _load(),
                                  "pool_start_seconds": round(pool_start, 1)}}
+    name = "scale_quick" if args.quick else "scale"
+    out.mkdir(exist_ok=True)
+
+    def save() -> None:  # after every part: a long run that is stopped keeps the parts it finished
+        result["settings"]["load_average_at_end"] = _load()
+        result["settings"]["bench_seconds"] = round(time.perf_counter() - started, 1)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / f"{name}.md").write_text(render(result))
+
     try:
         if "genome" in args.parts:
             result["genome"] = genome_part(sizes["genome"], args.workers, client, args.seed)
+            save()
         if "run" in args.parts:
             result["run"] = run_part(sizes["run"], 4, args.workers, client, args.seed)
+            save()
         if "many" in args.parts:
             # one configuration (the most workers): the goal is the end-to-end time on 2 cores
             result["many"] = run_part(sizes["many"], 20, args.workers, None, args.seed, backends=False)
+            save()
     finally:
         if client is not None:
             client.close()
             cluster.close()
         shutdown_pools()
-    result["settings"]["load_average_at_end"] = _load()
-    result["settings"]["bench_seconds"] = round(time.perf_counter() - started, 1)
-    name = "scale_quick" if args.quick else "scale"
-    out.mkdir(exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{name}.md").write_text(render(result))
 
 
 def _speedup(base: float, other: float) -> str:
@@ -308,11 +314,13 @@ def render(result: dict) -> str:
         lines += ["", "Shrink units: " + "; ".join(f"{r['backend']}: {_units(r['units'])}" for r in p["runs"]), ""]
         if key == "many":
             r = p["runs"][-1]
-            verdict = "met" if r["wall_seconds"] <= 900 else "not met"
-            if p["n_variants"] < 1_000_000:
-                verdict += " at these quick sizes (the goal is for 1,000,000 variants)"
-            lines += [f"End to end {r['wall_seconds'] / 60:.1f} min with {r['workers']} workers: goal of 15 minutes "
-                      f"{verdict}. Peak memory of the main process {r['peak_mb_main']:.0f} MB.", ""]
+            if p["n_variants"] >= 1_000_000:
+                verdict = "goal of 15 minutes " + ("met" if r["wall_seconds"] <= 900 else "not met")
+            else:
+                verdict = "the goal (15 minutes for 1,000,000 variants) is not measured at these quick sizes"
+            lines += [f"End to end {r['wall_seconds'] / 60:.1f} min with {r['workers']} workers at load "
+                      f"{r['load_average'][0]:.0f}: {verdict}. Peak memory of the main process "
+                      f"{r['peak_mb_main']:.0f} MB.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
