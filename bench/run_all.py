@@ -54,6 +54,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
     "ld_panel": ("LD from a PLINK reference panel (1,000,000 variants x 2,500 samples)", "ld_panel.md",
                  "ld_panel_quick.md", []),
     "multitrait": ("Multi-trait association types (Fig. 2E-G protocol)", "multitrait.md", "multitrait.md", []),
+    "scale": ("Scale-out: 1 and 2 workers, Dask, 20 traits", "scale.md", "scale_quick.md", []),
 }
 
 

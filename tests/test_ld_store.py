@@ -215,6 +215,15 @@ def test_pipeline_inputs_from_a_panel_account_for_every_variant(panel, tmp_path)
     for b, rows, R in zip(h.block_ids, h.block_rows, inputs.blocks):
         np.testing.assert_array_equal(LDStore(h.store).block(b, rows=rows, shrinkage=h.shrinkage).R, R)
     assert start == len(used)
+    # and so do the references that shrink work units carry (file paths, rows, shrinkage; no matrices)
+    from bayesmages.io.ldrefs import LDRefs
+    from bayesmages.pipeline.steps import unit_ld
+
+    refs = unit_ld(inputs, tmp_path / "unused", parallel=True)
+    assert isinstance(refs, LDRefs) and refs.sizes() == [len(R) for R in inputs.blocks]
+    for b, R in enumerate(inputs.blocks):
+        np.testing.assert_array_equal(refs.matrix(b), R)
+    assert not (tmp_path / "unused").exists()  # nothing spilled: the store's files are read in place
 
 
 def test_chromosome_names_are_kept_as_the_bim_gives_them(tmp_path):

@@ -190,3 +190,51 @@ def test_skat_on_dask_example_runs_against_a_given_scheduler(tmp_path, cluster, 
     sets, y, X = example.simulate_cohort(tmp_path / "again", 400, 6)
     serial = bm.skat.run_sets(bm.io.open_genotypes(tmp_path / "cohort.bed"), None, sets, y, X, test="skat")
     pd.testing.assert_frame_equal(table, serial, check_exact=True)
+
+
+def _traits_gwas(d, gwas, n_traits):
+    rng = np.random.default_rng(11)
+    paths = []
+    for t in range(n_traits):
+        paths.append(d / f"gwas_T{t + 1}.csv")
+        gwas.assign(BETA=rng.normal(scale=0.01, size=len(gwas))).to_csv(paths[-1], index=False)
+    genes = pd.DataFrame({"GENE": [f"G{i}" for i in range(9)], "CHR": 1,
+                          "START": np.arange(9) * 250 + 1, "END": np.arange(9) * 250 + 240})
+    genes.to_csv(d / "genes.csv", index=False)
+    return paths, d / "genes.csv"
+
+
+def test_run_with_five_traits_on_text_ld_is_identical_serial_pool_and_dask(gwas_files, cluster):
+    """Text LD cannot be read in place: a parallel run spills each block once into <out>/ld_cache (owned by the
+    run), units read it there; serial, 2 local workers and Dask write identical tables. Five traits: the
+    multi-trait steps take the first four (2^p association types), with a warning."""
+    import json
+
+    from bayesmages.io.outdir import MARKER
+
+    d, _, blocks, gwas = gwas_files
+    ld = []
+    for i, R in enumerate(blocks):
+        ld.append(d / f"text{i}.ld")
+        np.savetxt(ld[-1], R)
+    paths, genes = _traits_gwas(d, gwas, 5)
+    outs = {}
+    for name, kw in [("serial", {}), ("pool", {"workers": 2}), ("dask", {"scheduler": cluster.scheduler_address})]:
+        with pytest.warns(UserWarning, match=r"5 traits: the multi-trait .* use the first 4"):
+            outs[name] = bm.pipeline.run(paths, ld, genes, d / name, figures=False, truncation=5, restarts=1,
+                                         seed=1, **kw)
+    serial = outs["serial"]
+    assert serial.clusters["multi"].traits == ["T1", "T2", "T3", "T4"] and len(serial.traits) == 5
+    assert not (d / "serial" / "ld_cache").exists()  # serial units use the blocks in memory
+    for name in ("pool", "dask"):
+        pd.testing.assert_frame_equal(outs[name].shrinkage, serial.shrinkage)
+        cache = sorted(p.name for p in (d / name / "ld_cache").iterdir())
+        assert len(cache) == len(blocks)
+        owned = set(json.loads((d / name / MARKER).read_text())["files"])
+        assert {f"ld_cache/{c}" for c in cache} <= owned
+        info = json.loads((d / name / "shrink_T1" / "step.json").read_text())["info"]["units"]
+        assert info["n_units"] == len(blocks) and info["unit_cpu_seconds"] > 0
+    with pytest.raises(InputError, match="multi_traits: give 2 to 4 different traits"):
+        bm.pipeline.run(paths, ld, genes, d / "bad", multi_traits=["T1"])
+    with pytest.raises(InputError, match="'T9' is not one of the traits"):
+        bm.pipeline.run(paths, ld, genes, d / "bad", multi_traits=["T1", "T9"])

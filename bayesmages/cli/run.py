@@ -81,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--shrink-method", choices=("nn", "enet", "susie"), default="nn",
                    help="shrinker: neural (default), the paper's elastic-net baseline, or susie_rss (sum of single "
                    "effects + infinitesimal background; uses the GWAS N column when present)")
+    p.add_argument("--multi-traits", nargs="+", default=None, metavar="NAME",
+                   help="traits of the multi-trait clustering, association types and gene summaries (2-4; default: "
+                        "all traits when there are at most 4, else the first 4)")
     p.add_argument("--force", action="store_true", help="recompute every step, even finished ones")
     add_common(p, seed=True, workers=True)
     p.set_defaults(func=run)
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, scheduler=args.scheduler, force=args.force, overwrite=args.overwrite, fdr=args.fdr,
         truncation=args.truncation, restarts=args.restarts, select=args.select, quantile=args.quantile,
         gene_test=args.gene_test, shrink_method=args.shrink_method, progress=not args.quiet,
+        multi_traits=args.multi_traits,
         arguments={"cli": {k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "func"}},
     )

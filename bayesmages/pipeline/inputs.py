@@ -54,6 +54,9 @@ class PipelineInputs:
     harmonisation : PanelData, optional
         With an LD reference panel: the per-trait account of every input variant (dropped tables,
         counts) and the store's id of each LD block.
+    ld_files : list of (str or None)
+        Per block, the user's ``.npy`` file that holds exactly the validated block (work units can read it
+        themselves), or None (text files, changed by validation, re-ordered by ids, or given in memory).
     """
 
     traits: list[str]
@@ -65,6 +68,7 @@ class PipelineInputs:
     sources: dict[str, Any] = field(default_factory=dict)
     unmapped_genes: list[str] = field(default_factory=list)
     harmonisation: Any = None
+    ld_files: list[str | None] = field(default_factory=list)
 
     @property
     def n_variants(self) -> int:
@@ -163,8 +167,10 @@ def ld_files(ld: PathLike | Sequence[PathLike]) -> list[Path]:
     return [Path(p) for p in items]
 
 
-def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str) -> tuple[list[np.ndarray], list[str]]:
+def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str
+               ) -> tuple[list[np.ndarray], list[str], list[str | None]]:
     from bayesmages.io import read_ld, validate_ld
+    from bayesmages.io.ldrefs import unchanged_npy
 
     m = len(variants)
     snps = variants["SNP"].to_numpy()
@@ -173,9 +179,10 @@ def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str) -> tuple[list[
         items = [ld] if isinstance(ld, np.ndarray) else list(ld)
         blocks = [validate_ld(np.asarray(getattr(x, "R", x)), source=f"ld[{b}]") for b, x in enumerate(items)]
         names = [f"ld[{b}]" for b in range(len(blocks))]
+        refs: list[str | None] = [None] * len(blocks)
     else:
         files = ld_files(ld)
-        blocks, names, start = [], [str(p) for p in files], 0
+        blocks, names, start, refs = [], [str(p) for p in files], 0, []
         for path in files:
             block = read_ld(path)
             stop = start + block.m
@@ -185,6 +192,7 @@ def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str) -> tuple[list[
             if block.ids is not None and not np.array_equal(block.ids, snps[start:stop]):
                 block = read_ld(path, ids=snps[start:stop])  # align to the GWAS order by variant id
             blocks.append(block.R)
+            refs.append(str(Path(path).resolve()) if unchanged_npy(path, block.R) else None)
             start = stop
     covered = int(sum(R.shape[0] for R in blocks))
     if covered != m:
@@ -192,7 +200,7 @@ def _ld_blocks(ld: Any, variants: pd.DataFrame, gwas_source: str) -> tuple[list[
                          "give blocks that cover every GWAS row in order")
     if not blocks:
         raise InputError("ld: expected at least one LD block")
-    return blocks, names
+    return blocks, names, refs
 
 
 def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = None, *, ld_panel: Any = None,
@@ -239,6 +247,7 @@ def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = N
     names, tables, sources = _gwas_tables(gwas, traits, gwas_format, n)
     gwas_source = sources[f"gwas:{names[0]}"]
     harmonisation, ld_hash = None, None
+    ld_refs: list[str | None] = []
     if ld_panel is not None:
         from bayesmages.pipeline.panel import panel_inputs
 
@@ -253,7 +262,7 @@ def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = N
         if ld is None:
             raise InputError("ld: expected LD block files (or a folder of them), or give ld_panel")
         variants = _check_same_variants(names, tables, sources)
-        blocks, ld_names = _ld_blocks(ld, variants, gwas_source)
+        blocks, ld_names, ld_refs = _ld_blocks(ld, variants, gwas_source)
         sources["ld"] = ld_names
     m = len(variants)
     if isinstance(genes, pd.DataFrame):
@@ -270,4 +279,4 @@ def load_inputs(gwas: Any, ld: Any, genes: Any, traits: Sequence[str] | None = N
     hashes["genes"] = _hash_arrays(gene_table)
     return PipelineInputs(traits=names, gwas=tables, variants=variants, blocks=blocks, genes=gene_table,
                           hashes=hashes, sources=sources, unmapped_genes=[str(g) for g in gmap.unmapped],
-                          harmonisation=harmonisation)
+                          harmonisation=harmonisation, ld_files=ld_refs)

@@ -37,6 +37,10 @@ from bayesmages.pipeline.steps import ClusterOutput, StepRecord, run_step, step_
 __all__ = ["PipelineResult", "run"]
 
 MULTI = "multi"
+#: most traits of the multi-trait clustering and its association types: a variant's type is a subset of
+#: the traits, 2^p of them (16 for 4 traits), each a column of cluster_multi/variants.csv and of the gene
+#: type scores; 20 traits would be a million types
+MAX_MULTI_TRAITS = 4
 
 
 @dataclass
@@ -177,6 +181,7 @@ def run(
     figures: bool = True,
     progress: bool = False,
     arguments: dict[str, Any] | None = None,
+    multi_traits: Sequence[str] | None = None,
 ) -> PipelineResult:
     """Run the end-to-end pipeline: shrink -> cluster and enrichment per trait -> multi-trait clustering -> genes.
 
@@ -249,6 +254,11 @@ def run(
         finishes (with its seconds), e.g. in a log file.
     arguments : dict, optional
         Extra entries for ``run.json`` (the CLI records its command line here).
+    multi_traits : sequence of str, optional
+        The traits of the multi-trait clustering, its association types and the gene summaries (2 to
+        :data:`MAX_MULTI_TRAITS`; the per-trait steps always run for every trait). Default: every trait
+        when there are at most :data:`MAX_MULTI_TRAITS`, else the first :data:`MAX_MULTI_TRAITS` (with a
+        warning): the association types of p traits are the 2^p subsets of them.
 
     Returns
     -------
@@ -288,14 +298,15 @@ def run(
     outdir = OutputDir(out, overwrite=overwrite, command="run", legacy=_legacy_files, what="out").check()
     inputs = load_inputs(gwas, ld, genes, traits, ld_panel=ld_panel, gwas_format=gwas_format, n=n,
                          progress=progress)
+    multi = _multi_traits(multi_traits, inputs.traits)
     settings = dict(model=model, model_id=model_id, seed=seed, workers=workers, scheduler=scheduler, force=force,
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
                     gene_test=gene_test, shrink_method=shrink_method, figures=figures, progress=progress,
-                    arguments=arguments or {},
+                    arguments=arguments or {}, multi_traits=multi,
                     started=started)
     created = not outdir.path.exists()
     outdir.open()
-    report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(inputs.traits) >= 2) + 1 + figures + 1)
+    report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(multi) >= 2) + 1 + figures + 1)
     try:
         _adopt_old_leftovers(outdir)
         _write_harmonisation(outdir, inputs)
@@ -311,6 +322,27 @@ def run(
     finally:
         outdir.release()
         report.close()
+
+
+def _multi_traits(given: Sequence[str] | None, traits: list[str]) -> list[str]:
+    """The traits of the multi-trait steps (see ``multi_traits`` of :func:`run`)."""
+    import warnings
+
+    if given is None:
+        if len(traits) > MAX_MULTI_TRAITS:
+            warnings.warn(f"{len(traits)} traits: the multi-trait clustering, association types and gene summaries "
+                          f"use the first {MAX_MULTI_TRAITS} ({', '.join(traits[:MAX_MULTI_TRAITS])}); choose them "
+                          "with multi_traits (--multi-traits); every trait is shrunk, clustered and tested alone",
+                          UserWarning, stacklevel=3)
+        return traits[:MAX_MULTI_TRAITS]
+    chosen = [str(t) for t in given]
+    unknown = [t for t in chosen if t not in traits]
+    if unknown:
+        raise InputError(f"multi_traits: {unknown[0]!r} is not one of the traits {traits}")
+    if len(set(chosen)) != len(chosen) or not 2 <= len(chosen) <= MAX_MULTI_TRAITS:
+        raise InputError(f"multi_traits: give 2 to {MAX_MULTI_TRAITS} different traits (their 2^p association "
+                         f"types are enumerated), got {chosen}")
+    return [t for t in traits if t in chosen]  # in the order of the GWAS inputs
 
 
 def _write_harmonisation(outdir: Any, inputs: PipelineInputs) -> None:
@@ -374,8 +406,13 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     t0 = time.perf_counter()
     if pending:
         report.start(", ".join(f"shrink_{t}" for t in pending))
-    fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"], scheduler=s["scheduler"],
-                                progress=progress, method=s["shrink_method"], seed=seed) if pending else {}
+    fresh = {}
+    if pending:
+        # work units read their LD themselves when they leave this process (never shipped with the unit)
+        ld = steps.unit_ld(inputs, outdir, parallel=s["workers"] > 1 or s["scheduler"] is not None)
+        fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"],
+                                    scheduler=s["scheduler"], progress=progress, method=s["shrink_method"],
+                                    seed=seed, ld=ld)
     share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"
@@ -413,32 +450,33 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         enrichment[t] = steps.read_enrichment(folder / name)
         enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
 
-    if len(inputs.traits) >= 2:
+    multi = s["multi_traits"]
+    if len(multi) >= 2:
         from bayesmages.cluster import select_variants
 
         name = f"cluster_{MULTI}"
         rule = {"select": s["select"], "quantile": s["quantile"] if s["select"] == "quantile" else None}
         # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
-        spec = {"effects": [shrink_keys[t] for t in inputs.traits], **fit_settings, **rule,
+        spec = {"effects": [shrink_keys[t] for t in multi], **fit_settings, **rule,
                 "seed": step_seed(seed, name), "types": "probabilities-v3"}
-        sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits)
-        ses = _wide(shrinkage.assign(beta_shrunk=shrinkage["se"]), inputs.traits)
+        sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), multi)
+        ses = _wide(shrinkage.assign(beta_shrunk=shrinkage["se"]), multi)
         # susie's PIPs turn association types into causal types (causal_p_<type> columns)
-        pips = _wide(shrinkage.assign(beta_shrunk=shrinkage["pip"]), inputs.traits) if "pip" in shrinkage else None
-        mask = select_variants(effects.to_numpy(), sds.to_numpy(), rule=s["select"], quantile=s["quantile"])
+        pips = _wide(shrinkage.assign(beta_shrunk=shrinkage["pip"]), multi) if "pip" in shrinkage else None
+        mask = select_variants(effects[multi].to_numpy(), sds.to_numpy(), rule=s["select"], quantile=s["quantile"])
         rec = run_step(outdir, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects, seed=sd, progress=progress, selected=mask, se=ses, sd=sds, pip=pips, **fit_settings),
+            f, effects[multi], seed=sd, progress=progress, selected=mask, se=ses, sd=sds, pip=pips, **fit_settings),
             force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
         records.append(report.record(rec))
-        clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)
+        clusters[MULTI] = steps.read_clusters(folder / name, multi)
         basis, basis_key = clusters[MULTI], rec.key
     else:
-        basis, basis_key = clusters[inputs.traits[0]], cluster_keys[inputs.traits[0]]
+        basis, basis_key = clusters[multi[0]], cluster_keys[multi[0]]
 
-    spec = {"effects": [shrink_keys[t] for t in inputs.traits], "clusters": basis_key,
+    spec = {"effects": [shrink_keys[t] for t in multi], "clusters": basis_key,
             "genes": inputs.hashes["genes"]}
-    rec = run_step(outdir, "genes", spec, lambda f: steps.gene_summaries(f, inputs, effects, basis), force=force,
-                   on_start=lambda: report.start("genes"))
+    rec = run_step(outdir, "genes", spec, lambda f: steps.gene_summaries(f, inputs, effects[multi], basis),
+                   force=force, on_start=lambda: report.start("genes"))
     records.append(report.record(rec))
     gene_tables = steps.read_gene_tables(folder / "genes")
 
@@ -475,7 +513,7 @@ def _finish(outdir: Any, result: PipelineResult, inputs: PipelineInputs, s: dict
             "scheduler": None if s["scheduler"] is None else str(s["scheduler"]), "force": s["force"],
             "fdr": s["fdr"], "truncation": s["truncation"], "restarts": s["restarts"], "select": s["select"],
             "gene_test": s["gene_test"],
-            "quantile": s["quantile"], **s["arguments"],
+            "quantile": s["quantile"], "multi_traits": s["multi_traits"], **s["arguments"],
         },
         "inputs": {"sources": inputs.sources, "hashes": inputs.hashes, "n_variants": inputs.n_variants,
                    "n_blocks": len(inputs.blocks), "n_genes": len(inputs.genes),

@@ -33,6 +33,8 @@ from bayesmages.pipeline.inputs import PipelineInputs
 __all__ = ["ClusterOutput", "StepRecord", "is_finished", "remove_stale", "run_step", "step_seed"]
 
 MANIFEST = "step.json"
+#: the folder of the run's spilled LD blocks (:func:`unit_ld`)
+LD_CACHE = "ld_cache"
 
 
 @dataclass(frozen=True)
@@ -215,39 +217,70 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------- shrink
-def shrink_traits(inputs: PipelineInputs, traits: Sequence[str], *, model: Any, workers: int, scheduler: Any,
-                  progress: bool, method: str = "nn", seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Shrink several traits in one map over (trait, block) units; the shrinkage table of each trait.
+def unit_ld(inputs: PipelineInputs, outdir: Any, *, parallel: bool) -> Any:
+    """The LD as the shrink units get it: by reference when they leave this process, else the blocks in memory.
 
-    One call rather than one per trait starts one process pool (or Dask submission) for all of
-    them, and balances the work over every block of every trait.
+    From an LD store: its block files (rows and shrinkage applied by each worker). From ``.npy`` files that
+    validation left unchanged: those files. Otherwise (text files, blocks in memory) each block is written
+    once to ``<out>/ld_cache/<content hash>.npy``, files recorded as bayesmages's in the output folder
+    (a file there that bayesmages did not write is never replaced: the run stops naming it).
+    """
+    from bayesmages.io.ldrefs import LDRefs, content_name, spill_blocks
+
+    if not parallel:
+        return list(inputs.blocks)
+    h = inputs.harmonisation
+    if h is not None and h.store is not None:
+        return LDRefs.from_store(h.store, h.block_ids, h.block_rows, h.shrinkage)
+    if inputs.ld_files and all(f is not None for f in inputs.ld_files):
+        return LDRefs(tuple(str(f) for f in inputs.ld_files))
+    out = _as_output(outdir)
+    names = [content_name(R) for R in inputs.blocks]
+    out.remove(LD_CACHE)  # the previous run's cache (only the files bayesmages wrote there)
+    out.claim(*sorted({f"{LD_CACHE}/{n}" for n in names}))  # before writing: ownership is known if killed
+    return spill_blocks(inputs.blocks, out.path / LD_CACHE, names=names)
+
+
+def shrink_traits(inputs: PipelineInputs, traits: Sequence[str], *, model: Any, workers: int, scheduler: Any,
+                  progress: bool, method: str = "nn", seed: int = 0, ld: Any = None) -> dict[str, pd.DataFrame]:
+    """Shrink several traits together; the shrinkage table of each trait.
+
+    One unit is a group of LD blocks x all ``traits`` (:mod:`bayesmages.shrink.units`): each block's LD
+    is opened once per unit and its features computed once for every trait, and one map starts one
+    process pool (or Dask submission) for everything. ``ld``: from :func:`unit_ld` (default: the blocks
+    in memory). ``attrs["units"]`` of each table: the units' accounting.
     """
     from bayesmages.genes.mapping import block_layout
-    from bayesmages.shrink import shrink
+    from bayesmages.shrink.api import OUTPUT_COLUMNS, resolve_shrinker, shrink_blocks
 
-    starts = block_layout([R.shape[0] for R in inputs.blocks])
-    cuts = [slice(int(a), int(a) + R.shape[0]) for a, R in zip(starts, inputs.blocks)]
-    betas, ses, ns = [], [], []
-    for t in traits:
-        gw = inputs.gwas[t]
-        beta, se = gw["BETA"].to_numpy(np.float64), gw["SE"].to_numpy(np.float64)
-        betas += [beta[c] for c in cuts]
-        ses += [se[c] for c in cuts]
-        if "N" in gw:
-            n_col = gw["N"].to_numpy(np.float64)
-            ns += [float(np.median(n_col[c])) for c in cuts]
-    variants = pd.concat([inputs.variants] * len(traits), ignore_index=True)
+    sizes = [R.shape[0] for R in inputs.blocks]
+    starts = block_layout(sizes)
+    cuts = [slice(int(a), int(a) + m) for a, m in zip(starts, sizes)]
+    beta = np.stack([inputs.gwas[t]["BETA"].to_numpy(np.float64) for t in traits])
+    se = np.stack([inputs.gwas[t]["SE"].to_numpy(np.float64) for t in traits])
     # The neural shrinker and susie are deterministic; the seed only matters for the elastic net's CV.
     # n (the GWAS N column, block medians) is used by susie when every trait has one.
-    n = ns if method == "susie" and len(ns) == len(betas) else None
-    table = shrink(betas, ses, list(inputs.blocks) * len(traits), model=model, method=method, n=n,
-                   variants=variants, workers=workers, scheduler=scheduler, seed=seed, progress=progress)
-    m = inputs.n_variants
+    n = None
+    if method == "susie" and all("N" in inputs.gwas[t] for t in traits):
+        n_all = np.stack([inputs.gwas[t]["N"].to_numpy(np.float64) for t in traits])
+        n = [[float(np.median(n_all[i, c])) for i in range(len(traits))] for c in cuts]
+    unit_model = resolve_shrinker(model, method, sizes=sizes)
+    per_block, stats = shrink_blocks([beta[:, c] for c in cuts], [se[:, c] for c in cuts],
+                                     ld if ld is not None else list(inputs.blocks), model=unit_model, method=method,
+                                     n=n, workers=workers, scheduler=scheduler, seed=seed, progress=progress)
     out = {}
     for i, t in enumerate(traits):
-        part = table.iloc[i * m:(i + 1) * m].reset_index(drop=True)
-        part["trait"] = t
-        out[t] = part
+        mean, sd, lower, upper = (np.concatenate([r[k][i] for r in per_block]) for k in range(4))
+        table = pd.DataFrame({**{c: inputs.variants[c].to_numpy() if c in inputs.variants else None
+                                 for c in ("SNP", "CHR", "POS")},
+                              "trait": t, "beta_hat": beta[i], "se": se[i], "beta_shrunk": mean, "sd": sd,
+                              "lower": lower, "upper": upper})[OUTPUT_COLUMNS]
+        if method == "susie":
+            table["pip"] = np.concatenate([r[4][i] for r in per_block])
+            table["cs"] = np.concatenate([np.where(r[5][i] == "", "", np.char.add(f"{b + 1}:", r[5][i].astype(str)))
+                                          for b, r in enumerate(per_block)])
+        table.attrs["units"] = stats
+        out[t] = table
     return out
 
 
@@ -256,7 +289,7 @@ def write_shrinkage(folder: Path, table: pd.DataFrame) -> dict[str, Any]:
     from bayesmages.io import write_table
 
     write_table(table, folder / "shrinkage.csv")
-    return {"n_variants": len(table)}
+    return {"n_variants": len(table), **({"units": table.attrs["units"]} if "units" in table.attrs else {})}
 
 
 def read_shrinkage(folder: Path) -> pd.DataFrame:

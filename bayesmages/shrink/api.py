@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import warnings
 from functools import lru_cache
@@ -15,8 +14,8 @@ import pandas as pd
 
 from bayesmages._threads import one_blas_thread
 from bayesmages.errors import InputError
-from bayesmages.shrink.features import validate_block
-from bayesmages.shrink.network import Z90, NeuralShrinker
+from bayesmages.shrink.features import validate_block, validate_effects
+from bayesmages.shrink.network import NeuralShrinker
 
 __all__ = ["METHODS", "OUTPUT_COLUMNS", "SUSIE_COLUMNS", "load_default", "shrink"]
 
@@ -89,26 +88,106 @@ def _resolve_model(model: Any) -> NeuralShrinker:
     raise InputError(f"model must be 'default', a model file or a NeuralShrinker, got {type(model).__name__}")
 
 
-def _shrink_block(unit: tuple[Any, ...], seed: int = 0) -> tuple[np.ndarray, ...]:
-    # Module level so that process pools can pickle it. Returns (mean, sd, lower, upper[, pip, cs]).
-    model, method, b, s, R, n = unit
-    if method == "enet":
-        from bayesmages.shrink.enet import enet_shrink
-
-        # The paper's recipe on beta_hat itself (ElasticNetCV's alpha grid and tolerance scale with y,
-        # so the fit is equivariant to the units of beta_hat).
-        coef = enet_shrink(b, R, seed=seed)
-        nan = np.full_like(b, np.nan)
-        return coef, nan, nan, nan
+def resolve_shrinker(model: Any, method: str, *, L: int = 10, ld_lambda: float = 0.0,
+                     sizes: list[int] | None = None) -> Any:
+    """The model object the units of ``method`` use: the NeuralShrinker, a ``susie_rss`` model, or None (enet)."""
+    if method not in METHODS:
+        raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method == "nn":
+        return _resolve_model(model)
     if method == "susie":
-        fitted = copy.copy(model)  # units may share one model object (threads); each fit writes its own copy
-        fitted._fit_block(b, s, R, n)
-        return fitted.mean_, fitted.sd_, fitted.lower_, fitted.upper_, fitted.pip_, fitted.cs_labels()
-    mean, sd = model.predict(b, s, R)
-    return mean, sd, mean - Z90 * sd, mean + Z90 * sd
+        from bayesmages.registry import get_model
+        from bayesmages.shrink.susie_model import MAX_BLOCK
+
+        big = [i + 1 for i, m in enumerate(sizes or []) if m > MAX_BLOCK]
+        if big:
+            warnings.warn(f"block(s) {big[:5]} hold more than {MAX_BLOCK} variants, beyond the benchmarked size; "
+                          "the fit is slower (O(m^2) per sweep) and untested there", stacklevel=3)
+        return get_model("susie_rss", L=L, ld_lambda=ld_lambda)
+    return None
 
 
-def _block_n(n: Any, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[float | None]:
+def shrink_blocks(
+    beta_hat: list[np.ndarray],
+    se: list[np.ndarray],
+    ld: Any,
+    *,
+    model: Any,
+    method: str,
+    n: list[Any] | None = None,
+    workers: int = 1,
+    scheduler: Any = None,
+    seed: int = 0,
+    progress: bool = False,
+    ld_cache: str | os.PathLike[str] | None = None,
+) -> tuple[list[tuple[np.ndarray, ...]], dict[str, Any]]:
+    """Shrink T traits on shared LD blocks: units of several blocks x all traits, mapped over workers.
+
+    Parameters
+    ----------
+    beta_hat, se : list of numpy.ndarray
+        Per block, (T, m) validated effects and standard errors of the T traits.
+    ld : list of numpy.ndarray or LDRefs
+        Validated LD blocks (arrays are written to ``ld_cache`` first when the units leave this process).
+    model : object
+        From :func:`resolve_shrinker`.
+    method : str
+        ``"nn"``, ``"enet"`` or ``"susie"``.
+    n : list, optional
+        Per block, the T sample sizes (None entries: unknown).
+    workers, scheduler, seed, progress, ld_cache
+        As in :func:`shrink`; trait t of block b gets the seed ``spawn_seeds(seed, T * B)[t * B + b]``
+        whatever the units and backend.
+
+    Returns
+    -------
+    list of tuple, dict
+        Per block, ``(mean, sd, lower, upper[, pip, cs])`` each (T, m); the units' accounting.
+    """
+    import shutil
+    import tempfile
+    import time
+
+    from bayesmages.infer import spawn_seeds
+    from bayesmages.io.ldrefs import LDRefs, spill_blocks
+    from bayesmages.parallel import map_units
+    from bayesmages.shrink.units import ShrinkUnit, block_groups, run_unit, unit_stats
+
+    nb = len(beta_hat)
+    if not nb:
+        raise InputError("no blocks given")
+    T = beta_hat[0].shape[0]
+    seeds = np.asarray(spawn_seeds(seed, T * nb), dtype=np.int64).reshape(T, nb)
+    n_blocks = n if n is not None else [None] * nb
+    sizes = [b.shape[1] for b in beta_hat]
+    groups = block_groups(sizes)
+    spilled = None
+    if not isinstance(ld, LDRefs) and (workers > 1 or scheduler is not None) and len(groups) > 1:
+        # units reference their LD: blocks given in memory go to disk once (equal blocks share a file)
+        if ld_cache is None:
+            ld_cache = spilled = tempfile.mkdtemp(prefix="bayesmages-ld-")
+        ld = spill_blocks(ld, ld_cache)
+    try:
+        units = [ShrinkUnit(model=model, method=method,
+                            ld=ld if isinstance(ld, LDRefs) else tuple(ld[b] for b in g), blocks=g,
+                            beta_hat=[beta_hat[b] for b in g], se=[se[b] for b in g],
+                            seeds=[seeds[:, b] for b in g], n=[n_blocks[b] for b in g]) for g in groups]
+        names = [f"block {g[0] + 1}" if len(g) == 1 else f"blocks {g[0] + 1}-{g[-1] + 1}" for g in groups]
+        started, cpu0 = time.perf_counter(), time.process_time()
+        with one_blas_thread():  # small per-block products; see bayesmages._threads
+            results = map_units(run_unit, units, workers=workers, scheduler=scheduler, progress=progress,
+                                desc="shrink", names=names)
+        stats = unit_stats(results, time.perf_counter() - started)
+        # this process's CPU during the map: the units themselves when serial, else the cost of sending
+        # the units and receiving the results
+        stats["client_cpu_seconds"] = round(time.process_time() - cpu0, 3)
+    finally:
+        if spilled is not None:
+            shutil.rmtree(spilled, ignore_errors=True)
+    return [blk for r in results for blk in r["blocks"]], stats
+
+
+def _block_n(n: Any, blocks: list[tuple[np.ndarray, np.ndarray, Any]]) -> list[float | None]:
     """One sample size per block: from a scalar, a per-block list or a per-variant array (block median)."""
     from bayesmages.shrink.susie_model import check_n
 
@@ -149,6 +228,7 @@ def shrink(
     scheduler: Any = None,
     seed: int = 0,
     progress: bool = False,
+    ld_cache: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Shrink GWAS effects for LD: posterior-style mean, sd and central 90% interval per variant.
 
@@ -156,8 +236,10 @@ def shrink(
     ----------
     beta_hat, se : array-like or list of array-like
         Observed effects and standard errors of one block, or a list with one array per block.
-    R : array-like or list of array-like
-        LD correlation matrix of the block, or a list (same length and order as the blocks).
+    R : array-like, list of array-like or LDRefs
+        LD correlation matrix of the block, or a list (same length and order as the blocks), or the
+        blocks by reference (:class:`bayesmages.io.ldrefs.LDRefs`: already validated ``.npy`` files,
+        e.g. of an LD store), which each worker then opens itself.
     model : "default", path or NeuralShrinker
         The shrinker (``"default"``: the pretrained network shipped with the package).
     method : {"nn", "enet", "susie"}
@@ -185,12 +267,17 @@ def shrink(
         Seed (used by the elastic net's cross-validation).
     progress : bool
         Progress bar over blocks.
+    ld_cache : str or path-like, optional
+        With ``workers > 1`` or a scheduler and LD given as arrays: the folder where each block is
+        written once (``<content hash>.npy``, reused by later calls) for the workers to read; it must be
+        readable by every worker at the same path. Default: a temporary folder, removed at the end.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper`` (+ ``pip, cs``
-        for ``method="susie"``); one row per variant in input order. ``lower``/``upper``: the central
+        for ``method="susie"``); one row per variant in input order. ``attrs["units"]``: the work
+        units' accounting (:func:`bayesmages.shrink.units.unit_stats`). ``lower``/``upper``: the central
         90% interval (the posterior mixture's quantiles for ``"susie"``, ``mean -/+ 1.645 sd`` for ``"nn"``).
 
     Raises
@@ -207,26 +294,31 @@ def shrink(
     >>> list(out.columns)[-4:]  # doctest: +SKIP
     ['beta_shrunk', 'sd', 'lower', 'upper']
     """
-    from bayesmages.parallel import map_units
+    from bayesmages.io.ldrefs import LDRefs
 
     if method not in METHODS:
         raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
-    # Validated here, named "block <i>", so that a bad block stops the call before any work.
-    blocks = [validate_block(b, s, Rb, name=f"block {i + 1}")
-              for i, (b, s, Rb) in enumerate(_as_blocks(beta_hat, se, R))]
-    if method == "nn":
-        unit_model: Any = _resolve_model(model)
-    elif method == "susie":
-        from bayesmages.registry import get_model
-        from bayesmages.shrink.susie_model import MAX_BLOCK
-
-        unit_model = get_model("susie_rss", L=L, ld_lambda=ld_lambda)
-        big = [i + 1 for i, (b, _, _) in enumerate(blocks) if b.size > MAX_BLOCK]
-        if big:
-            warnings.warn(f"block(s) {big[:5]} hold more than {MAX_BLOCK} variants, beyond the benchmarked size; "
-                          "the fit is slower (O(m^2) per sweep) and untested there", stacklevel=2)
+    if isinstance(R, LDRefs):
+        # blocks by reference (an LD store or spilled blocks): validated when they were written
+        if not (isinstance(beta_hat, list | tuple) and isinstance(se, list | tuple)):
+            raise InputError("with LD blocks by reference, beta_hat and se must be lists of per-block arrays")
+        if not len(beta_hat) == len(se) == len(R):
+            raise InputError(f"got {len(beta_hat)} beta_hat blocks, {len(se)} se blocks and {len(R)} LD blocks")
+        sizes = R.sizes()
+        blocks: list[tuple[np.ndarray, np.ndarray, Any]] = []
+        for i, (b, s) in enumerate(zip(beta_hat, se)):
+            bv, sv = validate_effects(b, s, name=f"block {i + 1}")
+            if bv.size != sizes[i]:
+                raise InputError(f"block {i + 1}: LD matrix R is {sizes[i]} x {sizes[i]} but there are {bv.size} "
+                                 "variants")
+            blocks.append((bv, sv, None))
+        ld: Any = R
     else:
-        unit_model = None
+        # Validated here, named "block <i>", so that a bad block stops the call before any work.
+        blocks = [validate_block(b, s, Rb, name=f"block {i + 1}")
+                  for i, (b, s, Rb) in enumerate(_as_blocks(beta_hat, se, R))]
+        ld = [Rb for _, _, Rb in blocks]
+    unit_model = resolve_shrinker(model, method, L=L, ld_lambda=ld_lambda, sizes=[b.size for b, _, _ in blocks])
     block_n = _block_n(n, blocks)
     if method == "nn" and n is not None:
         # The network does not take n; it was trained on n in NN_N_RANGE (pretrained/MODEL_CARD.md).
@@ -235,11 +327,10 @@ def shrink(
             warnings.warn(f"n = {out_of_range[0]:g} is outside the range the neural shrinker was trained on "
                           f"({NN_N_RANGE[0]:,} to {NN_N_RANGE[1]:,}); consider method='susie', which uses n",
                           stacklevel=2)
-    units = [(unit_model, method, b, s, Rb, nb) for (b, s, Rb), nb in zip(blocks, block_n)]
-    names = [f"block {i + 1}" for i in range(len(units))]
-    with one_blas_thread():  # small per-block products; see bayesmages._threads
-        results = map_units(_shrink_block, units, workers=workers, scheduler=scheduler, seed=seed,
-                            progress=progress, desc="shrink", names=names)
+    per_block, stats = shrink_blocks([b[None] for b, _, _ in blocks], [s[None] for _, s, _ in blocks], ld,
+                                     model=unit_model, method=method, n=[[v] for v in block_n], workers=workers,
+                                     scheduler=scheduler, seed=seed, progress=progress, ld_cache=ld_cache)
+    results = [tuple(a[0] for a in r) for r in per_block]
     b_all = np.concatenate([np.asarray(b, dtype=np.float64) for b, _, _ in blocks])
     s_all = np.concatenate([np.asarray(s, dtype=np.float64) for _, s, _ in blocks])
     mean, sd, lower, upper = (np.concatenate([r[k] for r in results]) for k in range(4))
@@ -266,6 +357,7 @@ def shrink(
         # labels made unique across blocks: "<block>:L<k>"
         table["cs"] = np.concatenate([np.where(r[5] == "", "", np.char.add(f"{i + 1}:", r[5].astype(str)))
                                       for i, r in enumerate(results)])
+    table.attrs["units"] = stats
     return table
 
 

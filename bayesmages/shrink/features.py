@@ -38,6 +38,7 @@ __all__ = [
     "neighbours",
     "residuals",
     "validate_block",
+    "validate_effects",
 ]
 
 
@@ -72,27 +73,15 @@ def validate_block(
     >>> R.shape
     (2, 2)
     """
+    b, s = validate_effects(beta_hat, se, name=name)
     try:
-        b = np.asarray(beta_hat, dtype=np.float64)
-        s = np.asarray(se, dtype=np.float64)
         Rm = np.asarray(R, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{name}: beta_hat, se and R must be numeric") from None
-    if b.ndim != 1 or b.size == 0:
-        raise InputError(f"{name}: beta_hat must be a non-empty 1-D array, got shape {b.shape}")
-    if s.shape != b.shape:
-        raise InputError(f"{name}: se has shape {s.shape} but beta_hat has shape {b.shape}")
     if Rm.ndim != 2 or Rm.shape[0] != Rm.shape[1]:
         raise InputError(f"{name}: R must be a square matrix, got shape {Rm.shape}")
     if Rm.shape[0] != b.size:
         raise InputError(f"{name}: LD matrix R is {Rm.shape[0]} x {Rm.shape[1]} but there are {b.size} variants")
-    for label, arr in (("beta_hat", b), ("se", s)):
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise InputError(f"{name}: {label} has a missing or infinite value at variant {bad[0] + 1}")
-    bad = np.flatnonzero(s <= 0)
-    if bad.size:
-        raise InputError(f"{name}: se must be > 0; variant {bad[0] + 1} has se = {float(s[bad[0]]):g}")
     if not np.isfinite(Rm).all():
         i, j = np.argwhere(~np.isfinite(Rm))[0]
         raise InputError(f"{name}: R has a missing or infinite value at ({i + 1}, {j + 1})")
@@ -103,6 +92,36 @@ def validate_block(
     if np.abs(Rm).max() > 1 + 1e-6:
         raise InputError(f"{name}: R has entries outside [-1, 1]")
     return b, s, Rm
+
+
+def validate_effects(beta_hat: object, se: object, *, name: str = "block") -> tuple[np.ndarray, np.ndarray]:
+    """Validate one block's effects and standard errors (the part of :func:`validate_block` without R).
+
+    Returns float64 copies; raises InputError for wrong shapes, NaN/inf values or ``se <= 0``.
+
+    Examples
+    --------
+    >>> b, s = validate_effects([0.1, 0.2], [0.05, 0.05])
+    >>> b.dtype
+    dtype('float64')
+    """
+    try:
+        b = np.asarray(beta_hat, dtype=np.float64)
+        s = np.asarray(se, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: beta_hat, se and R must be numeric") from None
+    if b.ndim != 1 or b.size == 0:
+        raise InputError(f"{name}: beta_hat must be a non-empty 1-D array, got shape {b.shape}")
+    if s.shape != b.shape:
+        raise InputError(f"{name}: se has shape {s.shape} but beta_hat has shape {b.shape}")
+    for label, arr in (("beta_hat", b), ("se", s)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise InputError(f"{name}: {label} has a missing or infinite value at variant {bad[0] + 1}")
+    bad = np.flatnonzero(s <= 0)
+    if bad.size:
+        raise InputError(f"{name}: se must be > 0; variant {bad[0] + 1} has se = {float(s[bad[0]]):g}")
+    return b, s
 
 
 def ld_scores(R: np.ndarray) -> np.ndarray:
