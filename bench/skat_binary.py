@@ -256,7 +256,10 @@ def main() -> None:
         write_text(_markdown(res), RESULTS / f"{name}.md")
 
     only = None if args.only is None else set(args.only.split(","))
-    reps = None if args.reps is None else tuple(int(v) for v in args.reps.split(":"))
+    reps = None
+    if args.reps is not None:
+        a, b = (int(v) for v in args.reps.split(":"))
+        reps = (a, b)
     if reps is not None:
         if args.part_out is None or wanted is None or len(wanted) != 1:
             ap.error("--reps needs --part-out and exactly one fraction in --fractions")
