@@ -57,19 +57,15 @@ Where SPA's guarantee stops: the variance adjustment matches each variant's tail
 score only. When the expected number of case carriers per variant is well below one (0.5 % cases,
 n = 5,000, 10 variants with 2-100 minor alleles: 22 cases), a variant with an unremarkable score
 keeps its normal variance although its exact law has a far heavier tail (0.34 expected case
-carriers: P(>= 3) = 5e-3, the normal gives 5e-6), so a test that sums over variants comes out too
-small: with the adjusted covariance, SKAT was 2.4x alpha at 1e-3 at 0.5 % cases and 1.35x at 1 %
-(40,000 null genes, outside the binomial 95 % interval), SKAT-O 2.0x and 1.15x. SKAT therefore
-does not use the adjusted covariance for such variants (:func:`spa_skat`, the default with
-``method="exact"``): the squared scores of the rare hard-called variants (the ones with an exact
-single-variant law, below 200 minor alleles) are referred to the convolution of their exact
-laws, treated as independent, plus the saddlepoint mixture of the other variants
-(:mod:`bayesmages.skat.lattice`). Against the exact joint ER law this is exact to 0.4 % or
-conservative (up to 1.28x at p = 8e-4 on 18 carriers; tests/test_skat_spa_skat.py): a fixed
-total number of cases makes case carriers of different variants slightly negatively dependent,
-which independence ignores. Type-I error: bench/skat_binary.py. Burden, a single score, is
-calibrated by its own SPA; SKAT-O still uses the adjusted covariance (see docs/skat.md for its
-rates). ER has no such limit (it uses the exact joint law of the set): ``method_bin="er"``.
+carriers: P(>= 3) = 5e-3, the normal gives 5e-6), so SKAT and SKAT-O, which sum over variants,
+come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py, and still 1.9x (SKAT) and
+2.1x (SKAT-O) at 1 % cases (47 cases, 14,000 null genes); burden, a single score, is calibrated.
+ER has no such limit (it uses the exact joint law of the set): use ``method_bin="er"`` there.
+Tried and not kept: SKAT referred to the convolution of the rare variants' *exact* single-variant
+laws (as if independent) plus the adjusted mixture of the others (branch skat-spa, commit
+f2330ff). It was exact against the joint ER law of small sets (to 0.4 %, or conservative), but its
+type-I error on the same bench genes was no better: 1.5e-3 at alpha 1e-3 at 1 % cases (15 of
+10,000 genes) and 1.8e-3 at 0.5 % (6 of 3,250), so the per-variant tails are not the whole cause.
 """
 
 from __future__ import annotations
@@ -83,12 +79,11 @@ from scipy import optimize, signal
 from scipy.special import expit, ndtr, ndtri
 
 from bayesmages.errors import InputError
-from bayesmages.skat.lattice import lattice_mixture_tail
 from bayesmages.skat.null import NullModel
 from bayesmages.skat.result import RHO_DEFAULT, SKATResult
 from bayesmages.skat.score_test import test_scores
 
-__all__ = ["BIN_METHODS", "ER_EXACT_MAX", "binary_test", "er_pvalue", "spa_pvalue", "spa_scores", "spa_skat"]
+__all__ = ["BIN_METHODS", "ER_EXACT_MAX", "binary_test", "er_pvalue", "spa_pvalue", "spa_scores"]
 
 BIN_METHODS = ("er", "spa", "hybrid")
 ER_EXACT_MAX = 2**20  # carrier configurations enumerated exactly (R enumerates up to 2e6)
@@ -99,7 +94,6 @@ _SPA_CUTOFF = 2.0  # |z| beyond which the saddlepoint replaces the normal (SPAte
 _ER_CUTOFF = 1.0  # |z| beyond which a rare variant's exact law replaces the normal (see the docstring)
 _SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (see the docstring)
 _ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
-_LAW_MAX_CORR = 0.1  # spa_skat: rare variants correlated beyond this join the mixture part
 _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
 
 
@@ -221,19 +215,18 @@ def _pb_pmf(p: np.ndarray) -> np.ndarray:
     return pmf
 
 
-def _single_variant_law(g: np.ndarray, null: NullModel) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Exact law of the score ``S = g' (y - mu)`` of one variant whose carriers have at most two genotype values.
+def _single_variant_er(g: np.ndarray, null: NullModel, mid: bool = True) -> float | None:
+    """Exact ER mid-p of one variant whose carriers have at most two genotype values (hard calls).
 
     The score then depends on the phenotypes only through the numbers of cases (k1, k2) among the
     carriers of each value, whose law is ``PB_1(k1) PB_2(k2) P(non-carriers = n_case - k1 - k2)``
     up to normalisation (the law of :class:`_CarrierLaw`, summed over configurations): O(m) values
-    instead of 2^m. Returns the atoms of S, their probabilities and the observed score; ``None``
-    when the variant has more than two distinct non-zero values (dosages) or no carrier.
+    instead of 2^m. ``None`` when the variant has more than two distinct non-zero values (dosages).
     """
     carriers = np.flatnonzero(g != 0)
     vals = np.unique(g[carriers])
     if carriers.size == 0 or vals.size > 2:
-        return None
+        return None if carriers.size else 1.0
     p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
     y = np.rint(null.fitted + null.residuals)[carriers]
     gc = g[carriers]
@@ -245,23 +238,9 @@ def _single_variant_law(g: np.ndarray, null: NullModel) -> tuple[np.ndarray, np.
         lp = np.log(pb1)[:, None] + np.log(pb2)[None, :] + log_nc[k1 + k2]
     prob = np.exp(lp - lp.max())
     prob /= prob.sum()
-    S = np.broadcast_to((v1 * k1 + v2 * k2 - float(gc @ p)).astype(np.float64), prob.shape)
+    S = (v1 * k1 + v2 * k2 - float(gc @ p)).astype(np.float64)
     s_obs = v1 * float(y[~in2].sum()) + v2 * float(y[in2].sum()) - float(gc @ p)
-    return S.ravel(), prob.ravel(), s_obs
-
-
-def _single_variant_er(g: np.ndarray, null: NullModel, mid: bool = True) -> float | None:
-    """Exact ER mid-p (``mid=False``: ordinary p) of one hard-called variant (:func:`_single_variant_law`).
-
-    1 without carriers, ``None`` for dosages with more than two distinct non-zero values.
-    """
-    if not np.any(g != 0):
-        return 1.0
-    law = _single_variant_law(g, null)
-    if law is None:
-        return None
-    S, prob, s_obs = law
-    return _midp(s_obs**2, S**2, prob, larger=True, mid=mid)
+    return _midp(s_obs**2, np.broadcast_to(S**2, prob.shape).ravel(), prob.ravel(), larger=True, mid=mid)
 
 
 def _stats(Y: np.ndarray, Gc: np.ndarray, p: np.ndarray, kind: str, r: np.ndarray) -> np.ndarray:
@@ -497,63 +476,6 @@ def spa_scores(
     return Sw, Phi, {"p_variants": p_var, "variance_ratio": ratio, "burden_inflation": inflate}
 
 
-def spa_skat(G: np.ndarray, w: np.ndarray, null: NullModel, *, seed: int = 0) -> tuple[float, float, dict[str, Any]]:
-    """SKAT for a binary trait: exact laws of the rare variants' scores, the saddlepoint mixture for the rest.
-
-    ``Q = sum_j w_j^2 s_j^2`` (R's scale, ``S'S``) splits into the rare hard-called variants
-    (minor-allele count below 200, at most two genotype values among the carriers: the variants
-    whose exact single-variant law :func:`_single_variant_law` gives) and the others. The rare
-    part's null law is the convolution of the exact laws of ``w_j^2 s_j^2``, treating these scores
-    as independent; the other variants keep the saddlepoint-adjusted chi-square mixture of
-    :func:`spa_scores`. The p-value is ``P(Q_rare + Q_rest >= q)``
-    (:func:`bayesmages.skat.lattice.lattice_mixture_tail`, conservative rounding).
-
-    Why: the variance adjustment of :func:`spa_scores` calibrates each variant at its observed score
-    only, while a variant expecting far fewer than one case carrier has a lattice law whose tail is
-    much heavier than its normal one at every other value (0.34 expected case carriers: P(>= 3)
-    = 5e-3, the normal gives 5e-6); the sum over variants then comes out too small (see the module
-    docstring). Independence: the exact laws condition on the total number of cases (a negligible
-    dependence for rare variants), and a rare variant whose score correlates beyond
-    ``|r| > 0.1`` with one already taken (shared carriers, LD) joins the mixture part instead.
-
-    Returns
-    -------
-    p-value, statistic, info
-        ``statistic`` is ``Q / 2`` (the package's scale); ``info`` has ``n_exact_law`` (variants with
-        exact laws) and, when the mixture part is not empty, the :func:`spa_scores` details.
-    """
-    _check_binary(null, "spa")
-    p = G.shape[1]
-    A = null.project(G)
-    C = A.T @ A
-    sd = np.sqrt(np.maximum(np.diag(C), 1e-300))
-    corr = C / np.outer(sd, sd)
-    mac = G.sum(0)
-    rare: list[int] = []
-    for j in range(p):
-        if (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3 and np.any(G[:, j] != 0)
-                and all(abs(corr[j, k]) <= _LAW_MAX_CORR for k in rare)):
-            rare.append(j)
-    values, probs = [], []
-    q = 0.0
-    for j in rare:
-        law = _single_variant_law(G[:, j], null)
-        assert law is not None  # hard calls with carriers: checked above
-        S, prob, s_obs = law
-        values.append(w[j] ** 2 * S**2)
-        probs.append(prob)
-        q += w[j] ** 2 * s_obs**2
-    rest = np.setdiff1d(np.arange(p), rare)
-    info: dict[str, Any] = {"n_exact_law": len(rare)}
-    lam = None
-    if rest.size:
-        Sw, Phi, spa_info = spa_scores(G[:, rest], w[rest], null, seed=seed)
-        q += float(Sw @ Sw)
-        lam = np.linalg.eigvalsh(Phi)
-        info.update(spa_info)
-    return lattice_mixture_tail(q, values, probs, lam), q / 2.0, info
-
-
 def binary_test(
     G: np.ndarray,
     w: np.ndarray,
@@ -582,11 +504,7 @@ def binary_test(
     m = int(np.any(G != 0, axis=1).sum())
     if method_bin == "hybrid":
         method_bin = "er" if max(mac, m) <= _HYBRID_ER_MAC else "spa"
-    if method_bin == "spa" and test == "skat" and method == "exact":
-        pv, stat, info = spa_skat(G, w, null, seed=seed)
-        res = SKATResult(pv, stat, p, n_variants, test, "spa+exact-laws")
-        res.extra.update(info)
-    elif method_bin == "spa":
+    if method_bin == "spa":
         Sw, Phi, info = spa_scores(G, w, null, seed=seed)
         res = test_scores(Sw, Phi, 1.0, test, method, rho_grid=rho_grid, n_variants=n_variants,
                           skato_quadrature=skato_quadrature)
