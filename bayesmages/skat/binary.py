@@ -58,14 +58,16 @@ score only. When the expected number of case carriers per variant is well below 
 n = 5,000, 10 variants with 2-100 minor alleles: 22 cases), a variant with an unremarkable score
 keeps its normal variance although its exact law has a far heavier tail (0.34 expected case
 carriers: P(>= 3) = 5e-3, the normal gives 5e-6), so SKAT and SKAT-O, which sum over variants,
-come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py, and still 1.9x (SKAT) and
-2.1x (SKAT-O) at 1 % cases (47 cases, 14,000 null genes); burden, a single score, is calibrated.
+come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py at 0.5 % cases, and at 1 % cases
+(49 cases, 40,000 null genes, exact tails) 1.35x for SKAT (outside the binomial 95 % interval) and
+1.15x for SKAT-O (inside); burden, a single score, is calibrated.
 ER has no such limit (it uses the exact joint law of the set): use ``method_bin="er"`` there.
 Tried and not kept: SKAT referred to the convolution of the rare variants' *exact* single-variant
 laws (as if independent) plus the adjusted mixture of the others (branch skat-spa, commit
 f2330ff). It was exact against the joint ER law of small sets (to 0.4 %, or conservative), but its
-type-I error on the same bench genes was no better: 1.5e-3 at alpha 1e-3 at 1 % cases (15 of
-10,000 genes) and 1.8e-3 at 0.5 % (6 of 3,250), so the per-variant tails are not the whole cause.
+type-I error on the same bench genes was no better: 1.44e-3 at alpha 1e-3 at 1 % cases (26 of
+18,000 genes, 95 % interval [9.4e-4, 2.1e-3]; this adjusted-covariance SKAT: 1.35e-3 on 40,000)
+and 1.8e-3 at 0.5 % (6 of 3,250), so the per-variant tails are not the whole cause.
 """
 
 from __future__ import annotations
