@@ -106,8 +106,11 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
             cases.append(int(y.sum()))
             null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
         for _ in range(n_genes // n_pheno):
-            pv = bm.skat.prepare_variants(_genes(rng, N_SAMPLES, 10, (-3.7, -2.0)))
-            if pv.n_tested == 0 or not tested:
+            G = _genes(rng, N_SAMPLES, 10, (-3.7, -2.0))  # drawn even when not tested: the same genes
+            if not tested:
+                continue
+            pv = bm.skat.prepare_variants(G)
+            if pv.n_tested == 0:
                 continue
             w = bm.skat.beta_weights(pv.maf)
             if any(want(f"spa {t}") for t in ("skat", "burden", "skat-o")):
@@ -119,8 +122,11 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
                 if want(f"asymptotic {t}"):
                     ps.setdefault(f"asymptotic {t}", []).append(bm.skat.test_prepared(pv.G, w, null, t).p_value)
         for _ in range(er_genes // n_pheno):
-            pv = bm.skat.prepare_variants(_genes(rng, N_SAMPLES, 4, (-4.0, -3.3)))
-            if pv.n_tested == 0 or not tested or (only is not None and not any("low-MAC" in o for o in only)):
+            G = _genes(rng, N_SAMPLES, 4, (-4.0, -3.3))
+            if not tested or (only is not None and not any("low-MAC" in o for o in only)):
+                continue
+            pv = bm.skat.prepare_variants(G)
+            if pv.n_tested == 0:
                 continue
             w = bm.skat.beta_weights(pv.maf)
             for t in ("skat", "burden"):
