@@ -79,32 +79,53 @@ def _count(ps: list[float]) -> dict:
 
 
 def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_genes: int,
-                 deadline: float = float("inf"), save: Any = None) -> dict:
+                 deadline: float = float("inf"), save: Any = None, only: set[str] | None = None,
+                 reps: tuple[int, int] | None = None) -> dict:
     """Null p-values for one case fraction; ``save(result)`` after every phenotype replicate.
 
     Replicates stop early (and the result says so) once ``time.time()`` passes ``deadline``.
+    ``only``: the tests (row names) to run, the others skipped (their genes are still drawn, so
+    the genes of every test are those of a full run). ``reps = (a, b)``: test only replicates
+    a..b-1 (the earlier ones are drawn, not tested), for splitting a fraction across processes;
+    the result then also has the raw p-values (``p_values``) for :func:`merge_parts`.
     """
     rng = np.random.default_rng(seed)
     ps: dict[str, list[float]] = {}
     cases = []
     t0 = time.perf_counter()
     out: dict = {}
-    for rep in range(n_pheno):
+    first, stop = reps if reps is not None else (0, n_pheno)
+
+    def want(name: str) -> bool:
+        return only is None or name in only
+
+    for rep in range(stop):
         y, X = _phenotype(rng, N_SAMPLES, fraction)
-        cases.append(int(y.sum()))
-        null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
+        tested = rep >= first
+        if tested:
+            cases.append(int(y.sum()))
+            null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
         for _ in range(n_genes // n_pheno):
-            pv = bm.skat.prepare_variants(_genes(rng, N_SAMPLES, 10, (-3.7, -2.0)))
+            G = _genes(rng, N_SAMPLES, 10, (-3.7, -2.0))  # drawn even when not tested: the same genes
+            if not tested:
+                continue
+            pv = bm.skat.prepare_variants(G)
             if pv.n_tested == 0:
                 continue
             w = bm.skat.beta_weights(pv.maf)
-            Sw, Phi, _ = spa_scores(pv.G, w, null, seed=0)
-            for t in ("skat", "burden", "skat-o"):
-                ps.setdefault(f"spa {t}", []).append(test_scores(Sw, Phi, 1.0, t).p_value)
+            if any(want(f"spa {t}") for t in ("skat", "burden", "skat-o")):
+                Sw, Phi, _ = spa_scores(pv.G, w, null, seed=0)
+                for t in ("skat", "burden", "skat-o"):
+                    if want(f"spa {t}"):
+                        ps.setdefault(f"spa {t}", []).append(test_scores(Sw, Phi, 1.0, t).p_value)
             for t in ("skat", "burden"):
-                ps.setdefault(f"asymptotic {t}", []).append(bm.skat.test_prepared(pv.G, w, null, t).p_value)
+                if want(f"asymptotic {t}"):
+                    ps.setdefault(f"asymptotic {t}", []).append(bm.skat.test_prepared(pv.G, w, null, t).p_value)
         for _ in range(er_genes // n_pheno):
-            pv = bm.skat.prepare_variants(_genes(rng, N_SAMPLES, 4, (-4.0, -3.3)))
+            G = _genes(rng, N_SAMPLES, 4, (-4.0, -3.3))
+            if not tested or (only is not None and not any("low-MAC" in o for o in only)):
+                continue
+            pv = bm.skat.prepare_variants(G)
             if pv.n_tested == 0:
                 continue
             w = bm.skat.beta_weights(pv.maf)
@@ -114,14 +135,33 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
                 ps.setdefault(f"er {t} ordinary p (low-MAC genes)", []).append(er.extra["p_value_standard"])
                 ps.setdefault(f"asymptotic {t} (low-MAC genes)", []).append(
                     bm.skat.test_prepared(pv.G, w, null, t).p_value)
-        out = {"case_fraction": fraction, "mean_cases": float(np.mean(cases)), "n_pheno": rep + 1,
-               "n_pheno_planned": n_pheno, "seconds": round(time.perf_counter() - t0, 1),
+        if not tested:
+            continue
+        out = {"case_fraction": fraction, "mean_cases": float(np.mean(cases)), "n_pheno": rep + 1 - first,
+               "n_pheno_planned": stop - first, "seconds": round(time.perf_counter() - t0, 1),
                "tests": {k: _count(v) for k, v in ps.items()}}
+        if reps is not None:
+            out.update(reps=[first, rep + 1], p_values=ps, cases=cases)
         if save is not None:
             save(out)
         if time.time() > deadline:
             break
     return out
+
+
+def merge_parts(parts: list[dict]) -> dict:
+    """One fraction's result from replicate ranges run separately (``run_fraction(..., reps=)``)."""
+    ps: dict[str, list[float]] = {}
+    for part in parts:
+        for k, v in part["p_values"].items():
+            ps.setdefault(k, []).extend(v)
+    cases = [c for part in parts for c in part["cases"]]
+    return {"case_fraction": parts[0]["case_fraction"], "mean_cases": float(np.mean(cases)),
+            "n_pheno": sum(part["n_pheno"] for part in parts),
+            "n_pheno_planned": sum(part["n_pheno_planned"] for part in parts),
+            "seconds": round(sum(part["seconds"] for part in parts), 1),
+            "replicates_run": [part["reps"] for part in parts],
+            "tests": {k: _count(v) for k, v in ps.items()}}
 
 
 def _markdown(res: dict) -> str:
@@ -144,12 +184,37 @@ def _markdown(res: dict) -> str:
         f"{fr['seconds']:,.0f} s (`{fr.get('command', res['command'])}`)"
         for fr in res["fractions"]) + ". A fraction stopped before its planned replicates "
         "(``--minutes``) has fewer tests than planned; its counts are exact for the tests it ran.", ""]
+    for fr in res["fractions"]:
+        for name, info in fr.get("rows_rerun", {}).items():
+            lines += [f"Row rerun on its own ({100 * fr['case_fraction']:g}% {name}): replicates "
+                      f"{', '.join(f'{a}-{b - 1}' for a, b in info['replicates_run'])} "
+                      f"({info['n_pheno']} of {info['n_pheno_planned']} planned), the same genes as the other rows "
+                      f"of that fraction; {info['wall_seconds_sum']:,.0f} s of wall time summed over "
+                      f"{len(info['replicates_run'])} process(es); commands: "
+                      + "; ".join(f"`{c}`" for c in info["commands"]) + f"; merged by `{info['merged_by']}`.", ""]
     return "\n".join(lines)
 
 
 def tables(results: Path) -> dict[str, str]:
     """The Markdown files of this benchmark, rebuilt from its JSON in ``results`` (nothing runs)."""
     return {"skat_binary.md": _markdown(json.loads((results / "skat_binary.json").read_text()))}
+
+
+def merge_into_json(part_files: list[str], path: Path) -> None:
+    """Replace one fraction's rows by those of merged parts, keeping its other rows; provenance per row."""
+    parts = [json.loads(Path(f).read_text()) for f in part_files]
+    merged = merge_parts(parts)
+    res = json.loads(path.read_text())
+    frac = next(f for f in res["fractions"] if f["case_fraction"] == merged["case_fraction"])
+    for name, row in merged["tests"].items():
+        frac["tests"][name] = row
+        frac.setdefault("rows_rerun", {})[name] = {
+            "n_pheno": merged["n_pheno"], "n_pheno_planned": merged["n_pheno_planned"],
+            "replicates_run": merged["replicates_run"], "wall_seconds_sum": merged["seconds"],
+            "commands": sorted({p["command"] for p in parts}),
+            "merged_by": "python bench/skat_binary.py --merge " + ",".join(Path(f).name for f in part_files)}
+    write_json(res, path)
+    write_text(_markdown(res), path.with_suffix(".md"))
 
 
 def main() -> None:
@@ -160,7 +225,17 @@ def main() -> None:
                     help="stop each fraction after the phenotype replicate that passes this many minutes")
     ap.add_argument("--fractions", default=None,
                     help="comma-separated subset of the case fractions to run (the others are kept from the JSON)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated test rows to run (e.g. 'spa skat'); the fraction's other rows are kept "
+                         "from the JSON (same genes: they are drawn either way)")
+    ap.add_argument("--reps", default=None, help="A:B: run replicates A..B-1 of one fraction into --part-out")
+    ap.add_argument("--part-out", default=None, help="where --reps writes its part (JSON with the raw p-values)")
+    ap.add_argument("--merge", default=None,
+                    help="comma-separated part files of one fraction: merge their rows into the JSON")
     args = ap.parse_args()
+    if args.merge:
+        merge_into_json(args.merge.split(","), RESULTS / "skat_binary.json")
+        return
     if args.tables_only:
         for md_name, text in tables(RESULTS).items():
             write_text(text, RESULTS / md_name)
@@ -184,11 +259,25 @@ def main() -> None:
         write_json(res, path)
         write_text(_markdown(res), RESULTS / f"{name}.md")
 
+    only = None if args.only is None else set(args.only.split(","))
+    reps = None
+    if args.reps is not None:
+        a, b = (int(v) for v in args.reps.split(":"))
+        reps = (a, b)
+    if reps is not None:
+        if args.part_out is None or wanted is None or len(wanted) != 1:
+            ap.error("--reps needs --part-out and exactly one fraction in --fractions")
+
+        def save_part(out: dict) -> None:
+            write_json({**out, "command": command}, Path(args.part_out))
+        save = save_part
     for i, (fr, n_genes, er_genes) in enumerate(plan):
         if wanted is not None and fr not in wanted:
             continue
         out = run_fraction(fr, n_genes, 20 if not args.quick else 2, 1000 + i, er_genes,
-                           deadline=time.time() + 60 * args.minutes, save=save)
+                           deadline=time.time() + 60 * args.minutes, save=save, only=only, reps=reps)
+        if reps is not None:
+            return
         print(json.dumps(out, indent=1), flush=True)
     res = json.loads(path.read_text())
     print(_markdown(res))
