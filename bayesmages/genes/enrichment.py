@@ -194,7 +194,8 @@ def test(
 
     * ``"conditional"`` (default): does the gene hold a causal variant? The gene's z-scores are
       residualised on the outside signals that the shrinker keeps (|beta_shrunk / se| > ``threshold``)
-      and tested against the exact null of the residual (:mod:`bayesmages.genes.conditional`). p-values
+      and tested against the exact null of the residual (:mod:`bayesmages.genes.conditional`): the Cauchy
+      combination of the exact p-values of its sum of squares Q_g and of its Wald form W_g. p-values
       are error rates: uniform or conservative under the null, and BH q-values control the FDR when
       other genes carry signal (docs/genes.md has the measured calibration and where it stops).
     * ``"marginal"``: the LD-aware test on raw effects (z_g'z_g against eig(R_g); fastBAT/MAGMA-style).
