@@ -8,7 +8,7 @@ import numpy as np
 
 from bayesmages.errors import InputError
 
-__all__ = ["bh", "cauchy", "cauchy_statistic"]
+__all__ = ["bh", "cauchy", "cauchy_rows", "cauchy_statistic"]
 
 
 def cauchy(p: Sequence[float] | np.ndarray, weights: Sequence[float] | np.ndarray | None = None) -> float:
@@ -63,8 +63,27 @@ def cauchy_statistic(p: Sequence[float] | np.ndarray, weights: Sequence[float] |
     if w.size != pv.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise InputError(f"cauchy: need {pv.size} non-negative weights with a positive sum")
     w = w / w.sum()
+    return float(np.sum(w * _cauchy_terms(pv)))
+
+
+def _cauchy_terms(pv: np.ndarray) -> np.ndarray:
     # tan((1/2 - p) pi) = 1 / tan(p pi): no cancellation for tiny p
-    return float(np.sum(w / np.tan(np.clip(pv, 1e-300, 1.0) * np.pi)))
+    return 1.0 / np.tan(np.clip(pv, 1e-300, 1.0) * np.pi)
+
+
+def cauchy_rows(p: np.ndarray) -> np.ndarray:
+    """Equal-weight Cauchy combination (see :func:`cauchy`) of each row of a (G, k) array of p-values, vectorised.
+
+    Examples
+    --------
+    >>> np.round(cauchy_rows(np.array([[0.01, 0.01], [0.02, 0.5]])), 6).tolist()
+    [0.01, 0.039843]
+    """
+    pv = np.asarray(p, dtype=np.float64)
+    if pv.ndim != 2 or pv.shape[1] == 0 or not np.all((pv >= 0) & (pv <= 1)):
+        raise InputError(f"cauchy_rows: expected a (G, k) array of p-values in [0, 1] without NaN, got shape "
+                         f"{pv.shape}")
+    return np.arctan2(1.0, _cauchy_terms(pv).mean(axis=1)) / np.pi
 
 
 def bh(p: Sequence[float] | np.ndarray) -> np.ndarray:
