@@ -16,8 +16,10 @@ distributed = pytest.importorskip("dask.distributed", reason="dask.distributed i
 
 @pytest.fixture(scope="module")
 def cluster():
+    # dashboard on a free port: with None, distributed still tries 8787 and warns (an error in the tests) when
+    # another cluster on the machine holds it
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local:
+                                  dashboard_address=":0") as local:
         yield local
 
 
@@ -114,3 +116,26 @@ def test_failing_block_on_dask_is_named_and_nothing_is_written(gwas_files, clust
 def test_unreachable_scheduler_is_an_input_error():
     with pytest.raises(InputError, match="cannot connect to the Dask scheduler"):
         bm.parallel.map_units(abs, [1, 2], scheduler="tcp://127.0.0.1:9")
+
+
+def test_run_identical_with_one_two_workers_and_dask(tmp_path, cluster):
+    """`bayesmages run`: the clusterings (fitted together over the workers) and the gene tests (workers read
+    the LD from a file) write the same bytes serially, on 2 local processes and on Dask."""
+    sim = tmp_path / "sim"
+    assert main(["simulate", "--out", str(sim), "--seed", "4", "--quiet", "--traits", "3", "--blocks", "2",
+                 "--variants-per-block", "80", "--ref-samples", "300"]) == 0
+    gwas = [str(sim / f"gwas_T{t}.tsv") for t in (1, 2, 3)]
+    outs = {}
+    for name, extra in [("serial", {"workers": 1}), ("pool", {"workers": 2}),
+                        ("dask", {"scheduler": cluster.scheduler_address})]:
+        outs[name] = tmp_path / name
+        bm.pipeline.run(gwas, sim / "ld", sim / "genes.tsv", outs[name], seed=2, truncation=8, restarts=2,
+                        figures=False, **extra)
+    tables = sorted(str(p.relative_to(outs["serial"])) for p in outs["serial"].rglob("*.csv")
+                    if p.parent.name.startswith(("cluster_", "enrich_")))
+    assert len(tables) == 4 * 3 + 3  # variants, clusters, elbo per clustering (3 traits + multi); 3 gene tests
+    for name in ("pool", "dask"):
+        for rel in tables:
+            assert (outs[name] / rel).read_bytes() == (outs["serial"] / rel).read_bytes(), f"{name}: {rel} differs"
+    enrich = pd.read_csv(outs["serial"] / "enrich_T1" / "gene_enrichment.csv")
+    assert len(enrich) > 3 and enrich["p_value"].between(0, 1).all()

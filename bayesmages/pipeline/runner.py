@@ -292,7 +292,7 @@ def run(
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
                     gene_test=gene_test, shrink_method=shrink_method, figures=figures, progress=progress,
                     arguments=arguments or {},
-                    started=started)
+                    started=started, walls={})
     created = not outdir.path.exists()
     outdir.open()
     report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(inputs.traits) >= 2) + 1 + figures + 1)
@@ -392,27 +392,13 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     clusters: dict[str, ClusterOutput] = {}
     enrichment: dict[str, pd.DataFrame] = {}
     cluster_keys = {}
+    # Every clustering is one independent dp_mixture fit with its own step seed: the pending ones are
+    # computed together over the workers (largest first), then landed one by one as before.
+    fits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for t in inputs.traits:
         name = f"cluster_{t}"
         spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
-        rec = run_step(outdir, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects[[t]], seed=sd, progress=progress, **fit_settings), force=force,
-            on_start=lambda n=name: report.start(n))  # type: ignore[misc]
-        records.append(report.record(rec))
-        cluster_keys[t] = rec.key
-        clusters[t] = steps.read_clusters(folder / name, [t])
-
-        name = f"enrich_{t}"
-        spec = {"effects": shrink_keys[t], "clusters": rec.key if s["gene_test"] == "epsilon" else None,
-                "ld": inputs.hashes["ld"], "genes": inputs.hashes["genes"], "test": s["gene_test"]}
-        rows = shrinkage[shrinkage["trait"] == t]
-        rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
-            f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"]),
-            force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
-        records.append(report.record(rec))
-        enrichment[t] = steps.read_enrichment(folder / name)
-        enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
-
+        fits[name] = (spec, {"effects": effects[[t]], "seed": spec["seed"], "progress": False, **fit_settings})
     if len(inputs.traits) >= 2:
         from bayesmages.cluster import select_variants
 
@@ -424,9 +410,46 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits)
         ses = _wide(shrinkage.assign(beta_shrunk=shrinkage["se"]), inputs.traits)
         mask = select_variants(effects.to_numpy(), sds.to_numpy(), rule=s["select"], quantile=s["quantile"])
-        rec = run_step(outdir, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects, seed=sd, progress=progress, selected=mask, se=ses, sd=sds, **fit_settings), force=force,
-            on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        fits[name] = (spec, {"effects": effects, "seed": spec["seed"], "progress": False, "selected": mask,
+                             "se": ses, "sd": sds, **fit_settings})
+    todo = {n: kw for n, (spec, kw) in fits.items() if force or not steps.is_finished(folder, n, spec)}
+    t0 = time.perf_counter()
+    if todo:
+        report.start(", ".join(todo))
+    computed = steps.cluster_steps(todo, workers=s["workers"], scheduler=s["scheduler"]) if todo else {}
+    s["walls"]["cluster"] = round(time.perf_counter() - t0, 3)
+
+    def land(name: str) -> StepRecord:
+        spec = fits[name][0]
+        return run_step(outdir, name, spec, lambda f: steps.land_cluster_step(f, computed[name]), force=force,
+                        extra_seconds=computed[name]["seconds"] if name in computed else 0.0)
+
+    enrich_wall = 0.0
+    with steps.ld_for_workers(inputs, s["workers"], s["scheduler"]) as ld:
+        for t in inputs.traits:
+            name = f"cluster_{t}"
+            rec = land(name)
+            records.append(report.record(rec))
+            cluster_keys[t] = rec.key
+            clusters[t] = steps.read_clusters(folder / name, [t])
+
+            name = f"enrich_{t}"
+            spec = {"effects": shrink_keys[t], "clusters": rec.key if s["gene_test"] == "epsilon" else None,
+                    "ld": inputs.hashes["ld"], "genes": inputs.hashes["genes"], "test": s["gene_test"]}
+            rows = shrinkage[shrinkage["trait"] == t]
+            t0 = time.perf_counter()
+            rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
+                f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"],
+                ld=ld), force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+            enrich_wall += time.perf_counter() - t0
+            records.append(report.record(rec))
+            enrichment[t] = steps.read_enrichment(folder / name)
+            enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
+    s["walls"]["enrich"] = round(enrich_wall, 3)
+
+    if len(inputs.traits) >= 2:
+        name = f"cluster_{MULTI}"
+        rec = land(name)
         records.append(report.record(rec))
         clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)
         basis, basis_key = clusters[MULTI], rec.key
@@ -482,6 +505,9 @@ def _finish(outdir: Any, result: PipelineResult, inputs: PipelineInputs, s: dict
                                        if r.name.startswith("cluster_")}},
         "steps": [{"name": r.name, "key": r.key, "seconds": r.seconds, "reused": r.reused, "info": r.info}
                   for r in result.steps],
+        # wall seconds of the step groups computed together (a step's "seconds" is its own compute time,
+        # which overlaps others' when workers run several at once)
+        "step_walls": s["walls"],
         "figures": result.figures,
         **({"harmonisation": inputs.harmonisation.reports} if inputs.harmonisation is not None else {}),
         "python": platform.python_version(),

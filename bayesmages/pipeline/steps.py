@@ -13,12 +13,13 @@ downstream of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -322,6 +323,52 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
             "type_counts": {str(k): int(v) for k, v in table["type"].value_counts().items()}}
 
 
+def _cluster_unit(unit: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """One cluster step computed in a private folder (on any worker): its files' bytes, info and seconds.
+
+    BLAS and torch run on one thread here, in the calling process as in a worker, so that a step's
+    numbers do not depend on where it ran.
+    """
+    import tempfile
+
+    from bayesmages._threads import one_blas_thread, torch_threads
+
+    _, kwargs = unit
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bayesmages-cluster-") as tmp, one_blas_thread(), torch_threads(1):
+        info = cluster_effects(Path(tmp), **kwargs)
+        files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
+    return {"files": files, "info": info, "seconds": time.perf_counter() - started}
+
+
+def cluster_steps(units: Mapping[str, dict[str, Any]], *, workers: int, scheduler: Any) -> dict[str, dict[str, Any]]:
+    """Compute several cluster steps (independent ``dp_mixture`` fits) over ``workers`` or ``scheduler``.
+
+    ``units`` maps a step name to the keyword arguments of :func:`cluster_effects` (without ``folder``;
+    each carries its own step seed, so a fit's result does not depend on where or with what it ran).
+    The largest fits go first, so that the workers finish together. Returns, per step, what
+    :func:`land_cluster_step` writes.
+    """
+    from bayesmages.parallel import map_units
+
+    def size(name: str) -> int:
+        kw = units[name]
+        rows = len(kw["effects"]) if kw.get("selected") is None else int(np.sum(kw["selected"]))
+        return rows * kw["effects"].shape[1]
+
+    names = sorted(units, key=lambda n: -size(n))
+    results = map_units(_cluster_unit, [(n, units[n]) for n in names], workers=workers, scheduler=scheduler,
+                        desc="cluster", names=names)
+    return dict(zip(names, results))
+
+
+def land_cluster_step(folder: Path, computed: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the files of a cluster step computed by :func:`cluster_steps` into ``folder``; its info."""
+    for name, data in computed["files"].items():
+        (folder / name).write_bytes(data)
+    return dict(computed["info"])
+
+
 def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
     """The clustering of a finished cluster step."""
     variants = _read(folder / "variants.csv")
@@ -332,16 +379,20 @@ def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
 
 # ----------------------------------------------------------------------------------------- enrich
 def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clusters: ClusterOutput, *,
-                 test: str = "conditional", workers: int, scheduler: Any = None) -> dict[str, Any]:
+                 test: str = "conditional", workers: int, scheduler: Any = None, ld: Any = None) -> dict[str, Any]:
     """Single-trait gene test on one trait's shrinkage rows; writes ``gene_enrichment.csv``.
 
-    ``test="epsilon"`` takes epsilon from the trait's clustering; the other tests do not use it.
+    ``test="epsilon"`` takes epsilon from the trait's clustering; the other tests do not use it. ``ld``
+    (default ``inputs.blocks``) may be a :class:`~bayesmages.io.ld_access.BlockSource` of the same blocks,
+    which local workers open themselves (see :func:`ld_for_workers`).
     """
     from bayesmages.genes import enrichment
     from bayesmages.io import write_table
 
     variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
     beta = shrunk["beta_shrunk"].to_numpy(np.float64)
+    # with a scheduler the chunks carry their blocks (Dask workers need not see this machine's files)
+    blocks = inputs.blocks if ld is None or scheduler is not None else ld
     notes: list[str] = []
     if test == "epsilon":
         fit = SimpleNamespace(weights_=clusters.weights, covariances_=clusters.covariances)
@@ -349,15 +400,34 @@ def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clu
             warnings.simplefilter("always", UserWarning)
             eps, _ = enrichment.null_variance_from_fit(fit)
         notes = [str(w.message) for w in caught]
-        res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants,
+        res = enrichment.test(beta, blocks, inputs.genes, null_variance=eps, variants=variants,
                               workers=workers, scheduler=scheduler)
     else:
-        res = enrichment.test(beta, inputs.blocks, inputs.genes, beta_hat=shrunk["beta_hat"].to_numpy(np.float64),
+        res = enrichment.test(beta, blocks, inputs.genes, beta_hat=shrunk["beta_hat"].to_numpy(np.float64),
                               se=shrunk["se"].to_numpy(np.float64), method=test, variants=variants,
                               workers=workers, scheduler=scheduler)
     write_table(res, folder / "gene_enrichment.csv")
     return {"test": test, "null_variance": res.attrs["null_variance"],
             "null_variance_rule": res.attrs["null_variance_rule"], "notes": notes, "genes_tested": len(res)}
+
+
+@contextlib.contextmanager
+def ld_for_workers(inputs: PipelineInputs, workers: int, scheduler: Any) -> Iterator[Any]:
+    """The LD blocks as the gene tests of every trait should receive them.
+
+    With local workers: a :class:`~bayesmages.io.ld_access.BlockSource` of the blocks written once into a
+    temporary file (removed on exit) that each worker memory-maps, so no unit ships LD; otherwise the
+    in-memory blocks.
+    """
+    if workers == 1 or scheduler is not None:
+        yield inputs.blocks
+        return
+    import tempfile
+
+    from bayesmages.io.ld_access import spill_blocks
+
+    with tempfile.TemporaryDirectory(prefix="bayesmages-ld-") as tmp:
+        yield spill_blocks(inputs.blocks, tmp)
 
 
 def read_enrichment(folder: Path) -> pd.DataFrame:
