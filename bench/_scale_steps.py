@@ -50,7 +50,8 @@ def make_run_inputs(folder: Path, n_variants: int = 100_000, traits: int = 4, bl
     which = rng.integers(len(lib), size=n_blocks)
     sizes = [lib[w].shape[0] for w in which]
     m = int(sum(sizes))
-    genes, betas, start = [], np.zeros((traits, m)), 0
+    genes: list[tuple[str, int, int, int]] = []
+    betas, start = np.zeros((traits, m)), 0
     for size in sizes:
         pos = start
         while pos < start + size - 15:
@@ -129,6 +130,7 @@ def time_run(inputs: dict[str, Any], workers: list[int], seed: int = 0, schedule
                 first = files
             same = files == first
             runs.append({"mode": label, "wall_s": round(wall, 2), "steps_s": steps,
+                         "step_walls": res.metadata.get("step_walls"),
                          "cpu_s": {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1},
                          "load_before": [round(x, 2) for x in load0],
                          "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -136,6 +138,94 @@ def time_run(inputs: dict[str, Any], workers: list[int], seed: int = 0, schedule
             print(json.dumps(runs[-1]), flush=True)
     return {"settings": {k: v for k, v in inputs.items() if k in ("n_variants", "n_blocks", "n_genes", "traits")},
             "runs": runs, "speedup": _speedup(runs)}
+
+
+def _worker_cpu(workers: int) -> float:
+    """CPU seconds used so far by the kept local worker processes of ``map_units`` (0 without a pool)."""
+    import psutil  # type: ignore[import-untyped]
+
+    from bayesmages import parallel
+
+    pool = parallel._POOLS.get(workers)
+    total = 0.0
+    for proc in (getattr(pool, "_processes", None) or {}).values():
+        t = psutil.Process(proc.pid).cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def _phase(fn: Any, workers: int) -> tuple[Any, dict[str, Any]]:
+    """Run ``fn()``; its result and wall seconds, CPU seconds of this process and of the local workers, loads."""
+    load0, w0, c0, t0 = os.getloadavg(), _worker_cpu(workers), time.process_time(), time.perf_counter()
+    out = fn()
+    wall, cpu_self, cpu_workers = time.perf_counter() - t0, time.process_time() - c0, _worker_cpu(workers) - w0
+    return out, {"wall_s": round(wall, 2), "cpu_self_s": round(cpu_self, 2), "cpu_workers_s": round(cpu_workers, 2),
+                 "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def time_steps(inputs: dict[str, Any], workers: list[int], seed: int = 0, scheduler: Any = None) -> dict[str, Any]:
+    """Time the clustering and gene-test steps of ``run`` alone, once per entry of ``workers`` (repeats allowed).
+
+    The shrinkage is computed once (serially) and shared. Per mode: the pending clusterings of a run
+    (:func:`bayesmages.pipeline.steps.cluster_steps`: one fit per trait and the multi-trait fit) and the gene
+    tests of every trait (:func:`bayesmages.genes.enrichment.test`, the LD by reference for local workers),
+    each with wall time, CPU time of this process and of the worker processes, and load averages. The
+    worker pool is started before the timing (its start-up is paid once per ``run``, not per step).
+    """
+    import bayesmages as bm
+    from bayesmages.parallel import map_units, shutdown_pools
+    from bayesmages.pipeline import steps
+    from bayesmages.pipeline.inputs import load_inputs
+
+    data = load_inputs(inputs["gwas"], inputs["ld"], inputs["genes"])
+    shrunk = steps.shrink_traits(data, data.traits, model="default", workers=1, scheduler=None, progress=False)
+    shrinkage = pd.concat([shrunk[t] for t in data.traits], ignore_index=True)
+    fits = steps.cluster_fits(shrinkage, data.traits, {t: t for t in data.traits}, seed=seed, truncation=20,
+                              restarts=5, select="quantile", quantile=0.9)
+    units = {name: kw for name, (_, kw) in fits.items()}
+
+    def enrich(w: int, sched: Any) -> list[pd.DataFrame]:
+        with steps.ld_for_workers(data, w, sched) as ld:
+            return [bm.genes.enrichment.test(shrunk[t]["beta_shrunk"].to_numpy(), ld, data.genes,
+                                             beta_hat=shrunk[t]["beta_hat"].to_numpy(), se=shrunk[t]["se"].to_numpy(),
+                                             variants=data.variants, workers=w, scheduler=sched)
+                    for t in data.traits]
+
+    modes: list[tuple[str, int, Any]] = [(f"workers={w}", w, None) for w in workers]
+    if scheduler is not None:
+        modes.append(("dask", 1, scheduler))
+    runs, first = [], None
+    for label, w, sched in modes:
+        if w > 1:
+            map_units(abs, [-1, -2], workers=w)  # start the pool outside the timing
+        clustered, cl = _phase(lambda w=w, sched=sched: steps.cluster_steps(units, workers=w, scheduler=sched), w)
+        genes, en = _phase(lambda w=w, sched=sched: enrich(w, sched), w)
+        result = ({n: clustered[n]["files"] for n in sorted(clustered)}, genes)
+        if first is None:
+            first = result
+        same = {"clusterings": result[0] == first[0],
+                "gene_tests": all(a.equals(b) for a, b in zip(result[1], first[1]))}
+        runs.append({"mode": label, "cluster": cl, "enrich": en, "identical_to_first": same})
+        print(json.dumps(runs[-1]), flush=True)
+    shutdown_pools()
+    return {"settings": {k: v for k, v in inputs.items() if k in ("n_variants", "n_blocks", "n_genes", "traits")},
+            "steps_runs": runs, "steps_speedup": _step_speedup(runs)}
+
+
+def _step_speedup(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per step, the best wall time of each mode, and the 1 -> 2 worker ratio of those."""
+    best: dict[str, dict[str, float]] = {}
+    for r in runs:
+        for step in ("cluster", "enrich"):
+            best.setdefault(step, {})
+            best[step][r["mode"]] = min(best[step].get(r["mode"], np.inf), r[step]["wall_s"])
+    out: dict[str, Any] = {"best_wall_s": best}
+    for step, b in best.items():
+        if "workers=1" in b and "workers=2" in b:
+            out[f"{step}_1_to_2"] = round(b["workers=1"] / b["workers=2"], 2)
+        if "dask" in b and "workers=2" in b:
+            out[f"{step}_dask_over_2_workers"] = round(b["dask"] / b["workers=2"], 2)
+    return out
 
 
 def _speedup(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -157,6 +247,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="input folder to reuse (made when missing)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--steps-only", action="store_true",
+                    help="time the clustering and gene-test steps alone (not the whole run)")
     args = ap.parse_args()
     import torch
 
@@ -169,15 +261,16 @@ def main() -> None:
         inputs = make_run_inputs(folder, args.variants, args.traits, seed=args.seed)
         marker.write_text(json.dumps(inputs, default=str))
     inputs["gwas"] = [Path(p) for p in inputs["gwas"]]
+    timer = time_steps if args.steps_only else time_run
     if args.dask:
         from dask.distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
                 Client(cl) as client:
-            result = time_run(inputs, args.workers, args.seed, scheduler=client)
+            result = timer(inputs, args.workers, args.seed, scheduler=client)
     else:
-        result = time_run(inputs, args.workers, args.seed)
-    print(json.dumps(result["speedup"]))
+        result = timer(inputs, args.workers, args.seed)
+    print(json.dumps(result.get("speedup", result.get("steps_speedup"))))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

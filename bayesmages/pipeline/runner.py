@@ -36,7 +36,7 @@ from bayesmages.pipeline.steps import ClusterOutput, StepRecord, run_step, step_
 
 __all__ = ["PipelineResult", "run"]
 
-MULTI = "multi"
+MULTI = steps.MULTI
 
 
 @dataclass
@@ -81,9 +81,7 @@ class PipelineResult:
 
 
 def _wide(shrinkage: pd.DataFrame, traits: Sequence[str]) -> pd.DataFrame:
-    cols = {t: shrinkage.loc[shrinkage["trait"] == t, "beta_shrunk"].to_numpy() for t in traits}
-    snps = shrinkage.loc[shrinkage["trait"] == traits[0], "SNP"].astype(str).to_numpy()
-    return pd.DataFrame(cols, index=pd.Index(snps, name="SNP"))
+    return steps.wide(shrinkage, traits)
 
 
 def _model_id(model: Any) -> str:
@@ -394,24 +392,8 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     cluster_keys = {}
     # Every clustering is one independent dp_mixture fit with its own step seed: the pending ones are
     # computed together over the workers (largest first), then landed one by one as before.
-    fits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for t in inputs.traits:
-        name = f"cluster_{t}"
-        spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
-        fits[name] = (spec, {"effects": effects[[t]], "seed": spec["seed"], "progress": False, **fit_settings})
-    if len(inputs.traits) >= 2:
-        from bayesmages.cluster import select_variants
-
-        name = f"cluster_{MULTI}"
-        rule = {"select": s["select"], "quantile": s["quantile"] if s["select"] == "quantile" else None}
-        # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
-        spec = {"effects": [shrink_keys[t] for t in inputs.traits], **fit_settings, **rule,
-                "seed": step_seed(seed, name), "types": "probabilities-v2"}
-        sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), inputs.traits)
-        ses = _wide(shrinkage.assign(beta_shrunk=shrinkage["se"]), inputs.traits)
-        mask = select_variants(effects.to_numpy(), sds.to_numpy(), rule=s["select"], quantile=s["quantile"])
-        fits[name] = (spec, {"effects": effects, "seed": spec["seed"], "progress": False, "selected": mask,
-                             "se": ses, "sd": sds, **fit_settings})
+    fits = steps.cluster_fits(shrinkage, inputs.traits, shrink_keys, seed=seed, select=s["select"],
+                              quantile=s["quantile"], **fit_settings)
     todo = {n: kw for n, (spec, kw) in fits.items() if force or not steps.is_finished(folder, n, spec)}
     t0 = time.perf_counter()
     if todo:
@@ -448,7 +430,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     s["walls"]["enrich"] = round(enrich_wall, 3)
 
     if len(inputs.traits) >= 2:
-        name = f"cluster_{MULTI}"
+        name = f"cluster_{steps.MULTI}"
         rec = land(name)
         records.append(report.record(rec))
         clusters[MULTI] = steps.read_clusters(folder / name, inputs.traits)

@@ -323,6 +323,45 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
             "type_counts": {str(k): int(v) for k, v in table["type"].value_counts().items()}}
 
 
+MULTI = "multi"
+
+
+def wide(shrinkage: pd.DataFrame, traits: Sequence[str], column: str = "beta_shrunk") -> pd.DataFrame:
+    """(m, p) table of one shrinkage column, one column per trait, indexed by SNP in data order."""
+    cols = {t: shrinkage.loc[shrinkage["trait"] == t, column].to_numpy() for t in traits}
+    snps = shrinkage.loc[shrinkage["trait"] == traits[0], "SNP"].astype(str).to_numpy()
+    return pd.DataFrame(cols, index=pd.Index(snps, name="SNP"))
+
+
+def cluster_fits(shrinkage: pd.DataFrame, traits: Sequence[str], shrink_keys: Mapping[str, str], *, seed: int,
+                 truncation: int, restarts: int, select: str, quantile: float
+                 ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """The clusterings of a run: per step name, its spec (for the step key) and its :func:`cluster_effects` arguments.
+
+    One ``cluster_<trait>`` per trait and, with two or more traits, ``cluster_multi`` on the selected variants.
+    """
+    from bayesmages.cluster import select_variants
+
+    fit_settings = {"truncation": truncation, "restarts": restarts}
+    effects = wide(shrinkage, traits)
+    fits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for t in traits:
+        name = f"cluster_{t}"
+        spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
+        fits[name] = (spec, {"effects": effects[[t]], "seed": spec["seed"], "progress": False, **fit_settings})
+    if len(traits) >= 2:
+        name = f"cluster_{MULTI}"
+        rule = {"select": select, "quantile": quantile if select == "quantile" else None}
+        # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
+        spec = {"effects": [shrink_keys[t] for t in traits], **fit_settings, **rule,
+                "seed": step_seed(seed, name), "types": "probabilities-v2"}
+        sds, ses = wide(shrinkage, traits, "sd"), wide(shrinkage, traits, "se")
+        mask = select_variants(effects.to_numpy(), sds.to_numpy(), rule=select, quantile=quantile)
+        fits[name] = (spec, {"effects": effects, "seed": spec["seed"], "progress": False, "selected": mask,
+                             "se": ses, "sd": sds, **fit_settings})
+    return fits
+
+
 def _cluster_unit(unit: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     """One cluster step computed in a private folder (on any worker): its files' bytes, info and seconds.
 
