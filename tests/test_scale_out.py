@@ -84,6 +84,14 @@ def test_enrichment_on_dask_equals_local(gwas_files, cluster):
                                           scheduler=client)
     pd.testing.assert_frame_equal(local, remote)
     assert (local["n_conditioned"] > 0).any()
+    # LD by reference: the Dask workers (on this machine) open the blocks from the file themselves
+    from bayesmages.io.ld_access import spill_blocks
+
+    source = spill_blocks(blocks, gwas_files[0])
+    with distributed.Client(cluster) as client:
+        by_ref = bm.genes.enrichment.test(shrunk, source, genes, beta_hat=beta, se=se, variants=gwas,
+                                          scheduler=client)
+    pd.testing.assert_frame_equal(local, by_ref)
 
 
 def test_skat_sets_on_dask_equal_serial(cluster):

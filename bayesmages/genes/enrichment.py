@@ -251,7 +251,9 @@ def test(
         object repeated in ``ld_blocks`` is written once). Results are identical for any ``workers``.
     scheduler : str or dask.distributed.Client, optional
         Run the gene chunks on a Dask distributed cluster instead (see :mod:`bayesmages.parallel`);
-        each chunk ships only the LD blocks its genes touch. Results are identical to a local run.
+        each chunk ships only the LD blocks its genes touch, or, when ``ld_blocks`` is a
+        :class:`~bayesmages.io.ld_access.BlockSource`, only their ids (the workers must then be able to read
+        the source's files: a shared file system or a LocalCluster). Results are identical to a local run.
 
     Returns
     -------
@@ -326,7 +328,10 @@ def test(
         # keep transfers small and load balanced on clusters of up to a few dozen workers. Dask
         # workers need not share a file system with this process: each chunk carries its blocks.
         chunks = _chunks(gmap, blocks, spec, min(64, max(1, len(gmap))))
-        units = [(sub, [blocks[b] for b in used], sub_spec) for sub, used, sub_spec in chunks]
+        # a BlockSource given by the caller says the workers can read its files (shared file system, or
+        # a LocalCluster): then the chunks name their blocks instead
+        units = [(sub, (ld_blocks, used) if isinstance(ld_blocks, BlockSource) else [blocks[b] for b in used],
+                  sub_spec) for sub, used, sub_spec in chunks]
         parts = map_units(_chunk_pvalues, units, scheduler=scheduler, desc="gene chunk", names=_chunk_names(chunks))
     elif workers == 1 or len(gmap) < 2 * workers:
         parts = [_chunk_pvalues((gmap, blocks, spec))]
