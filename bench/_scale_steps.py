@@ -21,11 +21,13 @@ record (and writes it to ``--json`` when given).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,23 @@ def make_run_inputs(folder: Path, n_variants: int = 100_000, traits: int = 4, bl
             "n_blocks": n_blocks, "n_genes": len(genes), "traits": traits}
 
 
+@contextlib.contextmanager
+def _mode_scheduler(label: str) -> Iterator[Any]:
+    """None for local modes; for ``"dask"`` a client of a 2-worker LocalCluster started for this mode only.
+
+    Started per mode, not for the whole benchmark: the scheduler runs in this process and its workers
+    heartbeat, which took CPU from the local-worker timings when the cluster was alive throughout.
+    """
+    if label != "dask":
+        yield None
+        return
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
+            Client(cl) as client:
+        yield client
+
+
 def _cpu() -> dict[str, float]:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"self": me.ru_utime + me.ru_stime, "children": kids.ru_utime + kids.ru_stime}
@@ -103,22 +122,23 @@ def _outputs(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.csv")) if p.name in keep}
 
 
-def time_run(inputs: dict[str, Any], workers: list[int], seed: int = 0, scheduler: Any = None) -> dict[str, Any]:
-    """Run the pipeline once per worker count (and once on ``scheduler`` when given); timings and identity."""
+def time_run(inputs: dict[str, Any], workers: list[int], seed: int = 0, dask: bool = False) -> dict[str, Any]:
+    """Run the pipeline once per worker count (and once on a 2-worker Dask LocalCluster); timings and identity."""
     import bayesmages as bm
     from bayesmages.parallel import shutdown_pools
 
     runs, first = [], None
     modes: list[tuple[str, dict[str, Any]]] = [(f"workers={w}", {"workers": w}) for w in workers]
-    if scheduler is not None:
-        modes.append(("dask", {"scheduler": scheduler}))
+    if dask:
+        modes.append(("dask", {}))
     with tempfile.TemporaryDirectory() as tmp:
         for label, kw in modes:
             out = Path(tmp) / label.replace("=", "")
-            load0, cpu0, t0 = os.getloadavg(), _cpu(), time.perf_counter()
-            res = bm.pipeline.run(inputs["gwas"], inputs["ld"], inputs["genes"], out, seed=seed, figures=False,
-                                  force=True, **kw)
-            wall = time.perf_counter() - t0
+            with _mode_scheduler(label) as sched:
+                load0, cpu0, t0 = os.getloadavg(), _cpu(), time.perf_counter()
+                res = bm.pipeline.run(inputs["gwas"], inputs["ld"], inputs["genes"], out, seed=seed, figures=False,
+                                      force=True, scheduler=sched, **kw)
+                wall = time.perf_counter() - t0
             shutdown_pools()  # reap the kept workers so that their CPU time lands in RUSAGE_CHILDREN
             cpu1 = _cpu()
             steps: dict[str, float] = {}
@@ -163,7 +183,7 @@ def _phase(fn: Any, workers: int) -> tuple[Any, dict[str, Any]]:
                  "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in os.getloadavg()]}
 
 
-def time_steps(inputs: dict[str, Any], workers: list[int], seed: int = 0, scheduler: Any = None) -> dict[str, Any]:
+def time_steps(inputs: dict[str, Any], workers: list[int], seed: int = 0, dask: bool = False) -> dict[str, Any]:
     """Time the clustering and gene-test steps of ``run`` alone, once per entry of ``workers`` (repeats allowed).
 
     The shrinkage is computed once (serially) and shared. Per mode: the pending clusterings of a run
@@ -191,15 +211,14 @@ def time_steps(inputs: dict[str, Any], workers: list[int], seed: int = 0, schedu
                                              variants=data.variants, workers=w, scheduler=sched)
                     for t in data.traits]
 
-    modes: list[tuple[str, int, Any]] = [(f"workers={w}", w, None) for w in workers]
-    if scheduler is not None:
-        modes.append(("dask", 1, scheduler))
+    modes: list[tuple[str, int]] = [(f"workers={w}", w) for w in workers] + ([("dask", 1)] if dask else [])
     runs, first = [], None
-    for label, w, sched in modes:
+    for label, w in modes:
         if w > 1:
             map_units(abs, [-1, -2], workers=w)  # start the pool outside the timing
-        clustered, cl = _phase(lambda w=w, sched=sched: steps.cluster_steps(units, workers=w, scheduler=sched), w)
-        genes, en = _phase(lambda w=w, sched=sched: enrich(w, sched), w)
+        with _mode_scheduler(label) as sched:
+            clustered, cl = _phase(lambda w=w, s=sched: steps.cluster_steps(units, workers=w, scheduler=s), w)
+            genes, en = _phase(lambda w=w, s=sched: enrich(w, s), w)
         result = ({n: clustered[n]["files"] for n in sorted(clustered)}, genes)
         if first is None:
             first = result
@@ -262,14 +281,7 @@ def main() -> None:
         marker.write_text(json.dumps(inputs, default=str))
     inputs["gwas"] = [Path(p) for p in inputs["gwas"]]
     timer = time_steps if args.steps_only else time_run
-    if args.dask:
-        from dask.distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
-                Client(cl) as client:
-            result = timer(inputs, args.workers, args.seed, scheduler=client)
-    else:
-        result = timer(inputs, args.workers, args.seed)
+    result = timer(inputs, args.workers, args.seed, dask=args.dask)
     print(json.dumps(result.get("speedup", result.get("steps_speedup"))))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
