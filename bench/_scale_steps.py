@@ -205,7 +205,8 @@ def time_steps(inputs: dict[str, Any], workers: list[int], seed: int = 0, dask: 
     units = {name: kw for name, (_, kw) in fits.items()}
 
     def enrich(w: int, sched: Any) -> list[pd.DataFrame]:
-        with steps.ld_for_workers(data, w, sched) as ld:
+        with steps.ld_for_workers(data, w, sched) as ld_given:
+            ld = ld_given() if callable(ld_given) else ld_given
             return [bm.genes.enrichment.test(shrunk[t]["beta_shrunk"].to_numpy(), ld, data.genes,
                                              beta_hat=shrunk[t]["beta_hat"].to_numpy(), se=shrunk[t]["se"].to_numpy(),
                                              variants=data.variants, workers=w, scheduler=sched)

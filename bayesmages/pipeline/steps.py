@@ -422,8 +422,8 @@ def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clu
     """Single-trait gene test on one trait's shrinkage rows; writes ``gene_enrichment.csv``.
 
     ``test="epsilon"`` takes epsilon from the trait's clustering; the other tests do not use it. ``ld``
-    (default ``inputs.blocks``) may be a :class:`~bayesmages.io.ld_access.BlockSource` of the same blocks,
-    which local workers open themselves (see :func:`ld_for_workers`).
+    (default ``inputs.blocks``) may be a :class:`~bayesmages.io.ld_access.BlockSource` of the same blocks
+    (or a function returning one), which local workers open themselves (see :func:`ld_for_workers`).
     """
     from bayesmages.genes import enrichment
     from bayesmages.io import write_table
@@ -431,7 +431,7 @@ def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clu
     variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
     beta = shrunk["beta_shrunk"].to_numpy(np.float64)
     # with a scheduler the chunks carry their blocks (Dask workers need not see this machine's files)
-    blocks = inputs.blocks if ld is None or scheduler is not None else ld
+    blocks = inputs.blocks if ld is None or scheduler is not None else (ld() if callable(ld) else ld)
     notes: list[str] = []
     if test == "epsilon":
         fit = SimpleNamespace(weights_=clusters.weights, covariances_=clusters.covariances)
@@ -454,9 +454,9 @@ def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clu
 def ld_for_workers(inputs: PipelineInputs, workers: int, scheduler: Any) -> Iterator[Any]:
     """The LD blocks as the gene tests of every trait should receive them.
 
-    With local workers: a :class:`~bayesmages.io.ld_access.BlockSource` of the blocks written once into a
-    temporary file (removed on exit) that each worker memory-maps, so no unit ships LD; otherwise the
-    in-memory blocks.
+    With local workers: a function returning a :class:`~bayesmages.io.ld_access.BlockSource` of the blocks,
+    written once (at the first call) into a temporary file removed on exit, which each worker memory-maps, so
+    no unit ships LD; otherwise the in-memory blocks.
     """
     if workers == 1 or scheduler is not None:
         yield inputs.blocks
@@ -466,7 +466,15 @@ def ld_for_workers(inputs: PipelineInputs, workers: int, scheduler: Any) -> Iter
     from bayesmages.io.ld_access import spill_blocks
 
     with tempfile.TemporaryDirectory(prefix="bayesmages-ld-") as tmp:
-        yield spill_blocks(inputs.blocks, tmp)
+        spilled: list[Any] = []
+
+        def source() -> Any:
+            # written on first use: a resumed run whose gene tests are all reused writes nothing
+            if not spilled:
+                spilled.append(spill_blocks(inputs.blocks, tmp))
+            return spilled[0]
+
+        yield source
 
 
 def read_enrichment(folder: Path) -> pd.DataFrame:
