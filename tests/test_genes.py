@@ -324,14 +324,31 @@ def test_cli_bad_gene_range_exits_2(tmp_path: Path, capsys):
     assert not (tmp_path / "o").exists()  # no partial output
 
 
-def test_threads_give_identical_results():
+def test_worker_processes_give_identical_results():
     rng = np.random.default_rng(4)
     blocks = [ar1(120, 0.8), ar1(80, 0.5)]
     genes = index_table([(a, a + 14) for a in range(0, 185, 15)])
     beta = rng.normal(scale=0.02, size=200)
     serial = enrichment.test(beta, blocks, genes, null_variance=1e-4)
-    threaded = enrichment.test(beta, blocks, genes, null_variance=1e-4, workers=3)
-    np.testing.assert_array_equal(serial.p_value.to_numpy(), threaded.p_value.to_numpy())
+    # two processes that read the LD from a file written for them (the pool of other tests is reused)
+    parallel = enrichment.test(beta, blocks, genes, null_variance=1e-4, workers=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_ld_by_reference_gives_the_results_of_the_arrays(tmp_path):
+    from bayesmages.io.ldrefs import spill_blocks
+
+    rng = np.random.default_rng(6)
+    blocks = [ar1(60, 0.7), ar1(40, 0.4)]
+    genes = index_table([(a, a + 9) for a in range(0, 95, 12)])
+    beta_hat = rng.normal(scale=0.02, size=100)
+    se = np.full(100, 0.01)
+    shrunk = np.where(np.abs(beta_hat / se) > 1.5, beta_hat, 0.0)
+    source = spill_blocks(blocks, tmp_path)
+    arrays = enrichment.test(shrunk, blocks, genes, beta_hat=beta_hat, se=se)
+    by_reference = enrichment.test(shrunk, source, genes, beta_hat=beta_hat, se=se)
+    pd.testing.assert_frame_equal(arrays, by_reference)
+    assert (arrays["n_conditioned"] > 0).any()  # the conditional statistic itself is exercised
 
 
 def test_saddlepoint_fallback_is_warned_and_marked_in_the_table(monkeypatch):

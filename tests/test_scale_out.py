@@ -19,8 +19,10 @@ distributed = pytest.importorskip("dask.distributed", reason="dask.distributed i
 
 @pytest.fixture(scope="module")
 def cluster():
+    # dashboard on a free port: with None, distributed still tries 8787 and warns (an error in the tests) when
+    # another cluster on the machine holds it
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local:
+                                  dashboard_address=":0") as local:
         yield local
 
 
@@ -85,6 +87,14 @@ def test_enrichment_on_dask_equals_local(gwas_files, cluster):
                                           scheduler=client)
     pd.testing.assert_frame_equal(local, remote)
     assert (local["n_conditioned"] > 0).any()
+    # LD by reference: the Dask workers (on this machine) open the blocks from the file themselves
+    from bayesmages.io.ldrefs import spill_blocks
+
+    source = spill_blocks(blocks, gwas_files[0])
+    with distributed.Client(cluster) as client:
+        by_ref = bm.genes.enrichment.test(shrunk, source, genes, beta_hat=beta, se=se, variants=gwas,
+                                          scheduler=client)
+    pd.testing.assert_frame_equal(local, by_ref)
 
 
 def test_skat_sets_on_dask_equal_serial(cluster):
@@ -238,3 +248,26 @@ def test_run_with_five_traits_on_text_ld_is_identical_serial_pool_and_dask(gwas_
         bm.pipeline.run(paths, ld, genes, d / "bad", multi_traits=["T1"])
     with pytest.raises(InputError, match="'T9' is not one of the traits"):
         bm.pipeline.run(paths, ld, genes, d / "bad", multi_traits=["T1", "T9"])
+
+
+def test_run_identical_with_one_two_workers_and_dask(tmp_path, cluster):
+    """`bayesmages run`: the clusterings (fitted together over the workers) and the gene tests (workers read
+    the LD from a file) write the same bytes serially, on 2 local processes and on Dask."""
+    sim = tmp_path / "sim"
+    assert main(["simulate", "--out", str(sim), "--seed", "4", "--quiet", "--traits", "3", "--blocks", "2",
+                 "--variants-per-block", "80", "--ref-samples", "300"]) == 0
+    gwas = [str(sim / f"gwas_T{t}.tsv") for t in (1, 2, 3)]
+    outs = {}
+    for name, extra in [("serial", {"workers": 1}), ("pool", {"workers": 2}),
+                        ("dask", {"scheduler": cluster.scheduler_address})]:
+        outs[name] = tmp_path / name
+        bm.pipeline.run(gwas, sim / "ld", sim / "genes.tsv", outs[name], seed=2, truncation=8, restarts=2,
+                        figures=False, **extra)
+    tables = sorted(str(p.relative_to(outs["serial"])) for p in outs["serial"].rglob("*.csv")
+                    if p.parent.name.startswith(("cluster_", "enrich_")))
+    assert len(tables) == 4 * 3 + 3  # variants, clusters, elbo per clustering (3 traits + multi); 3 gene tests
+    for name in ("pool", "dask"):
+        for rel in tables:
+            assert (outs[name] / rel).read_bytes() == (outs["serial"] / rel).read_bytes(), f"{name}: {rel} differs"
+    enrich = pd.read_csv(outs["serial"] / "enrich_T1" / "gene_enrichment.csv")
+    assert len(enrich) > 3 and enrich["p_value"].between(0, 1).all()

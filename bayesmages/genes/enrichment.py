@@ -39,6 +39,7 @@ from bayesmages._threads import one_blas_thread
 from bayesmages.errors import AccuracyWarning, InputError
 from bayesmages.genes.conditional import DEFAULT_THRESHOLD, GeneStatistics, gene_statistics
 from bayesmages.genes.mapping import GeneMap, block_layout, map_genes
+from bayesmages.io.ldrefs import LDRefs, spill_blocks
 from bayesmages.stats.multitest import bh, cauchy_rows
 from bayesmages.stats.quadform import pvalue_many
 
@@ -48,7 +49,15 @@ TOP_WEIGHT_MIN = 0.01  # pi_0 above which the 2nd cluster (by variance) is the n
 
 
 def _blocks(ld_blocks: Any) -> list[np.ndarray]:
-    """Accept one matrix / LDBlock or a sequence of them; return float64 square matrices."""
+    """Accept one matrix / LDBlock, a sequence of them or an LDRefs; return float64 square matrices.
+
+    The blocks of an :class:`~bayesmages.io.ldrefs.LDRefs` are returned memory-mapped and not checked
+    again (whoever wrote the files wrote checked blocks).
+    """
+    if isinstance(ld_blocks, LDRefs):
+        if not len(ld_blocks):
+            raise InputError("ld_blocks: expected at least one LD block")
+        return ld_blocks.blocks()
     items = [ld_blocks] if (hasattr(ld_blocks, "R") or (isinstance(ld_blocks, np.ndarray) and ld_blocks.ndim == 2)) \
         else list(ld_blocks)
     out = []
@@ -209,8 +218,10 @@ def test(
     ----------
     beta_shrunk : array_like
         (m,) shrunk effects in data order (the order of the LD blocks laid one after another).
-    ld_blocks : array, LDBlock or sequence of them
-        LD correlation blocks covering the m variants in order.
+    ld_blocks : array, LDBlock, sequence of them, or LDRefs
+        LD correlation blocks covering the m variants in order; an
+        :class:`~bayesmages.io.ldrefs.LDRefs` references blocks on disk (memory-mapped; with
+        ``workers > 1`` or a scheduler each worker opens them itself).
     genes : pandas.DataFrame or GeneMap
         A gene table (positions or ML-MAGES index ranges, see :func:`~bayesmages.genes.mapping.map_genes`)
         or an already mapped :class:`~bayesmages.genes.mapping.GeneMap`.
@@ -236,10 +247,15 @@ def test(
     truncation : int
         Truncation of that fit.
     workers : int
-        Threads for the eigen-decompositions and p-values (genes split into contiguous chunks).
+        Local worker processes (genes split into contiguous chunks, see :mod:`bayesmages.parallel`). The
+        workers read the LD blocks from disk by reference: from ``ld_blocks`` when it is an
+        :class:`~bayesmages.io.ldrefs.LDRefs`, else from temporary files written here (a block object
+        repeated in ``ld_blocks`` is written once). Results are identical for any ``workers``.
     scheduler : str or dask.distributed.Client, optional
         Run the gene chunks on a Dask distributed cluster instead (see :mod:`bayesmages.parallel`);
-        each chunk ships only the LD blocks its genes touch. Results are identical to a local run.
+        each chunk ships only the LD blocks its genes touch, or, when ``ld_blocks`` is an
+        :class:`~bayesmages.io.ldrefs.LDRefs`, only their ids (the workers must then be able to read
+        its files: a shared file system or a LocalCluster). Results are identical to a local run.
 
     Returns
     -------
@@ -311,20 +327,18 @@ def test(
         from bayesmages.parallel import map_units
 
         # About four chunks per Dask worker thread would need a live client to count; 64 chunks
-        # keep transfers small and load balanced on clusters of up to a few dozen workers.
-        units = _chunks(gmap, blocks, spec, min(64, max(1, len(gmap))))
-        names = [f"genes {u[0].genes['GENE'].iloc[0]}..{u[0].genes['GENE'].iloc[-1]}" for u in units]
-        parts = map_units(_chunk_pvalues, units, scheduler=scheduler, desc="gene chunk", names=names)
+        # keep transfers small and load balanced on clusters of up to a few dozen workers. Dask
+        # workers need not share a file system with this process: each chunk carries its blocks.
+        chunks = _chunks(gmap, blocks, spec, min(64, max(1, len(gmap))))
+        # LDRefs given by the caller say the workers can read its files (shared file system, or a
+        # LocalCluster): then the chunks name their blocks instead
+        units = [(sub, (ld_blocks, used) if isinstance(ld_blocks, LDRefs) else [blocks[b] for b in used],
+                  sub_spec) for sub, used, sub_spec in chunks]
+        parts = map_units(_chunk_pvalues, units, scheduler=scheduler, desc="gene chunk", names=_chunk_names(chunks))
     elif workers == 1 or len(gmap) < 2 * workers:
         parts = [_chunk_pvalues((gmap, blocks, spec))]
     else:
-        # Threads, not processes: LAPACK and numpy's large-array loops release the GIL, and threads
-        # share the LD blocks instead of pickling them to every worker (measured: a process pool was
-        # 10x slower than serial here because of that transfer).
-        from concurrent.futures import ThreadPoolExecutor
-
-        with one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_chunk_pvalues, _chunks(gmap, blocks, spec, 4 * workers)))
+        parts = _map_local(gmap, ld_blocks, blocks, spec, workers)
     q_stat = np.concatenate([part[0] for part in parts]) if parts else np.empty(0)
     p = np.concatenate([part[1] for part in parts]) if parts else np.empty(0)
     p_method = np.concatenate([part[2] for part in parts]) if parts else np.empty(0, dtype=object)
@@ -364,9 +378,47 @@ def _z_scores(beta_hat: Any, se: Any, m: int, method: str) -> np.ndarray:
     return b / s
 
 
-def _chunk_pvalues(unit: tuple[GeneMap, list[np.ndarray], dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(Q, p-values, how each p-value was computed[, n_conditioned]) of one chunk of genes (a picklable unit)."""
+#: Gene chunks per local worker: the p-value engine is vectorised over the genes of a call, so fewer, larger
+#: chunks cost less (16 chunks took 1.3x the CPU of one); two per worker let one absorb a slower other.
+CHUNKS_PER_WORKER = 2
+
+
+def _map_local(gmap: GeneMap, ld_blocks: Any, blocks: list[np.ndarray], spec: dict[str, Any],
+               workers: int) -> list[tuple[np.ndarray, ...]]:
+    """Gene chunks over local worker processes that open the LD blocks themselves (by reference).
+
+    Processes, not threads: the per-gene work is many small numpy calls that hold the GIL (threads
+    gained 1.36x on 2 cores), and a unit that names its blocks costs no transfer (shipping the LD
+    made a process pool slower than serial).
+    """
+    import tempfile
+
+    from bayesmages.parallel import map_units
+
+    chunks = _chunks(gmap, blocks, spec, CHUNKS_PER_WORKER * workers)
+    names = _chunk_names(chunks)
+    if isinstance(ld_blocks, LDRefs):
+        return map_units(_chunk_pvalues, [(sub, (ld_blocks, used), s) for sub, used, s in chunks],
+                         workers=workers, desc="gene chunk", names=names)
+    with tempfile.TemporaryDirectory(prefix="bayesmages-ld-") as tmp:
+        source = spill_blocks(blocks, tmp)
+        return map_units(_chunk_pvalues, [(sub, (source, used), s) for sub, used, s in chunks],
+                         workers=workers, desc="gene chunk", names=names)
+
+
+def _chunk_names(chunks: list[tuple[GeneMap, list[int], dict[str, Any]]]) -> list[str]:
+    return [f"genes {sub.genes['GENE'].iloc[0]}..{sub.genes['GENE'].iloc[-1]}" for sub, _, _ in chunks]
+
+
+def _chunk_pvalues(unit: tuple[GeneMap, Any, dict[str, Any]]) -> tuple[np.ndarray, ...]:
+    """(Q, p-values, how each p-value was computed[, n_conditioned]) of one chunk of genes (a picklable unit).
+
+    The chunk's LD is a list of blocks, or ``(LDRefs, block ids)`` read here.
+    """
     gmap, blocks, spec = unit
+    if isinstance(blocks, tuple):
+        source, used = blocks
+        blocks = source.blocks(used)
     if spec["method"] == "epsilon":
         q_stat = spec["q_stat"]
         with one_blas_thread():
@@ -420,10 +472,15 @@ def _pvalues(q_stat: np.ndarray, eigs: list[np.ndarray]) -> tuple[np.ndarray, np
     return p, method
 
 
-def _chunks(gmap: GeneMap, blocks: list[np.ndarray], spec: dict[str, Any], n: int) -> list[tuple]:
-    """Split genes into ``n`` contiguous chunks, each with only the LD blocks (and rows) it touches."""
+def _chunks(gmap: GeneMap, blocks: list[np.ndarray], spec: dict[str, Any],
+            n: int) -> list[tuple[GeneMap, list[int], dict[str, Any]]]:
+    """Split genes into ``n`` contiguous chunks, each with only the LD blocks (and rows) it touches.
+
+    Per chunk: its genes re-indexed to those blocks, the blocks' ids, and the spec's per-variant arrays cut
+    to those blocks.
+    """
     starts = block_layout([b.shape[0] for b in blocks])
-    units = []
+    units: list[tuple[GeneMap, list[int], dict[str, Any]]] = []
     for part in np.array_split(np.arange(len(gmap)), n):
         if part.size == 0:
             continue
@@ -442,7 +499,7 @@ def _chunks(gmap: GeneMap, blocks: list[np.ndarray], spec: dict[str, Any], n: in
         for key in ("z", "zeta"):
             if spec.get(key) is not None:
                 sub_spec[key] = np.concatenate([spec[key][starts[b]:starts[b + 1]] for b in used])
-        units.append((sub, [blocks[b] for b in used], sub_spec))
+        units.append((sub, [int(b) for b in used], sub_spec))
     return units
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,31 @@ import numpy as np
 from bayesmages.errors import InputError
 
 __all__ = ["LDRefs", "content_name", "spill_blocks", "unchanged_npy"]
+
+#: Memory maps kept open per process, by (path, size, modification time): a worker of a kept pool serves
+#: many calls and opens each block file once, and a file rewritten under the same name is opened afresh.
+_MAPS: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+_MAX_MAPS = 256
+
+
+def _open_npy(path: str) -> np.ndarray:
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    R = _MAPS.get(key)
+    if R is None:
+        # a kept worker outlives the temporary files of earlier calls: let go of the maps of deleted
+        # files, so that their disk space is freed
+        for old in [k for k in _MAPS if not os.path.exists(k[0])]:
+            del _MAPS[old]
+        # a plain ndarray over the map, not an np.memmap: indexing a memmap subclass builds a memmap
+        # object per result, which made the many small gene-level reads 1.5x slower
+        R = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+        _MAPS[key] = R
+        while len(_MAPS) > _MAX_MAPS:
+            _MAPS.popitem(last=False)
+    else:
+        _MAPS.move_to_end(key)
+    return R
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +120,7 @@ class LDRefs:
 
         path = self.files[b]
         try:
-            R = np.load(path, mmap_mode="r", allow_pickle=False)
+            R = _open_npy(path)
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot open LD block {b + 1} on this machine ({exc}); the LD files "
                              "must be readable at the same path by every worker") from None
@@ -104,6 +130,10 @@ class LDRefs:
         if self.shrinkage or R.dtype != np.float64:
             return shrink_ld(R, self.shrinkage)
         return R
+
+    def blocks(self, ids: Sequence[int] | None = None) -> list[np.ndarray]:
+        """The blocks ``ids`` (default: all), in that order (see :meth:`matrix`)."""
+        return [self.matrix(int(b)) for b in (range(len(self)) if ids is None else ids)]
 
 
 def content_name(R: np.ndarray) -> str:
@@ -146,8 +176,14 @@ def spill_blocks(blocks: Sequence[np.ndarray], folder: str | os.PathLike[str],
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
     files = []
+    known: dict[int, str] = {}  # a block object repeated in ``blocks`` is hashed and written once
     for i, R in enumerate(blocks):
+        if names is None and id(R) in known:
+            files.append(known[id(R)])
+            continue
         arr = np.ascontiguousarray(R, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+            raise InputError(f"LD block {i + 1}: expected a square matrix, got shape {arr.shape}")
         target = root / (names[i] if names is not None else content_name(arr))
         if not target.is_file():
             tmp = make_tmp_file(target)
@@ -158,6 +194,7 @@ def spill_blocks(blocks: Sequence[np.ndarray], folder: str | os.PathLike[str],
             finally:
                 tmp.unlink(missing_ok=True)
         files.append(str(target))
+        known[id(R)] = str(target)
     return LDRefs(tuple(files))
 
 

@@ -36,7 +36,7 @@ from bayesmages.pipeline.steps import ClusterOutput, StepRecord, run_step, step_
 
 __all__ = ["PipelineResult", "run"]
 
-MULTI = "multi"
+MULTI = steps.MULTI
 #: most traits of the multi-trait clustering and its association types: a variant's type is a subset of
 #: the traits, 2^p of them (16 for 4 traits), each a column of cluster_multi/variants.csv and of the gene
 #: type scores; 20 traits would be a million types
@@ -85,9 +85,7 @@ class PipelineResult:
 
 
 def _wide(shrinkage: pd.DataFrame, traits: Sequence[str]) -> pd.DataFrame:
-    cols = {t: shrinkage.loc[shrinkage["trait"] == t, "beta_shrunk"].to_numpy() for t in traits}
-    snps = shrinkage.loc[shrinkage["trait"] == traits[0], "SNP"].astype(str).to_numpy()
-    return pd.DataFrame(cols, index=pd.Index(snps, name="SNP"))
+    return steps.wide(shrinkage, traits)
 
 
 def _model_id(model: Any) -> str:
@@ -303,7 +301,7 @@ def run(
                     fdr=fdr, truncation=truncation, restarts=restarts, select=select, quantile=quantile,
                     gene_test=gene_test, shrink_method=shrink_method, figures=figures, progress=progress,
                     arguments=arguments or {}, multi_traits=multi,
-                    started=started)
+                    started=started, walls={})
     created = not outdir.path.exists()
     outdir.open()
     report = _Progress(progress, n_steps=4 * len(inputs.traits) + (len(multi) >= 2) + 1 + figures + 1)
@@ -407,12 +405,20 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     if pending:
         report.start(", ".join(f"shrink_{t}" for t in pending))
     fresh = {}
+    parallel = s["workers"] > 1 or s["scheduler"] is not None
+    unit_ld: list[Any] = []
+
+    def ld() -> Any:
+        # work units read their LD themselves when they leave this process (never shipped with the unit):
+        # made once per run, on first use (a resumed run whose steps are all reused writes nothing)
+        if not unit_ld:
+            unit_ld.append(steps.unit_ld(inputs, outdir, parallel=parallel))
+        return unit_ld[0]
+
     if pending:
-        # work units read their LD themselves when they leave this process (never shipped with the unit)
-        ld = steps.unit_ld(inputs, outdir, parallel=s["workers"] > 1 or s["scheduler"] is not None)
         fresh = steps.shrink_traits(inputs, pending, model=s["model"], workers=s["workers"],
                                     scheduler=s["scheduler"], progress=progress, method=s["shrink_method"],
-                                    seed=seed, ld=ld)
+                                    seed=seed, ld=ld())
     share = (time.perf_counter() - t0) / max(len(pending), 1)
     for t in inputs.traits:
         name = f"shrink_{t}"
@@ -429,12 +435,26 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     clusters: dict[str, ClusterOutput] = {}
     enrichment: dict[str, pd.DataFrame] = {}
     cluster_keys = {}
+    # Every clustering is one independent dp_mixture fit with its own step seed: the pending ones are
+    # computed together over the workers (largest first), then landed one by one as before.
+    fits = steps.cluster_fits(shrinkage, inputs.traits, shrink_keys, seed=seed, select=s["select"],
+                              quantile=s["quantile"], multi=s["multi_traits"], **fit_settings)
+    todo = {n: kw for n, (spec, kw) in fits.items() if force or not steps.is_finished(folder, n, spec)}
+    t0 = time.perf_counter()
+    if todo:
+        report.start(", ".join(todo))
+    computed = steps.cluster_steps(todo, workers=s["workers"], scheduler=s["scheduler"]) if todo else {}
+    s["walls"]["cluster"] = round(time.perf_counter() - t0, 3)
+
+    def land(name: str) -> StepRecord:
+        spec = fits[name][0]
+        return run_step(outdir, name, spec, lambda f: steps.land_cluster_step(f, computed[name]), force=force,
+                        extra_seconds=computed[name]["seconds"] if name in computed else 0.0)
+
+    enrich_wall = 0.0
     for t in inputs.traits:
         name = f"cluster_{t}"
-        spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
-        rec = run_step(outdir, name, spec, lambda f, t=t, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects[[t]], seed=sd, progress=progress, **fit_settings), force=force,
-            on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        rec = land(name)
         records.append(report.record(rec))
         cluster_keys[t] = rec.key
         clusters[t] = steps.read_clusters(folder / name, [t])
@@ -443,30 +463,20 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         spec = {"effects": shrink_keys[t], "clusters": rec.key if s["gene_test"] == "epsilon" else None,
                 "ld": inputs.hashes["ld"], "genes": inputs.hashes["genes"], "test": s["gene_test"]}
         rows = shrinkage[shrinkage["trait"] == t]
+        t0 = time.perf_counter()
         rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
-            f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"]),
-            force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+            f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"],
+            ld=ld), force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        enrich_wall += time.perf_counter() - t0
         records.append(report.record(rec))
         enrichment[t] = steps.read_enrichment(folder / name)
         enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
+    s["walls"]["enrich"] = round(enrich_wall, 3)
 
     multi = s["multi_traits"]
     if len(multi) >= 2:
-        from bayesmages.cluster import select_variants
-
         name = f"cluster_{MULTI}"
-        rule = {"select": s["select"], "quantile": s["quantile"] if s["select"] == "quantile" else None}
-        # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
-        spec = {"effects": [shrink_keys[t] for t in multi], **fit_settings, **rule,
-                "seed": step_seed(seed, name), "types": "probabilities-v3"}
-        sds = _wide(shrinkage.assign(beta_shrunk=shrinkage["sd"]), multi)
-        ses = _wide(shrinkage.assign(beta_shrunk=shrinkage["se"]), multi)
-        # susie's PIPs turn association types into causal types (causal_p_<type> columns)
-        pips = _wide(shrinkage.assign(beta_shrunk=shrinkage["pip"]), multi) if "pip" in shrinkage else None
-        mask = select_variants(effects[multi].to_numpy(), sds.to_numpy(), rule=s["select"], quantile=s["quantile"])
-        rec = run_step(outdir, name, spec, lambda f, sd=spec["seed"]: steps.cluster_effects(  # type: ignore[misc]
-            f, effects[multi], seed=sd, progress=progress, selected=mask, se=ses, sd=sds, pip=pips, **fit_settings),
-            force=force, on_start=lambda n=name: report.start(n))  # type: ignore[misc]
+        rec = land(name)
         records.append(report.record(rec))
         clusters[MULTI] = steps.read_clusters(folder / name, multi)
         basis, basis_key = clusters[MULTI], rec.key
@@ -522,6 +532,9 @@ def _finish(outdir: Any, result: PipelineResult, inputs: PipelineInputs, s: dict
                                        if r.name.startswith("cluster_")}},
         "steps": [{"name": r.name, "key": r.key, "seconds": r.seconds, "reused": r.reused, "info": r.info}
                   for r in result.steps],
+        # wall seconds of the step groups computed together (a step's "seconds" is its own compute time,
+        # which overlaps others' when workers run several at once)
+        "step_walls": s["walls"],
         "figures": result.figures,
         **({"harmonisation": inputs.harmonisation.reports} if inputs.harmonisation is not None else {}),
         "python": platform.python_version(),

@@ -366,6 +366,95 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
             "type_counts": {str(k): int(v) for k, v in table["type"].value_counts().items()}}
 
 
+MULTI = "multi"
+
+
+def wide(shrinkage: pd.DataFrame, traits: Sequence[str], column: str = "beta_shrunk") -> pd.DataFrame:
+    """(m, p) table of one shrinkage column, one column per trait, indexed by SNP in data order."""
+    cols = {t: shrinkage.loc[shrinkage["trait"] == t, column].to_numpy() for t in traits}
+    snps = shrinkage.loc[shrinkage["trait"] == traits[0], "SNP"].astype(str).to_numpy()
+    return pd.DataFrame(cols, index=pd.Index(snps, name="SNP"))
+
+
+def cluster_fits(shrinkage: pd.DataFrame, traits: Sequence[str], shrink_keys: Mapping[str, str], *, seed: int,
+                 truncation: int, restarts: int, select: str, quantile: float,
+                 multi: Sequence[str] | None = None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """The clusterings of a run: per step name, its spec (for the step key) and its :func:`cluster_effects` arguments.
+
+    One ``cluster_<trait>`` per trait and, with two or more ``multi`` traits (default: all ``traits``),
+    ``cluster_multi`` of those traits on the selected variants.
+    """
+    from bayesmages.cluster import select_variants
+
+    fit_settings = {"truncation": truncation, "restarts": restarts}
+    effects = wide(shrinkage, traits)
+    fits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for t in traits:
+        name = f"cluster_{t}"
+        spec = {"effects": shrink_keys[t], **fit_settings, "seed": step_seed(seed, name)}
+        fits[name] = (spec, {"effects": effects[[t]], "seed": spec["seed"], "progress": False, **fit_settings})
+    multi = list(traits if multi is None else multi)
+    if len(multi) >= 2:
+        name = f"cluster_{MULTI}"
+        rule = {"select": select, "quantile": quantile if select == "quantile" else None}
+        # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
+        spec = {"effects": [shrink_keys[t] for t in multi], **fit_settings, **rule,
+                "seed": step_seed(seed, name), "types": "probabilities-v3"}
+        sds, ses = wide(shrinkage, multi, "sd"), wide(shrinkage, multi, "se")
+        # susie's PIPs turn association types into causal types (causal_p_<type> columns)
+        pips = wide(shrinkage, multi, "pip") if "pip" in shrinkage else None
+        mask = select_variants(effects[multi].to_numpy(), sds.to_numpy(), rule=select, quantile=quantile)
+        fits[name] = (spec, {"effects": effects[multi], "seed": spec["seed"], "progress": False, "selected": mask,
+                             "se": ses, "sd": sds, "pip": pips, **fit_settings})
+    return fits
+
+
+def _cluster_unit(unit: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """One cluster step computed in a private folder (on any worker): its files' bytes, info and seconds.
+
+    BLAS and torch run on one thread here, in the calling process as in a worker, so that a step's
+    numbers do not depend on where it ran.
+    """
+    import tempfile
+
+    from bayesmages._threads import one_blas_thread, torch_threads
+
+    _, kwargs = unit
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bayesmages-cluster-") as tmp, one_blas_thread(), torch_threads(1):
+        info = cluster_effects(Path(tmp), **kwargs)
+        files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
+    return {"files": files, "info": info, "seconds": time.perf_counter() - started}
+
+
+def cluster_steps(units: Mapping[str, dict[str, Any]], *, workers: int, scheduler: Any) -> dict[str, dict[str, Any]]:
+    """Compute several cluster steps (independent ``dp_mixture`` fits) over ``workers`` or ``scheduler``.
+
+    ``units`` maps a step name to the keyword arguments of :func:`cluster_effects` (without ``folder``;
+    each carries its own step seed, so a fit's result does not depend on where or with what it ran).
+    The largest fits go first, so that the workers finish together. Returns, per step, what
+    :func:`land_cluster_step` writes.
+    """
+    from bayesmages.parallel import map_units
+
+    def size(name: str) -> int:
+        kw = units[name]
+        rows = len(kw["effects"]) if kw.get("selected") is None else int(np.sum(kw["selected"]))
+        return rows * kw["effects"].shape[1]
+
+    names = sorted(units, key=lambda n: -size(n))
+    results = map_units(_cluster_unit, [(n, units[n]) for n in names], workers=workers, scheduler=scheduler,
+                        desc="cluster", names=names)
+    return dict(zip(names, results))
+
+
+def land_cluster_step(folder: Path, computed: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the files of a cluster step computed by :func:`cluster_steps` into ``folder``; its info."""
+    for name, data in computed["files"].items():
+        (folder / name).write_bytes(data)
+    return dict(computed["info"])
+
+
 def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
     """The clustering of a finished cluster step."""
     variants = _read(folder / "variants.csv")
@@ -376,16 +465,19 @@ def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
 
 # ----------------------------------------------------------------------------------------- enrich
 def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clusters: ClusterOutput, *,
-                 test: str = "conditional", workers: int, scheduler: Any = None) -> dict[str, Any]:
+                 test: str = "conditional", workers: int, scheduler: Any = None, ld: Any = None) -> dict[str, Any]:
     """Single-trait gene test on one trait's shrinkage rows; writes ``gene_enrichment.csv``.
 
-    ``test="epsilon"`` takes epsilon from the trait's clustering; the other tests do not use it.
+    ``test="epsilon"`` takes epsilon from the trait's clustering; the other tests do not use it. ``ld``
+    (default ``inputs.blocks``) may be the :class:`~bayesmages.io.ldrefs.LDRefs` of the same blocks (or a
+    function returning them, from :func:`unit_ld`), which the workers open themselves.
     """
     from bayesmages.genes import enrichment
     from bayesmages.io import write_table
 
     variants = inputs.variants if {"CHR", "POS"} <= set(inputs.variants) else None
     beta = shrunk["beta_shrunk"].to_numpy(np.float64)
+    blocks = inputs.blocks if ld is None else (ld() if callable(ld) else ld)
     notes: list[str] = []
     if test == "epsilon":
         fit = SimpleNamespace(weights_=clusters.weights, covariances_=clusters.covariances)
@@ -393,10 +485,10 @@ def enrich_trait(folder: Path, inputs: PipelineInputs, shrunk: pd.DataFrame, clu
             warnings.simplefilter("always", UserWarning)
             eps, _ = enrichment.null_variance_from_fit(fit)
         notes = [str(w.message) for w in caught]
-        res = enrichment.test(beta, inputs.blocks, inputs.genes, null_variance=eps, variants=variants,
+        res = enrichment.test(beta, blocks, inputs.genes, null_variance=eps, variants=variants,
                               workers=workers, scheduler=scheduler)
     else:
-        res = enrichment.test(beta, inputs.blocks, inputs.genes, beta_hat=shrunk["beta_hat"].to_numpy(np.float64),
+        res = enrichment.test(beta, blocks, inputs.genes, beta_hat=shrunk["beta_hat"].to_numpy(np.float64),
                               se=shrunk["se"].to_numpy(np.float64), method=test, variants=variants,
                               workers=workers, scheduler=scheduler)
     write_table(res, folder / "gene_enrichment.csv")
