@@ -47,6 +47,15 @@ class UnitError(BayesmagesError):
     """A work unit failed; the message names the unit and the original error."""
 
 
+def _start_worker(preload: tuple[str, ...] = ()) -> None:
+    """Initializer of a pool worker: one thread, and the modules its units will need imported now."""
+    import importlib
+
+    _single_thread()
+    for name in preload:
+        importlib.import_module(name)
+
+
 def _single_thread() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -145,18 +154,39 @@ def map_units(
 _POOLS: dict[int, Any] = {}
 
 
-def _pool(workers: int) -> Any:
+def _pool(workers: int, preload: Sequence[str] = ()) -> Any:
     import atexit
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     pool = _POOLS.get(workers)
     if pool is None or getattr(pool, "_broken", False):
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_single_thread)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(tuple(preload),))
         if not _POOLS:
             atexit.register(shutdown_pools)
         _POOLS[workers] = pool
     return pool
+
+
+def start_pool(workers: int, preload: Sequence[str] = ()) -> None:
+    """Start the kept pool of ``workers`` processes now, without waiting for it, importing ``preload`` in each.
+
+    A spawned worker imports torch and the modules of its units before its first unit runs (seconds); a
+    caller that knows it will map units later (``run`` does, after reading its inputs) starts the pool
+    first, so that this start-up overlaps the caller's own work instead of delaying the first map.
+    A pool that already runs is kept as it is.
+
+    Examples
+    --------
+    >>> start_pool(1)   # nothing to start: workers=1 runs units in this process
+    """
+    if workers < 2 or workers in _POOLS:
+        return
+    pool = _pool(workers, preload)
+    # spawned pools start workers on demand: one no-op task per worker starts them all
+    for _ in range(workers):
+        pool.submit(_single_thread)
 
 
 def shutdown_pools() -> None:

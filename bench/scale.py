@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 import bayesmages as bm
-from bayesmages.parallel import map_units, shutdown_pools
+from bayesmages.parallel import map_units, shutdown_pools, start_pool
+from bayesmages.pipeline.runner import WORKER_MODULES
 
 HERE = Path(__file__).resolve().parent
 
@@ -175,7 +176,12 @@ def run_part(n_variants: int, n_traits: int, workers: list[int], client, seed: i
                 same = {"shrinkage": bool(np.array_equal(snapshot[0], first[0])),
                         "gene_p_values": bool(np.array_equal(snapshot[1], first[1])),
                         "multi_trait_labels": bool(np.array_equal(snapshot[2], first[2]))}
+            # steps fitted together over the workers (the clusterings; the gene tests of all traits) have one
+            # wall time between them: a step's own "seconds" is its compute time and overlaps the others'
+            walls = res.metadata.get("step_walls", {})
             runs.append({"backend": label, "workers": w, "wall_seconds": round(wall, 1), "steps": steps,
+                         "group_walls": {"shrink": round(units["map_wall_seconds"], 2),
+                                         "clusterings": walls.get("cluster"), "gene tests": walls.get("enrich")},
                          "inputs_and_report_seconds": round(wall - sum(steps.values()), 1), "units": units,
                          "identical_to_first": same, "load_average": _load(), "peak_mb_main": _self_peak_mb()})
             print(json.dumps(runs[-1]), flush=True)
@@ -204,7 +210,10 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     t0 = time.perf_counter()
-    map_units(abs, [-1, -2, -3, -4], workers=max(args.workers))  # start the kept pool outside the timings
+    # start the kept pool outside the timings, its workers importing what the run's units use (as `run` does
+    # while it reads its inputs)
+    start_pool(max(args.workers), preload=WORKER_MODULES)
+    map_units(abs, [-1, -2, -3, -4], workers=max(args.workers))
     pool_start = time.perf_counter() - t0
     client = cluster = None
     if not args.no_dask:
@@ -222,6 +231,13 @@ def main() -> None:
                                  "pool_start_seconds": round(pool_start, 1)}}
     name = "scale_quick" if args.quick else "scale"
     out.mkdir(exist_ok=True)
+    previous = out / f"{name}.json"
+    if previous.exists():
+        # a run of some parts keeps the other parts of the last run (each part records its own load averages)
+        old = json.loads(previous.read_text())
+        result.update({k: v for k, v in old.items() if k != "settings" and k not in args.parts})
+        result["settings"]["parts_kept_from_an_earlier_run"] = sorted(k for k in old if k != "settings"
+                                                                      and k not in args.parts)
 
     def save() -> None:  # after every part: a long run that is stopped keeps the parts it finished
         result["settings"]["load_average_at_end"] = _load()
@@ -311,6 +327,17 @@ def render(result: dict) -> str:
             tot = f" ({_speedup(base['wall_seconds'], r['wall_seconds'])})" if r is not base else ""
             lines.append(f"| {r['backend']} | {r['wall_seconds']:.1f}{tot} | " + " | ".join(cells)
                          + f" | {_same(r['identical_to_first'])} | {r['load_average'][0]:.1f} |")
+        if all("group_walls" in r for r in p["runs"]):
+            groups = list(base["group_walls"])
+            lines += ["", "Wall seconds of each parallel phase (the map of the shrink units; all clusterings, per "
+                      "trait and multi-trait, fitted together; the gene tests of every trait), speedup against the "
+                      "first row in brackets:", "",
+                      "| backend | " + " | ".join(f"{g} s" for g in groups) + " |",
+                      "|---|" + "---|" * len(groups)]
+            for r in p["runs"]:
+                cells = [f"{r['group_walls'][g]:.1f}" + (f" ({_speedup(base['group_walls'][g], r['group_walls'][g])})"
+                                                          if r is not base else "") for g in groups]
+                lines.append(f"| {r['backend']} | " + " | ".join(cells) + " |")
         lines += ["", "Shrink units: " + "; ".join(f"{r['backend']}: {_units(r['units'])}" for r in p["runs"]), ""]
         if key == "many":
             r = p["runs"][-1]
@@ -331,6 +358,16 @@ def tables(results: Path) -> dict[str, str]:
         path = results / f"{name}.json"
         if path.exists():
             out[f"{name}.md"] = render(json.loads(path.read_text()))
+    skat = results / "scale_skat.json"
+    if skat.exists():
+        # SKAT sets reading their genotype windows on the workers (bench/_scale_skat.py writes the JSON)
+        spec = importlib.util.spec_from_file_location("_bench_scale_skat", HERE / "_scale_skat.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out["scale_skat.md"] = ("# Scale-out of SKAT sets read from a PLINK .bed on each worker\n\n"
+                                "Generated by `python bench/_scale_skat.py` from `bench/results/scale_skat.json`; "
+                                "do not edit by hand.\n\n" + module.markdown(json.loads(skat.read_text())))
     return out
 
 

@@ -57,3 +57,19 @@ def test_dask_local_cluster_matches_serial():
         assert map_units(draw, units, scheduler=cluster.scheduler_address, seed=3) == map_units(draw, units, seed=3)
         with pytest.raises(UnitError, match="unit 3 failed"):
             map_units(fail_on_three, units, scheduler=client)
+
+
+def test_started_pool_spawns_every_worker_at_once_and_is_reused():
+    """start_pool spawns all workers without waiting (their imports overlap the caller's work); map_units then
+    uses that pool, and a second start_pool keeps it."""
+    from bayesmages import parallel
+
+    parallel.start_pool(3, preload=("bayesmages.genes.enrichment",))
+    try:
+        pool = parallel._POOLS[3]
+        assert len(pool._processes) == 3  # spawned pools otherwise start one worker per submitted unit
+        parallel.start_pool(3)
+        assert parallel._POOLS[3] is pool
+        assert map_units(abs, [-1, -2, -3, 4], workers=3) == [1, 2, 3, 4]
+    finally:
+        parallel._POOLS.pop(3).shutdown(wait=True)

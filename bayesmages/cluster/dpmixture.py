@@ -113,8 +113,9 @@ class DPMixture(BayesianModel):
         Prior overrides (table above).
     type_min_signal : float
         Association types (:meth:`association_types`): a trait is active in a cluster when its
-        variance is at least this multiple of the null level of the trait (4: measured best of
-        1, 4, 16 in ``bench/multitrait.py``-type simulations, with 1 and 16 within 0.05 AP).
+        variance is at least this multiple of the null level of the trait (default 16, see
+        docs/cluster.md; in ``bench/multitrait.py``-type simulations 1, 4 and 16 gave average
+        precisions within 0.05 of each other).
     type_scales : sequence of float
         Each type-structured component is also used scaled by these factors (a grid, as mash does).
 

@@ -41,6 +41,8 @@ MULTI = steps.MULTI
 #: the traits, 2^p of them (16 for 4 traits), each a column of cluster_multi/variants.csv and of the gene
 #: type scores; 20 traits would be a million types
 MAX_MULTI_TRAITS = 4
+#: what the units of a run import in a worker process (imported when the run starts its pool)
+WORKER_MODULES = ("bayesmages.shrink.units", "bayesmages.genes.enrichment", "bayesmages.pipeline.steps")
 
 
 @dataclass
@@ -294,6 +296,11 @@ def run(
 
     # Checked before reading the inputs (which can take minutes): a folder that is not ours is refused now.
     outdir = OutputDir(out, overwrite=overwrite, command="run", legacy=_legacy_files, what="out").check()
+    if scheduler is None and isinstance(workers, int) and workers > 1:
+        from bayesmages.parallel import start_pool
+
+        # the workers import torch and the step modules while the inputs are read
+        start_pool(workers, preload=WORKER_MODULES)
     inputs = load_inputs(gwas, ld, genes, traits, ld_panel=ld_panel, gwas_format=gwas_format, n=n,
                          progress=progress)
     multi = _multi_traits(multi_traits, inputs.traits)
