@@ -76,7 +76,10 @@ def simulate_traits(n_variants: int, n_traits: int, seed: int) -> dict:
             beta *= np.sqrt(g.H2 / max(float((beta**2).sum()), 1e-300))
             bh, ss, offset = [], [], 0
             for R in data["ld"]:
-                sampler = samplers.setdefault(id(R), RSSSampler(R))
+                # one factorisation per distinct block (setdefault would build a sampler on every call)
+                sampler = samplers.get(id(R))
+                if sampler is None:
+                    sampler = samplers[id(R)] = RSSSampler(R)
                 m = R.shape[0]
                 b, s = sampler.sample(beta[offset:offset + m], g.N_GWAS, seed=int(rng.integers(2**31)))
                 bh.append(b)
