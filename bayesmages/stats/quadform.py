@@ -455,6 +455,13 @@ def _auto_rows(
                 continue
             row = lam[i][lam[i] > 0]
             out[i] = saddlepoint(qs[i], row)[0]
+            # Deep lower tail (q far below the mean, where the contour sum can stall): Q <= q needs every
+            # independent term lam_j chi2_1 <= q, so P(Q <= q) <= B = prod_j P(chi2_1 <= q / lam_j) and
+            # p lies in [1 - B, 1]; with B <= rtol that interval is the engine's accuracy, not an approximation.
+            lower = float(np.prod(stats.chi2.cdf(qs[i] / row, 1)))
+            if lower <= rtol:
+                out[i] = min(max(out[i], 1.0 - lower), 1.0)
+                continue
             # A tail below the smallest double is reported as that floor by either method (e.g.
             # q = 1e12 with weights ~1, where the contour sum underflows): nothing approximate there.
             approximate[i] = out[i] > _TINY
