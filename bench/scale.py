@@ -226,6 +226,11 @@ def main() -> None:
             cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None)
             client = Client(cluster, set_as_default=False)
+            # the Dask workers import the same modules before timing, as the local pool's workers did above
+            import importlib
+
+            for module in WORKER_MODULES:
+                client.run(lambda m: importlib.import_module(m) and None, module)
         except ImportError:
             print("dask.distributed is not installed: no Dask runs", flush=True)
     result: dict = {"settings": {"quick": args.quick, "sizes": sizes, "workers": args.workers,
