@@ -334,7 +334,11 @@ def test_full_disk_is_one_line_exit_2_and_leaves_nothing(effects, tmp_path, monk
     def full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    import pyarrow.csv
+
+    # both table writers (Arrow's, and pandas' for tables Arrow cannot take) hit the full disk
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    monkeypatch.setattr(pyarrow.csv, "write_csv", full)
     out = tmp_path / "c"
     assert main(["cluster", "--effects", *map(str, effects), "--out", str(out), "--quiet"]) == 2
     _one_line(capsys, "cluster", f"no space left on the device (writing --out {out})")

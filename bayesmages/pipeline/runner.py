@@ -434,6 +434,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
                        extra_seconds=share)
         records.append(report.record(rec))
         shrink_keys[t] = rec.key
+        fresh.pop(t, None)  # written: the table read back replaces it (one copy per trait held, not two)
         shrunk.append(steps.read_shrinkage(folder / name))
     shrinkage = pd.concat(shrunk, ignore_index=True)
     effects = _wide(shrinkage, inputs.traits)

@@ -211,9 +211,14 @@ def remove_stale(out: Any, current: Sequence[str]) -> list[str]:
     return stale
 
 
+# pandas 3 parses floats exactly by default; pandas 2 only with the round-trip parser (deprecated in 3)
+_EXACT_FLOATS: dict[str, Any] = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 def _read(path: Path) -> pd.DataFrame:
-    # Only empty cells are missing: categories such as "none" stay text.
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    # Only empty cells are missing: categories such as "none" stay text. Floats are read back exactly
+    # (write_table writes their shortest round-trip form): a resumed run sees the numbers that were written.
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], **_EXACT_FLOATS)
 
 
 # ----------------------------------------------------------------------------------------- shrink
