@@ -157,16 +157,20 @@ def _write_csv_arrow(df: pd.DataFrame, tmp: Path, sep: str, gz: bool) -> bool:
     header = io.StringIO()
     csv.writer(header, delimiter=sep, lineterminator="\n").writerow(list(columns))
     # Arrow quotes every text value or none; quote only when some text needs it (as pandas' minimal quoting would)
+    import pyarrow.compute as pac
+
     special = f"[{re.escape(sep)}\"\r\n]"
-    needs_quotes = any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                       for f in table.schema) and any(
-        pd.Series(v, copy=False).astype("string").str.contains(special, regex=True).any()
-        for v in columns.values() if v.dtype == object or not np.issubdtype(v.dtype, np.number))
+    needs_quotes = any(pac.any(pac.match_substring_regex(table.column(i), special)).as_py()
+                       for i, f in enumerate(table.schema)
+                       if pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
     options = pacsv.WriteOptions(include_header=False, delimiter=sep,
                                  quoting_style="needed" if needs_quotes else "none")
-    with (pa.CompressedOutputStream(str(tmp), "gzip") if gz else pa.OSFile(str(tmp), "wb")) as sink:
-        sink.write(header.getvalue().encode())
-        pacsv.write_csv(table, sink, options)
+    try:
+        with (pa.CompressedOutputStream(str(tmp), "gzip") if gz else pa.OSFile(str(tmp), "wb")) as sink:
+            sink.write(header.getvalue().encode())
+            pacsv.write_csv(table, sink, options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False  # a type Arrow cannot write as text: pandas rewrites the file from the start
     return True
 
 
