@@ -261,7 +261,8 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X[mask], seed=r, num_steps=steps)
-            probs = model.association_types(X, sd=rep["sd"], se=rep["se"], seed=r)
+            # as the pipeline does with susie: unselected effects floored at (1 - pip) se^2
+            probs = model.association_types(X, sd=rep["sd"], se=rep["se"], pip=rep["pip"], seed=r)
         P = probs.to_numpy()
         types = list(probs.columns)
         causal = rep["true"] != 0
