@@ -449,6 +449,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="SVI steps of each dp_mixture fit")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--parts", default="two,three,null,reliability,demo,speed")
+    ap.add_argument("--demo-seeds", default="0-11",
+                    help="seeds of the demo part, 'a-b' or a comma list (issue 13's goal names 0-3)")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args()
     if args.tables_only:
@@ -469,7 +471,9 @@ def main() -> None:
     if "reliability" in parts:
         res["reliability"] = reliability_case(2 if args.quick else args.reliability_reps, args.seed, args.steps)
     if "demo" in parts:
-        res["demo"] = demo_case([0, 1] if args.quick else [0, 1, 2, 3])
+        lo, _, hi = args.demo_seeds.partition("-")
+        seeds = list(range(int(lo), int(hi) + 1)) if hi else [int(x) for x in args.demo_seeds.split(",")]
+        res["demo"] = demo_case([0, 1] if args.quick else seeds)
     if "speed" in parts:
         res["speed"] = speed(100_000 if args.quick else 1_000_000, 4, args.seed)
     res["settings"] = {**res.get("settings", {}), "quick": args.quick, "seed": args.seed, "svi_steps": args.steps,
