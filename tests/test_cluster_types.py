@@ -185,6 +185,28 @@ def test_types_of_sparse_shrinker_output_are_calibrated_with_the_pip_floor():
     assert max(gaps(None)) > 0.1
 
 
+def test_a_pseudo_row_per_type_keeps_a_type_absent_from_the_data_possible():
+    # 50 clear A-specific effects among 950 nulls, no shared one: maximum likelihood gives the shared type no
+    # weight (its components are dropped, P(shared) = 0 for every variant); one pseudo-row per type keeps its
+    # weight near 1 row in 1,000 + 10 (the null's 9 pseudo-rows and the 3 types' 1 each).
+    rng = np.random.default_rng(2)
+    X = np.zeros((1000, 2))
+    X[:50, 0] = rng.choice([-1, 1], 50) * rng.uniform(5, 10, 50)
+    X += rng.normal(size=X.shape)
+    nv = np.ones(2)
+    lib = type_library(np.array([0.5, 0.5]), np.array([np.diag([25.0, 0.0]), 25.0 * np.eye(2)]), ["A", "B"], nv)
+    shared = lib.types.index("shared:A+B")
+
+    def shared_weight(pc: float) -> float:
+        fitted = fit_type_weights(X, lib, nv, type_pseudo_count=pc)
+        return float(fitted.weights[fitted.type_index == shared].sum())
+
+    assert shared_weight(0.0) == 0.0
+    assert 0.3 / 1010 < shared_weight(1.0) < 3 / 1010
+    with pytest.raises(InputError, match="type_pseudo_count"):
+        fit_type_weights(X, lib, nv, type_pseudo_count=-1.0)
+
+
 def test_canonical_components_give_every_type_a_component():
     nv = np.full((3, 3), 0.01)
     grid = canonical_grid(np.array([[0.1, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 0.0, 0.0]]), nv)

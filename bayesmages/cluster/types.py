@@ -446,6 +446,7 @@ def fit_type_weights(
     noise_var: np.ndarray,
     *,
     null_penalty: float = 10.0,
+    type_pseudo_count: float = 1.0,
     max_iter: int = 500,
     tol: float = 1e-6,
     max_rows: int = 100_000,
@@ -462,9 +463,16 @@ def fit_type_weights(
     noise_var : numpy.ndarray
         (N, p) per-row noise variances or (p,) one level per trait.
     null_penalty : float
-        Dirichlet concentration of the null weight (the others get 1): ``null_penalty - 1``
+        Dirichlet concentration of the null weight (the others get 1, plus ``type_pseudo_count``): ``null_penalty - 1``
         pseudo-rows for the null, which keeps weights of signal types from being driven by a
         few noise rows (mash uses 10).
+    type_pseudo_count : float
+        Dirichlet pseudo-rows given to each signal type, spread evenly over its components. With a
+        few dozen signal variants the maximum-likelihood weight of a type seen in only a handful of
+        them is often exactly 0, which makes every variant's probability of that type 0 (on the
+        susie reliability bench, replicates whose shared type got no weight typed shared causal
+        variants specific with probability 1.000); one pseudo-row keeps such a type possible
+        without moving the weights of well-represented types.
     max_iter, tol : int, float
         EM stops when no weight moves by more than ``tol``.
     max_rows : int
@@ -491,8 +499,13 @@ def fit_type_weights(
     logL = gaussian_log_density(X[rows], library.covariances, nv)
     logL -= logL.max(1, keepdims=True)
     L = np.exp(logL)
+    if not (math.isfinite(type_pseudo_count) and type_pseudo_count >= 0):
+        raise InputError(f"type_pseudo_count must be a non-negative number, got {type_pseudo_count!r}")
     prior = np.ones(L.shape[1])
     prior[library.type_index == 0] = null_penalty
+    for kind in set(library.type_index.tolist()) - {0}:
+        members = library.type_index == kind
+        prior[members] += type_pseudo_count / members.sum()
     w = library.weights.copy()
     for _ in range(max_iter):
         # responsibilities summed over rows, sum_i w_m L_im / (L w)_i, as two matrix-vector products
