@@ -446,7 +446,7 @@ def fit_type_weights(
     noise_var: np.ndarray,
     *,
     null_penalty: float = 10.0,
-    type_pseudo_count: float = 1.0,
+    type_pseudo_count: float = 0.0,
     max_iter: int = 500,
     tol: float = 1e-6,
     max_rows: int = 100_000,
@@ -467,12 +467,14 @@ def fit_type_weights(
         pseudo-rows for the null, which keeps weights of signal types from being driven by a
         few noise rows (mash uses 10).
     type_pseudo_count : float
-        Dirichlet pseudo-rows given to each signal type, spread evenly over its components. With a
-        few dozen signal variants the maximum-likelihood weight of a type seen in only a handful of
-        them is often exactly 0, which makes every variant's probability of that type 0 (on the
-        susie reliability bench, replicates whose shared type got no weight typed shared causal
-        variants specific with probability 1.000); one pseudo-row keeps such a type possible
-        without moving the weights of well-represented types.
+        Dirichlet pseudo-rows given to each signal type, spread evenly over its components (default
+        0: none). With a few dozen signal variants the maximum-likelihood weight of a type seen in
+        only a handful of them can be exactly 0, which makes every variant's probability of that
+        type 0 (in some susie replicates of ``bench/multitrait.py`` shared causal variants were typed
+        specific with probability 1.000). One pseudo-row was measured and not made the default: it
+        brought the causal claim's reliability within 0.1 at the bench seed (largest gap 0.062,
+        0.102 without) but not on 30 held-out replicates (0.137 against 0.127), and it raised the
+        expected number of variants typed as signal in a null GWAS from 2.9 to 4.5 (of 4,203).
     max_iter, tol : int, float
         EM stops when no weight moves by more than ``tol``.
     max_rows : int
