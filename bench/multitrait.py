@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bayesmages as bm
 from bayesmages.cluster import categorize_clusters, select_variants
+from bayesmages.cluster.types import association_types as association_type_names
 from bayesmages.cluster.types import type_name
 from bayesmages.genes.multitrait import summarize
 
@@ -154,10 +155,24 @@ def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
     base = {type_name(A, names): float(np.mean(rep["gtype"] == i)) for i, A in enumerate(kinds)
             if (rep["gtype"] == i).any()}
     truth = rep["true"] != 0
-    true_type = [type_name(np.flatnonzero(r), names) for r in truth]
-    tix = np.array([probs.columns.get_loc(t) for t in true_type])
+    index = [np.array([probs.columns.get_loc(type_name(np.flatnonzero(r), names)) for r in t])
+             for t in (truth, _tagged(truth, layout[0]))]
     return {"ap": ap, "baseline": base, "fit_seconds": fit_s, "types_seconds": types_s,
-            "n_clustered": int(mask.sum()), "probs": probs.to_numpy(), "true_index": tix}
+            "n_clustered": int(mask.sum()), "probs": probs.to_numpy(), "true_index": index[0],
+            "association_index": index[1]}
+
+
+def _tagged(causal: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
+    """(m, p) association truth: trait t is involved at a variant causal for t or an LD tag (r^2 >= ``TAG_R2``) of a
+    causal variant of t in its block."""
+    tagged = causal.copy()
+    starts = np.r_[0, np.cumsum([R.shape[0] for R in blocks])]
+    for a, b, R in zip(starts[:-1], starts[1:], blocks):
+        for t in range(causal.shape[1]):
+            c = np.flatnonzero(causal[a:b, t])
+            if c.size:
+                tagged[a:b, t] |= (R[:, c] ** 2).max(1) >= TAG_R2
+    return tagged
 
 
 def _bins(q: np.ndarray, y: np.ndarray) -> list[dict]:
@@ -191,12 +206,13 @@ def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
     layout = make_layout(6, seed)
     sampler = Sampler(layout[0])
     rng = np.random.default_rng(seed + p)
-    reps, probs, truth = [], [], []
+    reps, probs, truth, assoc = [], [], [], []
     for r in range(n_rep):
         rep = simulate(p, layout, sampler, rng)
         res = evaluate(rep, p, layout, seed=1000 * p + r, steps=steps)
         probs.append(res.pop("probs"))
         truth.append(res.pop("true_index"))
+        assoc.append(res.pop("association_index"))
         reps.append(res)
         print(json.dumps({"p": p, "rep": r, **{m: {k: round(v, 3) for k, v in res["ap"][m].items()}
                                                for m in METHODS}}), flush=True)
@@ -212,6 +228,8 @@ def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
     baseline = {t: float(np.mean([r["baseline"][t] for r in reps if t in r["baseline"]])) for t in types}
     return {"traits": p, "n_replicates": n_rep, "blocks": layout[2], "genes": len(layout[1]), "summary": summary,
             "random_baseline": baseline, "reliability": reliability(probs, truth),
+            "association_claim": _claim_table(np.concatenate(probs), _onehot(assoc, 2**p),
+                                              association_type_names(names)),
             "mean_fit_seconds": float(np.mean([r["fit_seconds"] for r in reps])),
             "mean_types_seconds": float(np.mean([r["types_seconds"] for r in reps])),
             "mean_clustered": float(np.mean([r["n_clustered"] for r in reps]))}
@@ -221,6 +239,13 @@ def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
 TAG_R2 = 0.5
 #: bins with fewer predictions are shown but not held to the 0.1 goal (binomial sd up to 0.07 at 50)
 MIN_BIN = 50
+
+
+def _onehot(index: list[np.ndarray], T: int) -> np.ndarray:
+    ix = np.concatenate(index)
+    Y = np.zeros((ix.size, T))
+    Y[np.arange(ix.size), ix] = 1.0
+    return Y
 
 
 def _claim_table(P: np.ndarray, Y: np.ndarray, types: list[str]) -> dict:
@@ -251,7 +276,6 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
     sampler = Sampler(blocks)
     rng = np.random.default_rng(seed + 7)
     names = ["T1", "T2"]
-    starts = np.r_[0, np.cumsum([R.shape[0] for R in blocks])]
     Ps, Pcs, Yas, Ycs = [], [], [], []
     for r in range(n_rep):
         rep = simulate(2, layout, sampler, rng, method="susie")
@@ -261,16 +285,12 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X[mask], seed=r, num_steps=steps)
-            probs = model.association_types(X, sd=rep["sd"], se=rep["se"], seed=r)
+            # as the pipeline does with susie: unselected effects floored at (1 - pip) se^2
+            probs = model.association_types(X, sd=rep["sd"], se=rep["se"], pip=rep["pip"], seed=r)
         P = probs.to_numpy()
         types = list(probs.columns)
         causal = rep["true"] != 0
-        tagged = causal.copy()
-        for a, b, R in zip(starts[:-1], starts[1:], blocks):
-            for t in range(2):
-                c = np.flatnonzero(causal[a:b, t])
-                if c.size:
-                    tagged[a:b, t] |= (R[:, c] ** 2).max(1) >= TAG_R2
+        tagged = _tagged(causal, blocks)
         onehot = []
         for truth in (tagged, causal):
             Y = np.zeros_like(P)
@@ -429,6 +449,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="SVI steps of each dp_mixture fit")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--parts", default="two,three,null,reliability,demo,speed")
+    ap.add_argument("--demo-seeds", default="0-11",
+                    help="seeds of the demo part, 'a-b' or a comma list (issue 13's goal names 0-3)")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args()
     if args.tables_only:
@@ -449,7 +471,9 @@ def main() -> None:
     if "reliability" in parts:
         res["reliability"] = reliability_case(2 if args.quick else args.reliability_reps, args.seed, args.steps)
     if "demo" in parts:
-        res["demo"] = demo_case([0, 1] if args.quick else [0, 1, 2, 3])
+        lo, _, hi = args.demo_seeds.partition("-")
+        seeds = list(range(int(lo), int(hi) + 1)) if hi else [int(x) for x in args.demo_seeds.split(",")]
+        res["demo"] = demo_case([0, 1] if args.quick else seeds)
     if "speed" in parts:
         res["speed"] = speed(100_000 if args.quick else 1_000_000, 4, args.seed)
     res["settings"] = {**res.get("settings", {}), "quick": args.quick, "seed": args.seed, "svi_steps": args.steps,
@@ -550,6 +574,17 @@ def render(res: dict) -> str:
                 "causal variant) is typed like a signal. These probabilities claim the type of the association signal, "
                 "not causality (on data drawn from the model they are calibrated, tests/test_cluster_types.py); "
                 "'Calibration of each claim' below checks each claim against its own truth.", ""]
+        if "association_claim" in c:
+            pooled = _pooled(c["association_claim"])
+            gaps = {k: v["max_gap"] for k, v in c["association_claim"].items()}
+            out += ["The same probabilities (`p_<type>`, shrinker `nn`) against the truth they claim, the type of the "
+                    "association signal (trait t involved when the variant is causal for t or an LD tag, r^2 >= "
+                    f"{TAG_R2:g}, of a causal variant of t); signal types pooled:", "",
+                    *_md_table(["bin", "predictions", "mean predicted", "observed"],
+                               [[b["bin"], str(b["n"]), f"{b['mean_predicted']:.3f}", f"{b['observed']:.3f}"]
+                                for b in pooled]), "",
+                    "Largest gap per type over bins with >= " f"{MIN_BIN} predictions: "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in gaps.items()) + ".", ""]
     if "null" in res:
         n = res["null"]
         out += ["## Null GWAS (no causal variant, two traits)", "",

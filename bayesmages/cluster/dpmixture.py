@@ -35,7 +35,7 @@ from bayesmages.cluster.postprocess import (
     truncate_components,
 )
 from bayesmages.cluster.types import association_types as association_type_names
-from bayesmages.cluster.types import fit_type_weights, type_library, type_probabilities, variant_noise
+from bayesmages.cluster.types import canonical_grid, fit_type_weights, type_library, type_probabilities, variant_noise
 from bayesmages.errors import InputError, PruningWarning
 from bayesmages.model import BayesianModel, FitData
 from bayesmages.priors import PriorSpec
@@ -118,6 +118,10 @@ class DPMixture(BayesianModel):
         precisions within 0.05 of each other).
     type_scales : sequence of float
         Each type-structured component is also used scaled by these factors (a grid, as mash does).
+    type_canonical : bool
+        Also give every type canonical components (independent effects on its traits at a grid of
+        scales, :func:`bayesmages.cluster.types.canonical_grid`), so that a type too rare to form a
+        cluster of its own can still be recognised (docs/cluster.md).
 
     Examples
     --------
@@ -162,6 +166,7 @@ class DPMixture(BayesianModel):
         type_min_signal: float = 16.0,
         type_scales: Sequence[float] = (0.25, 1.0, 4.0),
         type_null_scales: Sequence[float] = (0.0, 3.0, 15.0),
+        type_canonical: bool = True,
     ) -> None:
         self.truncation = truncation
         self.concentration = concentration
@@ -181,6 +186,7 @@ class DPMixture(BayesianModel):
         self.type_min_signal = type_min_signal
         self.type_scales = tuple(type_scales)
         self.type_null_scales = tuple(type_null_scales)
+        self.type_canonical = type_canonical
         self._check_settings()
         super().__init__(priors)
 
@@ -202,6 +208,8 @@ class DPMixture(BayesianModel):
             raise InputError(f"{lab}: num_threads must be a positive integer or None, got {self.num_threads!r}")
         if not (isinstance(self.type_min_signal, int | float) and self.type_min_signal > 0):
             raise InputError(f"{lab}: type_min_signal must be a positive number, got {self.type_min_signal!r}")
+        if not isinstance(self.type_canonical, bool):
+            raise InputError(f"{lab}: type_canonical must be True or False, got {self.type_canonical!r}")
         if not self.type_scales or not all(isinstance(c, int | float) and c > 0 for c in self.type_scales):
             raise InputError(f"{lab}: type_scales must be positive numbers, got {self.type_scales!r}")
         if not isinstance(self.init_iterations, int) or self.init_iterations < 0:
@@ -536,7 +544,7 @@ class DPMixture(BayesianModel):
                 "probabilities use every cluster and are not affected.", PruningWarning, stacklevel=3)
 
     def association_types(self, effects: Any = None, *, sd: Any = None, se: Any = None, noise_var: Any = None,
-                          seed: int = 0) -> pd.DataFrame:
+                          pip: Any = None, seed: int = 0) -> pd.DataFrame:
         """Per-variant association-type probabilities (see :mod:`bayesmages.cluster.types`).
 
         Every fitted cluster (pruned ones included, by ``all_weights_``) is split into type-structured
@@ -555,7 +563,11 @@ class DPMixture(BayesianModel):
         se : array, optional
             (N, p) GWAS standard errors: the robust null level then scales with se^2.
         noise_var : array, optional
-            (N, p) or (p,) noise variances given directly (overrides ``sd`` and ``se``).
+            (N, p) or (p,) noise variances given directly (overrides ``sd``, ``se`` and ``pip``).
+        pip : array, optional
+            (N, p) per-trait posterior inclusion probabilities of a sparse shrinker (``susie``), with
+            ``se``: an unselected effect gets noise ``(1 - pip) se^2`` at least (see
+            :func:`~bayesmages.cluster.types.variant_noise`).
         seed : int
             Seed of the row subset EM uses on very large inputs.
 
@@ -574,14 +586,15 @@ class DPMixture(BayesianModel):
             raise InputError(f"{self._label}: effects have {X.shape[1]} traits; the fit has {self.n_traits_}")
         null_scales = self.type_null_scales
         if noise_var is None:
-            noise_var = variant_noise(X, sd=sd, se=se)
+            noise_var = variant_noise(X, sd=sd, se=se, pip=pip)
             if sd is not None:
                 null_scales = (0.0,)  # the shrinker's sd is the null scale of each variant
         # Clusters expected to hold at least one fitted row; the others are the prior, not the data.
         n_fit = self._fit_data.num_data
         lib = type_library(self.all_weights_, self.all_covariances_, self.trait_names_, noise_var,
                            min_signal=self.type_min_signal, min_weight=1.0 / n_fit, scales=self.type_scales,
-                           null_scales=null_scales)
+                           null_scales=null_scales,
+                           canonical_scales=canonical_grid(X, noise_var) if self.type_canonical else ())
         lib = fit_type_weights(X, lib, noise_var, seed=seed)
         self.type_library_ = lib
         return pd.DataFrame(type_probabilities(X, lib, noise_var), columns=lib.types)

@@ -62,9 +62,11 @@ from scipy.special import logsumexp
 from bayesmages.errors import InputError
 
 __all__ = [
+    "DETECTION_Z",
     "NULL_TYPE",
     "TypeLibrary",
     "association_types",
+    "canonical_grid",
     "causal_type_probabilities",
     "fit_type_weights",
     "gaussian_log_density",
@@ -128,11 +130,15 @@ def null_noise(X: np.ndarray, se: np.ndarray | None = None) -> np.ndarray:
 
 
 _NOISE_FLOOR = 1e-4  # (1% of an se)^2
+#: |z| below which a sparse shrinker (``susie``) leaves an effect unselected: a single effect puts
+#: half its inclusion probability on a variant when the variant's Bayes factor reaches the number of
+#: variants m, z^2 ~ 2 log m + log z^2, i.e. |z| ~ 4 for blocks of 500-2,000 variants
+DETECTION_Z = 4.0
 _NOISE_ABSOLUTE_FLOOR = 1e-30  # effects that are all exactly zero: keep the variances positive
 
 
 def variant_noise(X: np.ndarray, sd: np.ndarray | None = None, se: np.ndarray | None = None,
-                  cap: float = 25.0) -> np.ndarray:
+                  cap: float = 25.0, pip: np.ndarray | None = None) -> np.ndarray:
     """Noise variances for the type probabilities: the shrinker's sd^2, capped; else the robust null level.
 
     With ``sd`` (the shrinker's posterior sds): ``min(sd_it^2, cap x level_t)``, ``level`` from
@@ -141,6 +147,18 @@ def variant_noise(X: np.ndarray, sd: np.ndarray | None = None, se: np.ndarray | 
     robust level reached 22), but for a strong signal it is about |effect| (the posterior of a
     spike-and-slab-like shrinker), which would make every strong effect look possibly null in every
     trait; the cap (5 robust sds of the bulk) keeps the first and removes the second.
+
+    With ``pip`` (per-trait posterior inclusion probabilities of a sparse shrinker, ``susie``) and
+    ``se``, the noise is at least ``(1 - pip_it) c se_it^2`` with ``c = 2 tau^2 / pi`` (about 10.2,
+    ``tau`` = :data:`DETECTION_Z`). A sparse shrinker sets an effect it did not select to (almost)
+    exactly zero with an sd of about ``sqrt(pip) |effect|``; that sd comes from its sparsity prior.
+    Taken as measurement noise it made the mixture certain that the trait is not involved (shared
+    causal variants whose weaker effect was not selected were typed specific with probability
+    0.99-1.0). What the zero says is that the effect's z-score was below the detection threshold
+    ``tau``, a censored observation: under a component with effect sd ``sigma >> tau`` its
+    likelihood is ``P(|z| < tau) ~ 2 tau / (sqrt(2 pi) sigma)`` against about 1 under the null; a
+    Gaussian noise of variance ``c`` at 0 gives the ratio ``sqrt(c) / sigma``, which matches when
+    ``c = 2 tau^2 / pi``. A selected effect (pip near 1) keeps its posterior sd.
 
     Examples
     --------
@@ -165,6 +183,13 @@ def variant_noise(X: np.ndarray, sd: np.ndarray | None = None, se: np.ndarray | 
     S = np.asarray(sd, dtype=float)
     if S.shape != X.shape or not np.all(np.isfinite(S)) or np.any(S < 0):
         raise InputError(f"sd must be finite and non-negative, with the shape of the effects {X.shape}")
+    if pip is not None:
+        if se_arr is None:
+            raise InputError("variant_noise: pip needs se (unselected effects are floored at (1 - pip) se^2)")
+        pi = np.asarray(pip, dtype=float)
+        if pi.shape != X.shape or not np.all(np.isfinite(pi)) or np.any(pi < 0) or np.any(pi > 1 + 1e-9):
+            raise InputError(f"pip must lie in [0, 1], with the shape of the effects {X.shape}")
+        floor = np.maximum(floor, (1.0 - np.clip(pi, 0.0, 1.0)) * (2.0 * DETECTION_Z**2 / math.pi) * se_arr**2)
     return np.maximum(np.minimum(S**2, cap * level), floor)
 
 
@@ -213,7 +238,7 @@ class TypeLibrary:
     type_index : numpy.ndarray
         (M,) index into ``types`` of each component.
     cluster : numpy.ndarray
-        (M,) the cluster each component was built from (-1 for the null component).
+        (M,) the cluster each component was built from (-1 for the null and canonical components).
     weights : numpy.ndarray
         (M,) mixture weights (sum to one).
     trait_names : list of str
@@ -249,6 +274,7 @@ def type_library(
     min_weight: float = 0.0,
     scales: Sequence[float] = (1.0,),
     null_scales: Sequence[float] = (0.0,),
+    canonical_scales: Sequence[float] = (),
 ) -> TypeLibrary:
     """Split every cluster into type-structured components (see the module docstring).
 
@@ -272,6 +298,12 @@ def type_library(
     null_scales : sequence of float
         Null components ``N(0, c diag(level))`` (on top of the noise) for these c; ``min_signal``
         should be at least the largest, so that an active trait is above every null scale.
+    canonical_scales : sequence of float
+        Canonical components, as mash's canonical covariances: for every type A and every s here,
+        ``s^2 diag(level)`` restricted to the traits of A (independent effects of s noise sds on
+        each trait of A). Every type then has components whatever shape the clusters took, which
+        matters when a type has too few variants to form a cluster of its own (see
+        :func:`canonical_grid`).
 
     Returns
     -------
@@ -312,9 +344,40 @@ def type_library(
                 tix.append(lookup[s])
                 src.append(k)
                 init.append(w[k] / len(subs) / len(scales))
+    canon = sorted(set(float(c) for c in canonical_scales))
+    signal_mass = max(float(np.sum(init[len(nulls):])), 1e-3)
+    for A in _subsets(p) if canon else []:
+        for c in canon:
+            u = np.zeros((p, p))
+            u[list(A), list(A)] = c**2 * level[list(A)]  # diagonal: independent effects
+            mats.append(u)
+            tix.append(lookup[A])
+            src.append(-1)
+            init.append(signal_mass / (len(canon) * (2**p - 1)))
     init_w = np.asarray(init)
     init_w[: len(nulls)] = max(null_mass, 0.5 * init_w.sum(), 1e-3) / len(nulls)
     return TypeLibrary(types, np.array(mats), np.array(tix), np.array(src), init_w / init_w.sum(), names)
+
+
+def canonical_grid(X: np.ndarray, noise_var: np.ndarray, smallest: float = 2.0, factor: float = 2.0) -> list[float]:
+    """Scales (in noise sds) for the canonical components of :func:`type_library`.
+
+    ``smallest x factor^k`` up to the first at least twice the largest ``|x_it| / sqrt(level_t)``
+    (``level`` = the median noise variance of each trait): the grid spans from just above the noise
+    to beyond the largest effect, as mash's grid does.
+
+    Examples
+    --------
+    >>> canonical_grid(np.array([[0.1, 0.0], [1.0, 0.5]]), np.array([0.01, 0.01]))
+    [2.0, 4.0, 8.0, 16.0, 32.0]
+    """
+    X = np.asarray(X, dtype=float)
+    level = _noise_level(noise_var, X.shape[1])
+    top = 2.0 * float(np.max(np.abs(X) / np.sqrt(level))) if X.size else smallest
+    grid = [smallest]
+    while grid[-1] < top:
+        grid.append(grid[-1] * factor)
+    return grid
 
 
 def gaussian_log_density(X: np.ndarray, covariances: np.ndarray, noise_var: np.ndarray | None = None,
@@ -383,6 +446,7 @@ def fit_type_weights(
     noise_var: np.ndarray,
     *,
     null_penalty: float = 10.0,
+    type_pseudo_count: float = 0.0,
     max_iter: int = 500,
     tol: float = 1e-6,
     max_rows: int = 100_000,
@@ -399,9 +463,18 @@ def fit_type_weights(
     noise_var : numpy.ndarray
         (N, p) per-row noise variances or (p,) one level per trait.
     null_penalty : float
-        Dirichlet concentration of the null weight (the others get 1): ``null_penalty - 1``
+        Dirichlet concentration of the null weight (the others get 1, plus ``type_pseudo_count``): ``null_penalty - 1``
         pseudo-rows for the null, which keeps weights of signal types from being driven by a
         few noise rows (mash uses 10).
+    type_pseudo_count : float
+        Dirichlet pseudo-rows given to each signal type, spread evenly over its components (default
+        0: none). With a few dozen signal variants the maximum-likelihood weight of a type seen in
+        only a handful of them can be exactly 0, which makes every variant's probability of that
+        type 0 (in some susie replicates of ``bench/multitrait.py`` shared causal variants were typed
+        specific with probability 1.000). One pseudo-row was measured and not made the default: it
+        brought the causal claim's reliability within 0.1 at the bench seed (largest gap 0.062,
+        0.102 without) but not on 30 held-out replicates (0.137 against 0.127), and it raised the
+        expected number of variants typed as signal in a null GWAS from 2.9 to 4.5 (of 4,203).
     max_iter, tol : int, float
         EM stops when no weight moves by more than ``tol``.
     max_rows : int
@@ -428,8 +501,13 @@ def fit_type_weights(
     logL = gaussian_log_density(X[rows], library.covariances, nv)
     logL -= logL.max(1, keepdims=True)
     L = np.exp(logL)
+    if not (math.isfinite(type_pseudo_count) and type_pseudo_count >= 0):
+        raise InputError(f"type_pseudo_count must be a non-negative number, got {type_pseudo_count!r}")
     prior = np.ones(L.shape[1])
     prior[library.type_index == 0] = null_penalty
+    for kind in set(library.type_index.tolist()) - {0}:
+        members = library.type_index == kind
+        prior[members] += type_pseudo_count / members.sum()
     w = library.weights.copy()
     for _ in range(max_iter):
         # responsibilities summed over rows, sum_i w_m L_im / (L w)_i, as two matrix-vector products

@@ -349,8 +349,9 @@ def cluster_effects(folder: Path, effects: pd.DataFrame, *, truncation: int, res
     sd_arr = None if sd is None else sd.to_numpy(np.float64)
     if sd_arr is not None and not np.isfinite(sd_arr).all():
         sd_arr = None  # a shrinker without posterior sds (the elastic net): the robust null level instead
-    probs = model.association_types(X, sd=sd_arr,
-                                    se=None if se is None else se.to_numpy(np.float64), seed=seed)
+    pip_arr = None if pip is None or sd_arr is None or se is None else pip.to_numpy(np.float64)
+    probs = model.association_types(X, sd=sd_arr, se=None if se is None else se.to_numpy(np.float64),
+                                    pip=pip_arr, seed=seed)
     table["type"] = probs.columns.to_numpy(dtype=object)[probs.to_numpy().argmax(1)]
     table["type_prob"] = probs.to_numpy().max(1)
     for name in probs.columns:
@@ -404,7 +405,7 @@ def cluster_fits(shrinkage: pd.DataFrame, traits: Sequence[str], shrink_keys: Ma
         rule = {"select": select, "quantile": quantile if select == "quantile" else None}
         # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
         spec = {"effects": [shrink_keys[t] for t in multi], **fit_settings, **rule,
-                "seed": step_seed(seed, name), "types": "probabilities-v3"}
+                "seed": step_seed(seed, name), "types": "probabilities-v4"}
         sds, ses = wide(shrinkage, multi, "sd"), wide(shrinkage, multi, "se")
         # susie's PIPs turn association types into causal types (causal_p_<type> columns)
         pips = wide(shrinkage, multi, "pip") if "pip" in shrinkage else None
