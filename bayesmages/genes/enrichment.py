@@ -313,6 +313,8 @@ def test_traits(
     gmap = genes if isinstance(genes, GeneMap) else map_genes(
         genes, variants=variants, n_variants=m, by=by, index_base=index_base)
     if method == "epsilon":
+        if null_variance is None:
+            raise InputError("null_variance: the epsilon test needs each trait's epsilon (trait -> float)")
         eps = {t: float(v) for t, v in _per_trait(null_variance, names, "null_variance").items()}
         traits = _epsilon_arrays(betas, eps, gmap)
         eps_list: list[float | None] = [eps[t] for t in names]

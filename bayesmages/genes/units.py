@@ -39,10 +39,12 @@ from bayesmages.stats.quadform import pvalue_many
 __all__ = ["CHUNKS_PER_WORKER", "GeneUnit", "as_ld_blocks", "conditional_pvalues", "form_pvalues", "gene_costs",
            "gene_eigenvalues", "make_units", "map_gene_units", "run_unit"]
 
-#: Gene chunks per local worker. Two per worker (before traits were batched into one map) left a worker idle
-#: while the other finished a slower chunk; with all traits in each chunk, four per worker cost ~2% more CPU
-#: than one chunk (per-call overhead of the vectorised p-value engine) and balance to within one small chunk.
-CHUNKS_PER_WORKER = 4
+#: Gene chunks per local worker, cut at equal estimated cost and submitted largest first. A map waits for its
+#: busiest worker, which can finish up to one chunk after the others, so small chunks bound that wait; a chunk
+#: costs almost nothing by itself (all 4 traits x 1,665 genes of the 100,000-variant benchmark took 5.0-5.3 CPU s
+#: as 1, 8 or 32 chunks, within the noise of the shared machine), while two chunks per worker, one trait at a
+#: time, left one worker idle for up to a chunk per trait.
+CHUNKS_PER_WORKER = 8
 #: Dask: about four chunks per worker thread would need a live client to count; 64 chunks keep transfers
 #: small and load balanced on clusters of up to a few dozen workers.
 DASK_CHUNKS = 64
@@ -253,8 +255,9 @@ def run_unit(unit: GeneUnit) -> dict[str, Any]:
                                                                                                    joint.weights)
             out = [(s.Q, p[t * n_genes:(t + 1) * n_genes], how[t * n_genes:(t + 1) * n_genes], s.n_conditioned)
                    for t, s in enumerate(sts)]
+    # perf_counter is the system-wide monotonic clock on Linux: start and end are comparable across local processes
     return {"traits": out, "cpu_seconds": time.thread_time() - cpu0, "wall_seconds": time.perf_counter() - wall0,
-            "pid": os.getpid(), "n_genes": n_genes}
+            "start": wall0, "end": time.perf_counter(), "pid": os.getpid(), "n_genes": n_genes}
 
 
 def _cut(costs: np.ndarray, n: int) -> list[np.ndarray]:
@@ -319,6 +322,7 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
     n_traits = len(traits["eps"]) if method == "epsilon" else traits["z"].shape[0]
     if scheduler is None and (workers == 1 or len(gmap) < 2 * workers):
         results = [run_unit(GeneUnit(gmap, blocks, method, traits))]
+        costs = [float(gene_costs(gmap).sum()) * n_traits]
     else:
         n = DASK_CHUNKS if scheduler is not None else CHUNKS_PER_WORKER * workers
         with tempfile.TemporaryDirectory(prefix="bayesmages-ld-") as tmp:
@@ -336,13 +340,27 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
             names = _names(units)
             done = map_units(run_unit, [units[i] for i in order], workers=workers, scheduler=scheduler,
                              desc="gene chunk", names=[names[i] for i in order])
+        costs = [u.cost for u in units]
         results = [None] * len(units)  # type: ignore[list-item]
         for i, r in zip(order, done):
             results[i] = r
     per_trait = [tuple(np.concatenate([r["traits"][t][k] for r in results])
                        for k in range(len(results[0]["traits"][t]))) for t in range(n_traits)]
+    busy: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for r in results:
+        busy[r["pid"]] = busy.get(r["pid"], 0.0) + r["cpu_seconds"]
+        last[r["pid"]] = max(last.get(r["pid"], -np.inf), r["end"])
+    t_end = time.perf_counter()
+    # per process: how evenly the units kept the workers busy (the map waits for the busiest)
     stats = {"n_units": len(results), "unit_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 3),
              "unit_cpu_seconds_each": [round(r["cpu_seconds"], 3) for r in results],
-             "map_wall_seconds": round(time.perf_counter() - wall0, 3),
-             "processes": len({r["pid"] for r in results})}
+             "unit_cost_each": [round(u, 1) for u in costs],
+             "cpu_seconds_per_process": sorted(round(v, 3) for v in busy.values()),
+             "map_wall_seconds": round(t_end - wall0, 3), "processes": len(busy),
+             # from the map's start to the first unit's start (building and sending units), and from the
+             # first process's last unit to the last one's (imbalance); meaningful for local processes only
+             "first_unit_start_seconds": round(min(r["start"] for r in results) - wall0, 3),
+             "tail_seconds": round(max(last.values()) - min(last.values()), 3),
+             "gather_seconds": round(t_end - max(last.values()), 3)}
     return per_trait, stats
