@@ -195,19 +195,13 @@ def _members(loc: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.isin(values, loc)
 
 
-def gene_statistics_traits(
-    z: np.ndarray,
-    zeta: np.ndarray | None,
-    blocks: list[np.ndarray],
-    gene_map: GeneMap,
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    proxy_r: float = DEFAULT_PROXY_R,
-    lead_z: float = DEFAULT_LEAD_Z,
-    strong_z: float = DEFAULT_STRONG_Z,
-    min_variance: float = DEFAULT_MIN_VARIANCE,
-    wald_min_variance: float = DEFAULT_WALD_MIN_VARIANCE,
-) -> list[GeneStatistics]:
+_OPTIONS = {"threshold": DEFAULT_THRESHOLD, "proxy_r": DEFAULT_PROXY_R, "lead_z": DEFAULT_LEAD_Z,
+            "strong_z": DEFAULT_STRONG_Z, "min_variance": DEFAULT_MIN_VARIANCE,
+            "wald_min_variance": DEFAULT_WALD_MIN_VARIANCE}
+
+
+def gene_statistics_traits(z: np.ndarray, zeta: np.ndarray | None, blocks: list[np.ndarray], gene_map: GeneMap,
+                           **options: float) -> list[GeneStatistics]:
     """:func:`gene_statistics` of several traits on the same LD and genes, one per row of ``z``.
 
     The work that does not depend on the trait is done once: the genes' rows in each block and their
@@ -222,8 +216,11 @@ def gene_statistics_traits(
         (T, m) z-scores, one row per trait.
     zeta : numpy.ndarray or None
         (T, m) shrunk z-scores; ``None``: the marginal test for every trait.
-    blocks, gene_map, threshold, proxy_r, lead_z, strong_z, min_variance, wald_min_variance
+    blocks, gene_map : list of numpy.ndarray, GeneMap
         As in :func:`gene_statistics`.
+    **options : float
+        ``threshold``, ``proxy_r``, ``lead_z``, ``strong_z``, ``min_variance``, ``wald_min_variance``: as in
+        :func:`gene_statistics`, with its defaults.
 
     Returns
     -------
@@ -233,13 +230,19 @@ def gene_statistics_traits(
     Examples
     --------
     >>> import pandas as pd
-    >>> R = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    >>> gm = GeneMap(pd.DataFrame({"GENE": ["A", "B"], "CHR": ["1", "1"], "n_variants": [1, 2]}),
-    ...              [np.array([0]), np.array([1, 2])])
-    >>> z = np.array([[9.0, 8.1, 0.0], [0.0, 0.0, 3.0]]); zeta = np.array([[9.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
-    >>> [st.n_conditioned.tolist() for st in gene_statistics_traits(z, zeta, [R], gm)]  # trait 2: signal in B
-    [[0, 1], [1, 0]]
+    >>> genes = GeneMap(pd.DataFrame({"GENE": ["G1", "G2"], "CHR": "1", "n_variants": [2, 2]}),
+    ...                 [np.array([0, 1]), np.array([2, 3])])
+    >>> z = np.array([[5.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 4.0]])    # two traits, one signal each
+    >>> both = gene_statistics_traits(z, z, [0.5 * np.eye(4) + 0.5], genes)
+    >>> [st.n_conditioned.tolist() for st in both]   # each gene conditions on the other gene's signals
+    [[1, 1], [1, 0]]
     """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise InputError(f"gene_statistics_traits: unknown option {unknown[0]!r}; expected one of {list(_OPTIONS)}")
+    opts = {**_OPTIONS, **options}
+    threshold, proxy_r, lead_z, strong_z = opts["threshold"], opts["proxy_r"], opts["lead_z"], opts["strong_z"]
+    min_variance = opts["min_variance"]
     z = np.atleast_2d(np.asarray(z, dtype=np.float64))
     n_traits = z.shape[0]
     if zeta is not None:
@@ -249,7 +252,7 @@ def gene_statistics_traits(
     Q = np.zeros((n_traits, n_genes))
     wald = np.zeros((n_traits, n_genes))
     wald_df = np.zeros((n_traits, n_genes), dtype=np.int64)
-    wald_min = max(wald_min_variance, min_variance)
+    wald_min = max(opts["wald_min_variance"], min_variance)
     n_cond = np.zeros((n_traits, n_genes), dtype=np.int64)
     parts: list[list[list[np.ndarray]]] = [[[] for _ in range(n_genes)] for _ in range(n_traits)]
     by_block: dict[int, list[tuple[int, np.ndarray]]] = {}
