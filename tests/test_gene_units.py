@@ -105,6 +105,10 @@ def test_chunks_are_cut_at_equal_cost():
     share = np.array([costs[p].sum() for p in parts]) / costs.sum()
     # a cut falls between genes, so a chunk is off its quarter by at most one gene's cost (2/88 here)
     assert np.all(np.abs(share - 0.25) <= costs.max() / costs.sum())
+    # tapered: the chunks' costs fall from first to last, the first about 4 times the last
+    tapered = [costs[p].sum() for p in units._cut(costs, 4, taper=4.0)]
+    assert all(np.diff(tapered) < 0)
+    assert tapered[0] / tapered[-1] == pytest.approx(4.0, rel=0.3)  # cuts fall between genes: not exact
     assert len(units._cut(costs, 1000)) <= len(sizes)  # never more chunks than genes, none empty
     assert all(p.size for p in units._cut(costs, 1000))
 

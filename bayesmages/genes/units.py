@@ -7,11 +7,11 @@ and p-values of all its genes for all traits and reports its own CPU time. The t
 unit for all traits (:func:`bayesmages.genes.conditional.gene_statistics_traits`), and the p-values of all
 traits are one vectorised call of the quadratic-form engine.
 
-**Balance.** Chunks are cut at equal estimated cost, not at equal gene counts (:func:`gene_costs`), and a
-local map gets :data:`CHUNKS_PER_WORKER` chunks per worker, submitted largest first, so that a worker that
-draws expensive genes is not left running alone at the end. The cut only decides which process computes a
-gene: every gene's numbers are the same whatever the chunks (each matrix is decomposed by itself; the
-p-value engine pads each form to a width fixed by its size alone).
+**Balance.** Chunks are cut by estimated cost, not by gene counts (:func:`gene_costs`): a local map gets
+:data:`CHUNKS_PER_WORKER` chunks per worker whose costs decrease (:data:`TAPER`), submitted largest first, so
+that the last units to start are small and no worker is left running alone at the end. The cut only decides
+which process computes a gene: every gene's numbers are the same whatever the chunks (each matrix is
+decomposed by itself; the p-value engine pads each form to a width fixed by its size alone).
 
 This module also holds the per-unit computations that the single-trait API
 (:mod:`bayesmages.genes.enrichment`) re-exports: :func:`gene_eigenvalues`, :func:`conditional_pvalues`.
@@ -36,15 +36,16 @@ from bayesmages.io.ldrefs import LDRefs, spill_blocks
 from bayesmages.stats.multitest import cauchy_rows
 from bayesmages.stats.quadform import pvalue_many
 
-__all__ = ["CHUNKS_PER_WORKER", "GeneUnit", "as_ld_blocks", "conditional_pvalues", "form_pvalues", "gene_costs",
-           "gene_eigenvalues", "make_units", "map_gene_units", "run_unit"]
+__all__ = ["CHUNKS_PER_WORKER", "TAPER", "GeneUnit", "as_ld_blocks", "conditional_pvalues", "form_pvalues",
+           "gene_costs", "gene_eigenvalues", "make_units", "map_gene_units", "run_unit"]
 
-#: Gene chunks per local worker, cut at equal estimated cost and submitted largest first. A map waits for its
-#: busiest worker, which can finish up to one chunk after the others, so small chunks bound that wait; a chunk
-#: costs almost nothing by itself (all 4 traits x 1,665 genes of the 100,000-variant benchmark took 5.0-5.3 CPU s
-#: as 1, 8 or 32 chunks, within the noise of the shared machine), while two chunks per worker, one trait at a
-#: time, left one worker idle for up to a chunk per trait.
-CHUNKS_PER_WORKER = 8
+#: Gene chunks per local worker, submitted largest first. Each chunk costs a fixed ~15 ms in the p-value engine
+#: (one vectorised call per size bucket: 6,660 gene x trait forms took 1.06-1.11 CPU s in one call, 1.19-1.46 s
+#: in 16 and 1.75-1.90 s in 64, on the 100,000-variant benchmark), so chunks are few; their estimated costs
+#: decrease (:data:`TAPER`), so that the last chunks to start are small and the workers finish together.
+CHUNKS_PER_WORKER = 4
+#: Estimated cost of the first chunk over that of the last (linear in between).
+TAPER = 4.0
 #: Dask: about four chunks per worker thread would need a live client to count; 64 chunks keep transfers
 #: small and load balanced on clusters of up to a few dozen workers.
 DASK_CHUNKS = 64
@@ -260,18 +261,19 @@ def run_unit(unit: GeneUnit) -> dict[str, Any]:
             "start": wall0, "end": time.perf_counter(), "pid": os.getpid(), "n_genes": n_genes}
 
 
-def _cut(costs: np.ndarray, n: int) -> list[np.ndarray]:
-    """Consecutive index runs of about equal summed cost (at most ``n``, none empty)."""
+def _cut(costs: np.ndarray, n: int, taper: float = 1.0) -> list[np.ndarray]:
+    """Consecutive index runs (at most ``n``, none empty) whose summed costs fall linearly by ``taper`` (1: equal)."""
     n = int(min(max(n, 1), costs.size))
     ends = np.cumsum(costs)
-    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, n) / n, side="left") + 1
+    share = np.linspace(taper, 1.0, n)
+    cuts = np.searchsorted(ends, ends[-1] * np.cumsum(share)[:-1] / share.sum(), side="left") + 1
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, costs.size - 1), [costs.size]]))
     return [np.arange(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def make_units(gmap: GeneMap, blocks: list[np.ndarray], method: str, traits: dict[str, Any],
-               n: int, ld_of: Any) -> list[GeneUnit]:
-    """Cut the genes into ``n`` consecutive chunks of about equal cost, each with only the blocks it touches.
+               n: int, ld_of: Any, taper: float = 1.0) -> list[GeneUnit]:
+    """Cut the genes into ``n`` consecutive chunks (costs falling by ``taper``), each with only the blocks it touches.
 
     ``traits`` holds the whole-data arrays (``z``/``zeta`` (T, m), or ``q_stat`` (T, G) and ``eps``);
     ``ld_of(block ids)`` gives a unit's LD (references, or the blocks).
@@ -280,7 +282,7 @@ def make_units(gmap: GeneMap, blocks: list[np.ndarray], method: str, traits: dic
     n_traits = len(traits["eps"]) if method == "epsilon" else traits["z"].shape[0]
     costs = gene_costs(gmap) * n_traits
     units: list[GeneUnit] = []
-    for part in _cut(costs, n):
+    for part in _cut(costs, n, taper):
         idx = [gmap.indices[i] for i in part]
         used = np.unique(np.concatenate([np.searchsorted(starts, ix, side="right") - 1 for ix in idx]))
         new_start = block_layout([blocks[b].shape[0] for b in used])
@@ -309,7 +311,7 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
     """Every trait's ``(Q, p, p_method[, n_conditioned])`` over all genes, and the units' accounting.
 
     Serial (``workers=1``, no scheduler): one unit in this process. Local workers: :data:`CHUNKS_PER_WORKER`
-    chunks per worker, largest first, each opening its LD blocks itself (from ``ld`` when it is an
+    chunks per worker of decreasing cost, largest first, each opening its LD blocks itself (from ``ld`` when it is an
     :class:`~bayesmages.io.ldrefs.LDRefs`, else from temporary files written here, a repeated block object
     once). Dask: :data:`DASK_CHUNKS` chunks, each naming its blocks when ``ld`` is an LDRefs (the workers
     must read its files) and carrying them otherwise. Results are identical for any of these.
@@ -334,7 +336,7 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
                 source = None
             units = make_units(gmap, blocks, method, traits, min(n, max(1, len(gmap))),
                                (lambda used: [blocks[b] for b in used]) if source is None
-                               else (lambda used: (source, used)))
+                               else (lambda used: (source, used)), taper=TAPER if scheduler is None else 1.0)
             # largest first: the last units to start are small, so the workers finish together
             order = sorted(range(len(units)), key=lambda i: -units[i].cost)
             names = _names(units)
