@@ -39,7 +39,7 @@ from bayesmages.stats.quadform import pvalue_many
 __all__ = ["CHUNKS_PER_WORKER", "TAPER", "GeneUnit", "as_ld_blocks", "conditional_pvalues", "form_pvalues",
            "gene_costs", "gene_eigenvalues", "make_units", "map_gene_units", "run_unit"]
 
-#: Gene chunks per local worker, submitted largest first. Each chunk costs a fixed ~15 ms in the p-value engine
+#: Gene chunks per local worker, submitted largest first. Each chunk costs a fixed 10-20 ms in the p-value engine
 #: (one vectorised call per size bucket: 6,660 gene x trait forms took 1.06-1.11 CPU s in one call, 1.19-1.46 s
 #: in 16 and 1.75-1.90 s in 64, on the 100,000-variant benchmark), so chunks are few; their estimated costs
 #: decrease (:data:`TAPER`), so that the last chunks to start are small and the workers finish together.
