@@ -14,6 +14,7 @@ from bayesmages.cli import main as cli_main
 from bayesmages.errors import InputError
 from bayesmages.genes import GeneMap, enrichment
 from bayesmages.genes.conditional import gene_statistics
+from bayesmages.genes.units import form_pvalues
 
 
 def ar1(m: int, rho: float) -> np.ndarray:
@@ -42,7 +43,7 @@ def pvals(st) -> np.ndarray:
 
 
 def marginal_pvals(st) -> np.ndarray:
-    return enrichment._pvalues(st.Q, st.weights)[0]
+    return form_pvalues(st.Q, st.weights)[0]
 
 
 def binomial_upper(alpha: float, n: int) -> float:

@@ -65,7 +65,7 @@ from bayesmages.errors import InputError
 from bayesmages.genes.mapping import GeneMap, block_layout
 
 __all__ = ["DEFAULT_LEAD_Z", "DEFAULT_MIN_VARIANCE", "DEFAULT_PROXY_R", "DEFAULT_STRONG_Z", "DEFAULT_THRESHOLD",
-           "DEFAULT_WALD_MIN_VARIANCE", "GeneStatistics", "gene_statistics"]
+           "DEFAULT_WALD_MIN_VARIANCE", "GeneStatistics", "gene_statistics", "gene_statistics_traits"]
 
 #: |beta_shrunk / se| above which an outside variant is conditioned on. Chosen on msprime blocks that the
 #: shrinker was not trained on (docs/genes.md): 0.25 conditions on shrinkage noise and loses power,
@@ -183,71 +183,142 @@ def gene_statistics(
     >>> st.n_conditioned.tolist(), round(float(st.Q[1]), 6)    # B's spill-over from A is removed
     ([0, 1], 0.0)
     """
+    return gene_statistics_traits(z[None, :], None if zeta is None else zeta[None, :], blocks, gene_map,
+                                  threshold=threshold, proxy_r=proxy_r, lead_z=lead_z, strong_z=strong_z,
+                                  min_variance=min_variance, wald_min_variance=wald_min_variance)[0]
+
+
+def _members(loc: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.isin(values, loc)`` for sorted ``loc``; a contiguous range (most genes) is two comparisons."""
+    if loc.size and int(loc[-1]) - int(loc[0]) + 1 == loc.size:
+        return (values >= loc[0]) & (values <= loc[-1])
+    return np.isin(values, loc)
+
+
+_OPTIONS = {"threshold": DEFAULT_THRESHOLD, "proxy_r": DEFAULT_PROXY_R, "lead_z": DEFAULT_LEAD_Z,
+            "strong_z": DEFAULT_STRONG_Z, "min_variance": DEFAULT_MIN_VARIANCE,
+            "wald_min_variance": DEFAULT_WALD_MIN_VARIANCE}
+
+
+def gene_statistics_traits(z: np.ndarray, zeta: np.ndarray | None, blocks: list[np.ndarray], gene_map: GeneMap,
+                           **options: float) -> list[GeneStatistics]:
+    """:func:`gene_statistics` of several traits on the same LD and genes, one per row of ``z``.
+
+    The work that does not depend on the trait is done once: the genes' rows in each block and their
+    LD submatrices are cut once for all traits, a pseudo-inverse R_AA^+ is shared by every gene and trait
+    of a block that conditions on the same set A, and the eigendecompositions of all traits' C_g of one
+    size are one batched call. Each trait's result equals :func:`gene_statistics` on that trait alone,
+    bit for bit (every matrix is decomposed by itself, in the same arithmetic).
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        (T, m) z-scores, one row per trait.
+    zeta : numpy.ndarray or None
+        (T, m) shrunk z-scores; ``None``: the marginal test for every trait.
+    blocks, gene_map : list of numpy.ndarray, GeneMap
+        As in :func:`gene_statistics`.
+    **options : float
+        ``threshold``, ``proxy_r``, ``lead_z``, ``strong_z``, ``min_variance``, ``wald_min_variance``: as in
+        :func:`gene_statistics`, with its defaults.
+
+    Returns
+    -------
+    list of GeneStatistics
+        One per trait, in the order of the rows of ``z``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> genes = GeneMap(pd.DataFrame({"GENE": ["G1", "G2"], "CHR": "1", "n_variants": [2, 2]}),
+    ...                 [np.array([0, 1]), np.array([2, 3])])
+    >>> z = np.array([[5.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 4.0]])    # two traits, one signal each
+    >>> both = gene_statistics_traits(z, z, [0.5 * np.eye(4) + 0.5], genes)
+    >>> [st.n_conditioned.tolist() for st in both]   # each gene conditions on the other gene's signals
+    [[1, 1], [1, 0]]
+    """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise InputError(f"gene_statistics_traits: unknown option {unknown[0]!r}; expected one of {list(_OPTIONS)}")
+    opts = {**_OPTIONS, **options}
+    threshold, proxy_r, lead_z, strong_z = opts["threshold"], opts["proxy_r"], opts["lead_z"], opts["strong_z"]
+    min_variance = opts["min_variance"]
+    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    n_traits = z.shape[0]
+    if zeta is not None:
+        zeta = np.atleast_2d(np.asarray(zeta, dtype=np.float64))
     starts = block_layout([b.shape[0] for b in blocks])
     n_genes = len(gene_map.indices)
-    Q = np.zeros(n_genes)
-    wald = np.zeros(n_genes)
-    wald_df = np.zeros(n_genes, dtype=np.int64)
-    wald_min = max(wald_min_variance, min_variance)
-    n_cond = np.zeros(n_genes, dtype=np.int64)
-    parts: list[list[np.ndarray]] = [[] for _ in range(n_genes)]
+    Q = np.zeros((n_traits, n_genes))
+    wald = np.zeros((n_traits, n_genes))
+    wald_df = np.zeros((n_traits, n_genes), dtype=np.int64)
+    wald_min = max(opts["wald_min_variance"], min_variance)
+    n_cond = np.zeros((n_traits, n_genes), dtype=np.int64)
+    parts: list[list[list[np.ndarray]]] = [[[] for _ in range(n_genes)] for _ in range(n_traits)]
     by_block: dict[int, list[tuple[int, np.ndarray]]] = {}
     for g, ix in enumerate(gene_map.indices):
         if ix.size and ix[-1] >= starts[-1]:
             raise InputError(f"genes: gene {gene_map.genes['GENE'].iloc[g]!r} uses variant {ix[-1]} but the LD "
                              f"blocks hold {starts[-1]} variants")
         blk = np.searchsorted(starts, ix, side="right") - 1
+        if blk[0] == blk[-1]:  # most genes lie in one block
+            by_block.setdefault(int(blk[0]), []).append((g, ix - starts[blk[0]]))
+            continue
         for b in np.unique(blk):
             by_block.setdefault(int(b), []).append((g, ix[blk == b] - starts[b]))
+    empty = np.empty(0, dtype=np.int64)
     for b, members in by_block.items():
         R = blocks[b]
-        zb = z[starts[b]:starts[b + 1]]
-        selected = (np.flatnonzero(np.abs(zeta[starts[b]:starts[b + 1]]) > threshold) if zeta is not None
-                    else np.empty(0, dtype=np.int64))
+        zb = z[:, starts[b]:starts[b + 1]]
+        abs_zb = np.abs(zb)
+        selected = ([np.flatnonzero(np.abs(zeta[t, starts[b]:starts[b + 1]]) > threshold) for t in range(n_traits)]
+                    if zeta is not None else [empty] * n_traits)
         pinv_cache: dict[bytes, np.ndarray] = {}  # R_AA^+ by conditioning set (most genes share one)
-        by_size: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        by_size: dict[int, list[tuple[int, int, np.ndarray, np.ndarray]]] = {}
         for g, loc in members:
-            inside = np.isin(selected, loc)
-            A = selected[~inside]
-            if inside.any() and proxy_r < 1:
-                proxies = np.abs(R[selected[inside]]).max(axis=0) >= proxy_r
-                proxies[loc] = False
-                A = np.union1d(A, np.flatnonzero(proxies))
-            if zeta is not None:
-                # outside variants that could matter at all: |z| above the smaller of the two rules' cut-offs
-                lead_cut = max(float(np.abs(zb[loc]).max()), lead_z)
-                cut = min(lead_cut, strong_z)
-                candidates = np.flatnonzero(np.abs(zb) > cut)
-                candidates = candidates[~np.isin(candidates, loc)]
-                if candidates.size:
-                    ld_gene = np.abs(R[np.ix_(loc, candidates)]).max(axis=0)
-                    zc = np.abs(zb[candidates])
-                    lead = (zc > lead_cut) & (ld_gene >= _LEAD_R)
-                    strong = (zc >= strong_z) & (ld_gene >= _LEAD_R) & (ld_gene < _STRONG_R)
-                    A = np.union1d(A, candidates[lead | strong])
             Rgg = R[np.ix_(loc, loc)]
-            if A.size:
-                key = A.tobytes()
-                if key not in pinv_cache:
-                    pinv_cache[key] = _pinv_psd(R[np.ix_(A, A)])
-                P = pinv_cache[key]
-                RgA = R[np.ix_(loc, A)]
-                K = RgA @ P
-                r = zb[loc] - K @ zb[A]
-                C = Rgg - K @ RgA.T
-            else:
-                r, C = zb[loc], Rgg
-            n_cond[g] += A.size
-            by_size.setdefault(loc.size, []).append((g, r, (C + C.T) / 2))
+            for t in range(n_traits):
+                sel = selected[t]
+                inside = _members(loc, sel)
+                A = sel[~inside]
+                if inside.any() and proxy_r < 1:
+                    proxies = np.abs(R[sel[inside]]).max(axis=0) >= proxy_r
+                    proxies[loc] = False
+                    A = np.union1d(A, np.flatnonzero(proxies))
+                if zeta is not None:
+                    # outside variants that could matter at all: |z| above the smaller of the two rules' cut-offs
+                    lead_cut = max(float(abs_zb[t, loc].max()), lead_z)
+                    cut = min(lead_cut, strong_z)
+                    candidates = np.flatnonzero(abs_zb[t] > cut)
+                    candidates = candidates[~_members(loc, candidates)]
+                    if candidates.size:
+                        ld_gene = np.abs(R[np.ix_(loc, candidates)]).max(axis=0)
+                        zc = abs_zb[t, candidates]
+                        lead = (zc > lead_cut) & (ld_gene >= _LEAD_R)
+                        strong = (zc >= strong_z) & (ld_gene >= _LEAD_R) & (ld_gene < _STRONG_R)
+                        A = np.union1d(A, candidates[lead | strong])
+                if A.size:
+                    key = A.tobytes()
+                    if key not in pinv_cache:
+                        pinv_cache[key] = _pinv_psd(R[np.ix_(A, A)])
+                    P = pinv_cache[key]
+                    RgA = R[np.ix_(loc, A)]
+                    K = RgA @ P
+                    r = zb[t, loc] - K @ zb[t, A]
+                    C = Rgg - K @ RgA.T
+                else:
+                    r, C = zb[t, loc], Rgg
+                n_cond[t, g] += A.size
+                by_size.setdefault(loc.size, []).append((t, g, r, (C + C.T) / 2))
         for items in by_size.values():
-            w, U = np.linalg.eigh(np.stack([c for _, _, c in items]))
-            for (g, r, _), wk, Uk in zip(items, w, U):
+            w, U = np.linalg.eigh(np.stack([c for _, _, _, c in items]))
+            for (t, g, r, _), wk, Uk in zip(items, w, U):
                 keep = wk >= min_variance
                 proj2 = (Uk[:, keep].T @ r) ** 2
-                Q[g] += float(np.sum(proj2))
+                Q[t, g] += float(np.sum(proj2))
                 in_wald = wk[keep] >= wald_min
-                wald[g] += float(np.sum(proj2[in_wald] / wk[keep][in_wald]))
-                wald_df[g] += int(in_wald.sum())
-                parts[g].append(wk[keep])
-    weights = [np.concatenate(p) if p else np.empty(0) for p in parts]
-    return GeneStatistics(Q=Q, weights=weights, n_conditioned=n_cond, wald=wald, wald_df=wald_df)
+                wald[t, g] += float(np.sum(proj2[in_wald] / wk[keep][in_wald]))
+                wald_df[t, g] += int(in_wald.sum())
+                parts[t][g].append(wk[keep])
+    return [GeneStatistics(Q=Q[t], weights=[np.concatenate(p) if p else np.empty(0) for p in parts[t]],
+                           n_conditioned=n_cond[t], wald=wald[t], wald_df=wald_df[t]) for t in range(n_traits)]

@@ -28,47 +28,21 @@ single cluster, which makes the test conservative, and a warning says so.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
-from bayesmages._threads import one_blas_thread
 from bayesmages.errors import AccuracyWarning, InputError
-from bayesmages.genes.conditional import DEFAULT_THRESHOLD, GeneStatistics, gene_statistics
-from bayesmages.genes.mapping import GeneMap, block_layout, map_genes
-from bayesmages.io.ldrefs import LDRefs, spill_blocks
-from bayesmages.stats.multitest import bh, cauchy_rows
-from bayesmages.stats.quadform import pvalue_many
+from bayesmages.genes.conditional import DEFAULT_THRESHOLD
+from bayesmages.genes.mapping import GeneMap, map_genes
+from bayesmages.genes.units import as_ld_blocks, conditional_pvalues, gene_eigenvalues, map_gene_units
+from bayesmages.stats.multitest import bh
 
-__all__ = ["TESTS", "conditional_pvalues", "gene_eigenvalues", "null_variance_from_fit", "test"]
+__all__ = ["TESTS", "conditional_pvalues", "gene_eigenvalues", "null_variance_from_fit", "test", "test_traits"]
 
 TOP_WEIGHT_MIN = 0.01  # pi_0 above which the 2nd cluster (by variance) is the null one
-
-
-def _blocks(ld_blocks: Any) -> list[np.ndarray]:
-    """Accept one matrix / LDBlock, a sequence of them or an LDRefs; return float64 square matrices.
-
-    The blocks of an :class:`~bayesmages.io.ldrefs.LDRefs` are returned memory-mapped and not checked
-    again (whoever wrote the files wrote checked blocks).
-    """
-    if isinstance(ld_blocks, LDRefs):
-        if not len(ld_blocks):
-            raise InputError("ld_blocks: expected at least one LD block")
-        return ld_blocks.blocks()
-    items = [ld_blocks] if (hasattr(ld_blocks, "R") or (isinstance(ld_blocks, np.ndarray) and ld_blocks.ndim == 2)) \
-        else list(ld_blocks)
-    out = []
-    for b, item in enumerate(items):
-        R = np.asarray(getattr(item, "R", item), dtype=np.float64)
-        if R.ndim != 2 or R.shape[0] != R.shape[1] or not np.all(np.isfinite(R)):
-            raise InputError(f"ld_blocks[{b}]: expected a finite square LD matrix, got shape {R.shape}")
-        out.append(R)
-    if not out:
-        raise InputError("ld_blocks: expected at least one LD block")
-    return out
 
 
 def null_variance_from_fit(cluster_fit: Any) -> tuple[float, str]:
@@ -122,57 +96,6 @@ def _fit_null_variance(beta: np.ndarray, seed: int, truncation: int) -> tuple[fl
 
     fit = get_model("dp_mixture", truncation=truncation).fit(beta.reshape(-1, 1), seed=seed)
     return null_variance_from_fit(fit)
-
-
-def gene_eigenvalues(gene_map: GeneMap, ld_blocks: Any, null_variance: float = 1.0) -> list[np.ndarray]:
-    """Eigenvalues of ``null_variance * R_g`` per gene (block-diagonal R_g across blocks).
-
-    Genes inside one block are grouped by size and decomposed in batches (``numpy.linalg.eigvalsh``
-    on stacked matrices), which removes the per-gene Python overhead.
-
-    Parameters
-    ----------
-    gene_map : GeneMap
-        From :func:`bayesmages.genes.mapping.map_genes`.
-    ld_blocks : array or sequence of arrays / LDBlock
-        LD blocks laid one after another in data order.
-    null_variance : float
-        epsilon.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        Non-negative eigenvalues per gene.
-
-    Examples
-    --------
-    >>> from bayesmages.genes.mapping import GeneMap
-    >>> gm = GeneMap(pd.DataFrame({"GENE": ["A"], "CHR": ["1"], "n_variants": [2]}), [np.array([0, 1])])
-    >>> np.round(gene_eigenvalues(gm, np.array([[1.0, 0.5], [0.5, 1.0]]))[0], 3).tolist()
-    [0.5, 1.5]
-    """
-    blocks = _blocks(ld_blocks)
-    starts = block_layout([b.shape[0] for b in blocks])
-    out: list[np.ndarray | None] = [None] * len(gene_map.indices)
-    batches: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-    for g, ix in enumerate(gene_map.indices):
-        if ix.size and ix[-1] >= starts[-1]:
-            raise InputError(f"genes: gene {gene_map.genes['GENE'].iloc[g]!r} uses variant {ix[-1]} but the LD "
-                             f"blocks hold {starts[-1]} variants")
-        blk = np.searchsorted(starts, ix, side="right") - 1
-        if blk[0] == blk[-1]:
-            batches.setdefault((int(blk[0]), ix.size), []).append((g, ix - starts[blk[0]]))
-        else:
-            parts = [np.linalg.eigvalsh(blocks[b][np.ix_(loc, loc)])
-                     for b in np.unique(blk) for loc in [ix[blk == b] - starts[b]]]
-            out[g] = np.concatenate(parts)
-    for (b, _size), members in batches.items():
-        R = blocks[b]
-        stack = np.stack([R[np.ix_(loc, loc)] for _, loc in members])
-        eig = np.linalg.eigvalsh(stack)
-        for (g, _), e in zip(members, eig):
-            out[g] = e
-    return [null_variance * np.clip(e, 0.0, None) for e in out]  # type: ignore[arg-type]
 
 
 TESTS = ("conditional", "marginal", "epsilon")
@@ -290,21 +213,15 @@ def test(
     beta = np.asarray(beta_shrunk, dtype=np.float64).ravel()
     if not np.all(np.isfinite(beta)):
         raise InputError("beta_shrunk: all effects must be finite")
-    blocks = _blocks(ld_blocks)
+    blocks = as_ld_blocks(ld_blocks)
     m = int(sum(b.shape[0] for b in blocks))
     if m != beta.size:
         raise InputError(f"beta_shrunk has {beta.size} values but the LD blocks cover {m} variants")
     if method is None:
         method = "epsilon" if (null_variance is not None or cluster_fit is not None) else "conditional"
-    if method not in TESTS:
-        raise InputError(f"method: expected one of {list(TESTS)}, got {method!r}")
-    if method != "epsilon" and (null_variance is not None or cluster_fit is not None):
-        raise InputError(f"null_variance and cluster_fit belong to method='epsilon', not {method!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers: expected a positive integer, got {workers!r}")
+    _check_method(method, null_variance is not None or cluster_fit is not None, workers, threshold)
     gmap = genes if isinstance(genes, GeneMap) else map_genes(
         genes, variants=variants, n_variants=m, by=by, index_base=index_base)
-    spec: dict[str, Any] = {"method": method}
     eps: float | None = None
     rule: str | None = None
     if method == "epsilon":
@@ -314,53 +231,163 @@ def test(
             eps, rule = null_variance_from_fit(cluster_fit)
         else:
             eps, rule = _fit_null_variance(beta, seed, truncation)
-        if not (np.isfinite(eps) and eps > 0):
-            raise InputError(f"null_variance: expected a positive number, got {eps!r}")
-        spec.update(eps=eps, q_stat=np.array([float(np.sum(beta[ix] ** 2)) for ix in gmap.indices]))
+        traits = _epsilon_arrays({"": beta}, {"": eps}, gmap)
     else:
-        z = _z_scores(beta_hat, se, m, method)
-        if not (np.isfinite(threshold) and threshold >= 0):
-            raise InputError(f"threshold: expected a non-negative number, got {threshold!r}")
-        spec.update(z=z, zeta=beta / np.asarray(se, dtype=np.float64).ravel() if method == "conditional" else None,
-                    threshold=float(threshold))
-    if scheduler is not None:
-        from bayesmages.parallel import map_units
+        traits = _z_arrays({"": beta}, {"": beta_hat}, {"": se}, m, method, threshold)
+    return _run(gmap, ld_blocks, blocks, method, traits, [eps], [rule], workers, scheduler)[0]
 
-        # About four chunks per Dask worker thread would need a live client to count; 64 chunks
-        # keep transfers small and load balanced on clusters of up to a few dozen workers. Dask
-        # workers need not share a file system with this process: each chunk carries its blocks.
-        chunks = _chunks(gmap, blocks, spec, min(64, max(1, len(gmap))))
-        # LDRefs given by the caller say the workers can read its files (shared file system, or a
-        # LocalCluster): then the chunks name their blocks instead
-        units = [(sub, (ld_blocks, used) if isinstance(ld_blocks, LDRefs) else [blocks[b] for b in used],
-                  sub_spec) for sub, used, sub_spec in chunks]
-        parts = map_units(_chunk_pvalues, units, scheduler=scheduler, desc="gene chunk", names=_chunk_names(chunks))
-    elif workers == 1 or len(gmap) < 2 * workers:
-        parts = [_chunk_pvalues((gmap, blocks, spec))]
+
+def test_traits(
+    beta_shrunk: Mapping[str, Sequence[float] | np.ndarray | pd.Series],
+    ld_blocks: Any,
+    genes: pd.DataFrame | GeneMap,
+    *,
+    beta_hat: Mapping[str, Sequence[float] | np.ndarray | pd.Series] | None = None,
+    se: Mapping[str, Sequence[float] | np.ndarray | pd.Series] | None = None,
+    null_variance: Mapping[str, float] | None = None,
+    method: str = "conditional",
+    threshold: float = DEFAULT_THRESHOLD,
+    variants: pd.DataFrame | None = None,
+    by: str = "auto",
+    index_base: str = "chromosome",
+    workers: int = 1,
+    scheduler: Any = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`test` of several traits on one LD reference and gene table, computed together.
+
+    Each trait's table equals ``test(...)`` of that trait alone, bit for bit. Done together, the genes are
+    mapped once, each gene's rows and LD submatrices are cut once for all traits (and for the epsilon test
+    each R_g is decomposed once and scaled by each trait's epsilon), and with ``workers > 1`` or a scheduler
+    all traits share one map of work units (chunks of genes x all traits, :mod:`bayesmages.genes.units`):
+    one wait for the slowest unit instead of one per trait.
+
+    Parameters
+    ----------
+    beta_shrunk : mapping of str to array_like
+        Trait name -> (m,) shrunk effects in data order.
+    ld_blocks, genes, threshold, variants, by, index_base, workers, scheduler
+        As in :func:`test`.
+    beta_hat, se : mapping of str to array_like, optional
+        Per trait (same keys as ``beta_shrunk``); required by the conditional and marginal tests.
+    null_variance : mapping of str to float, optional
+        Per-trait epsilon; required by ``method="epsilon"`` (take it from each trait's clustering with
+        :func:`null_variance_from_fit`).
+    method : str
+        ``"conditional"`` (default), ``"marginal"`` or ``"epsilon"``.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        Trait name -> the table :func:`test` returns, in the order of ``beta_shrunk``.
+
+    Raises
+    ------
+    InputError
+        As :func:`test`; also when the mappings' keys disagree.
+
+    Examples
+    --------
+    >>> genes = pd.DataFrame({"GENE": ["A", "B"], "CHR": [1, 1], "N_SNPS": [3, 3], "start_idx_chr": [0, 3],
+    ...                       "end_idx_chr": [2, 5], "chr_start_idx_gw": [0, 0]})
+    >>> bhat = {"T1": np.array([0.001, 0.0, 0.0, 0.03, 0.02, 0.01]), "T2": np.full(6, 0.001)}
+    >>> se = {t: np.full(6, 0.005) for t in bhat}
+    >>> out = test_traits({t: np.where(np.abs(b) > 0.015, b, 0.0) for t, b in bhat.items()}, np.eye(6), genes,
+    ...                   beta_hat=bhat, se=se)
+    >>> out["T1"].equals(test(np.where(np.abs(bhat["T1"]) > 0.015, bhat["T1"], 0.0), np.eye(6), genes,
+    ...                       beta_hat=bhat["T1"], se=se["T1"]))
+    True
+    """
+    names = list(beta_shrunk)
+    if not names:
+        raise InputError("beta_shrunk: expected at least one trait")
+    blocks = as_ld_blocks(ld_blocks)
+    m = int(sum(b.shape[0] for b in blocks))
+    betas = {}
+    for t in names:
+        betas[t] = np.asarray(beta_shrunk[t], dtype=np.float64).ravel()
+        if betas[t].size != m:
+            raise InputError(f"beta_shrunk[{t!r}] has {betas[t].size} values but the LD blocks cover {m} variants")
+        if not np.all(np.isfinite(betas[t])):
+            raise InputError(f"beta_shrunk[{t!r}]: all effects must be finite")
+    _check_method(method, False, workers, threshold)
+    gmap = genes if isinstance(genes, GeneMap) else map_genes(
+        genes, variants=variants, n_variants=m, by=by, index_base=index_base)
+    if method == "epsilon":
+        if null_variance is None:
+            raise InputError("null_variance: the epsilon test needs each trait's epsilon (trait -> float)")
+        eps = {t: float(v) for t, v in _per_trait(null_variance, names, "null_variance").items()}
+        traits = _epsilon_arrays(betas, eps, gmap)
+        eps_list: list[float | None] = [eps[t] for t in names]
+        rules: list[str | None] = ["given"] * len(names)
     else:
-        parts = _map_local(gmap, ld_blocks, blocks, spec, workers)
-    q_stat = np.concatenate([part[0] for part in parts]) if parts else np.empty(0)
-    p = np.concatenate([part[1] for part in parts]) if parts else np.empty(0)
-    p_method = np.concatenate([part[2] for part in parts]) if parts else np.empty(0, dtype=object)
-    res = gmap.genes[["GENE", "CHR", "n_variants"]].copy()
-    res["Q"] = q_stat
-    res["p_value"] = p
-    res["q_value"] = bh(p) if p.size else p
-    res["test"] = method
-    res["p_method"] = p_method
-    if method != "epsilon":
-        res["n_conditioned"] = np.concatenate([part[3] for part in parts]) if parts else np.empty(0, dtype=int)
-    approx = res["GENE"][p_method == "saddlepoint"].astype(str).tolist()
-    if approx:
-        # warned here, in the caller's thread, not inside worker threads or processes
-        warnings.warn(
-            f"gene test: the exact p-value integral did not converge for {len(approx)} gene(s) "
-            f"({', '.join(approx[:5])}{', ...' if len(approx) > 5 else ''}); their p-values use the saddlepoint "
-            "approximation (relative error up to ~15%) and are marked p_method='saddlepoint'",
-            AccuracyWarning, stacklevel=2)
-    res.attrs.update({"test": method, "null_variance": eps, "null_variance_rule": rule,
-                      "unmapped": list(gmap.unmapped)})
-    return res
+        traits = _z_arrays(betas, _per_trait(beta_hat, names, "beta_hat"), _per_trait(se, names, "se"), m,
+                           method, threshold)
+        eps_list, rules = [None] * len(names), [None] * len(names)
+    return dict(zip(names, _run(gmap, ld_blocks, blocks, method, traits, eps_list, rules, workers, scheduler)))
+
+
+def _per_trait(values: Mapping[str, Any] | None, names: list[str], what: str) -> dict[str, Any]:
+    if values is None:
+        return {t: None for t in names}
+    if set(values) != set(names):
+        raise InputError(f"{what}: expected one entry per trait {names}, got {sorted(values)}")
+    return {t: values[t] for t in names}
+
+
+def _check_method(method: str, has_eps: bool, workers: Any, threshold: float) -> None:
+    if method not in TESTS:
+        raise InputError(f"method: expected one of {list(TESTS)}, got {method!r}")
+    if method != "epsilon" and has_eps:
+        raise InputError(f"null_variance and cluster_fit belong to method='epsilon', not {method!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers: expected a positive integer, got {workers!r}")
+    if method != "epsilon" and not (np.isfinite(threshold) and threshold >= 0):
+        raise InputError(f"threshold: expected a non-negative number, got {threshold!r}")
+
+
+def _epsilon_arrays(betas: dict[str, np.ndarray], eps: dict[str, float], gmap: GeneMap) -> dict[str, Any]:
+    for t, e in eps.items():
+        if e is None or not (np.isfinite(e) and e > 0):
+            raise InputError(f"null_variance{f'[{t!r}]' if t else ''}: expected a positive number, got {e!r}")
+    q_stat = np.array([[float(np.sum(beta[ix] ** 2)) for ix in gmap.indices] for beta in betas.values()])
+    return {"q_stat": q_stat.reshape(len(betas), len(gmap)), "eps": np.array([eps[t] for t in betas])}
+
+
+def _z_arrays(betas: dict[str, np.ndarray], beta_hat: dict[str, Any], se: dict[str, Any], m: int, method: str,
+              threshold: float) -> dict[str, Any]:
+    z = np.stack([_z_scores(beta_hat[t], se[t], m, method) for t in betas])
+    zeta = (np.stack([betas[t] / np.asarray(se[t], dtype=np.float64).ravel() for t in betas])
+            if method == "conditional" else None)
+    return {"z": z, "zeta": zeta, "threshold": float(threshold)}
+
+
+def _run(gmap: GeneMap, ld_blocks: Any, blocks: list[np.ndarray], method: str, traits: dict[str, Any],
+         eps: list[float | None], rules: list[str | None], workers: int, scheduler: Any) -> list[pd.DataFrame]:
+    """Map the units and build each trait's table (BH q-values; saddlepoint fallbacks warned here)."""
+    parts, stats = map_gene_units(gmap, ld_blocks, blocks, method, traits, workers=workers, scheduler=scheduler)
+    out = []
+    for part, e, rule in zip(parts, eps, rules):
+        q_stat, p, p_method = part[:3]
+        res = gmap.genes[["GENE", "CHR", "n_variants"]].copy()
+        res["Q"] = q_stat
+        res["p_value"] = p
+        res["q_value"] = bh(p) if p.size else p
+        res["test"] = method
+        res["p_method"] = p_method
+        if method != "epsilon":
+            res["n_conditioned"] = part[3]
+        approx = res["GENE"][p_method == "saddlepoint"].astype(str).tolist()
+        if approx:
+            # warned here, in the caller's thread, not inside worker threads or processes
+            warnings.warn(
+                f"gene test: the exact p-value integral did not converge for {len(approx)} gene(s) "
+                f"({', '.join(approx[:5])}{', ...' if len(approx) > 5 else ''}); their p-values use the "
+                "saddlepoint approximation (relative error up to ~15%) and are marked p_method='saddlepoint'",
+                AccuracyWarning, stacklevel=3)
+        res.attrs.update({"test": method, "null_variance": e, "null_variance_rule": rule,
+                          "unmapped": list(gmap.unmapped), "units": stats})
+        out.append(res)
+    return out
 
 
 def _z_scores(beta_hat: Any, se: Any, m: int, method: str) -> np.ndarray:
@@ -376,131 +403,6 @@ def _z_scores(beta_hat: Any, se: Any, m: int, method: str) -> np.ndarray:
     if np.any(s <= 0):
         raise InputError(f"se must be positive (row {int(np.argmax(s <= 0))} is {float(s[s <= 0][0]):g})")
     return b / s
-
-
-#: Gene chunks per local worker: the p-value engine is vectorised over the genes of a call, so fewer, larger
-#: chunks cost less (16 chunks took 1.3x the CPU of one); two per worker let one absorb a slower other.
-CHUNKS_PER_WORKER = 2
-
-
-def _map_local(gmap: GeneMap, ld_blocks: Any, blocks: list[np.ndarray], spec: dict[str, Any],
-               workers: int) -> list[tuple[np.ndarray, ...]]:
-    """Gene chunks over local worker processes that open the LD blocks themselves (by reference).
-
-    Processes, not threads: the per-gene work is many small numpy calls that hold the GIL (threads
-    gained 1.36x on 2 cores), and a unit that names its blocks costs no transfer (shipping the LD
-    made a process pool slower than serial).
-    """
-    import tempfile
-
-    from bayesmages.parallel import map_units
-
-    chunks = _chunks(gmap, blocks, spec, CHUNKS_PER_WORKER * workers)
-    names = _chunk_names(chunks)
-    if isinstance(ld_blocks, LDRefs):
-        return map_units(_chunk_pvalues, [(sub, (ld_blocks, used), s) for sub, used, s in chunks],
-                         workers=workers, desc="gene chunk", names=names)
-    with tempfile.TemporaryDirectory(prefix="bayesmages-ld-") as tmp:
-        source = spill_blocks(blocks, tmp)
-        return map_units(_chunk_pvalues, [(sub, (source, used), s) for sub, used, s in chunks],
-                         workers=workers, desc="gene chunk", names=names)
-
-
-def _chunk_names(chunks: list[tuple[GeneMap, list[int], dict[str, Any]]]) -> list[str]:
-    return [f"genes {sub.genes['GENE'].iloc[0]}..{sub.genes['GENE'].iloc[-1]}" for sub, _, _ in chunks]
-
-
-def _chunk_pvalues(unit: tuple[GeneMap, Any, dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(Q, p-values, how each p-value was computed[, n_conditioned]) of one chunk of genes (a picklable unit).
-
-    The chunk's LD is a list of blocks, or ``(LDRefs, block ids)`` read here.
-    """
-    gmap, blocks, spec = unit
-    if isinstance(blocks, tuple):
-        source, used = blocks
-        blocks = source.blocks(used)
-    if spec["method"] == "epsilon":
-        q_stat = spec["q_stat"]
-        with one_blas_thread():
-            eigs = gene_eigenvalues(gmap, blocks, spec["eps"])
-        return (q_stat, *_pvalues(q_stat, eigs))
-    with one_blas_thread():
-        st = gene_statistics(spec["z"], spec["zeta"], blocks, gmap, threshold=spec["threshold"])
-    if spec["method"] == "conditional":
-        return (st.Q, *conditional_pvalues(st), st.n_conditioned)
-    return (st.Q, *_pvalues(st.Q, st.weights), st.n_conditioned)
-
-
-def conditional_pvalues(st: GeneStatistics) -> tuple[np.ndarray, np.ndarray]:
-    """p-values of the conditional test: Cauchy combination of the exact p-values of Q_g and of the Wald form W_g.
-
-    Both are exact under H0 given the conditioning set (Q_g against sum_k c_k chi2_1, W_g against chi2 with
-    ``wald_df`` degrees of freedom); the equal-weight Cauchy combination is a valid p-value whatever their
-    dependence (:mod:`bayesmages.genes.conditional` says why both). Genes without a Wald direction keep the
-    p-value of Q_g. Returns the p-values and how the Q_g part was computed (as :func:`_pvalues`).
-
-    Examples
-    --------
-    >>> st = GeneStatistics(Q=np.array([3.84]), weights=[np.array([1.0])], n_conditioned=np.array([0]),
-    ...                     wald=np.array([3.84]), wald_df=np.array([1]))
-    >>> round(float(conditional_pvalues(st)[0][0]), 4)   # both parts are the same chi2_1 test: p = 0.05
-    0.05
-    """
-    p_q, method = _pvalues(st.Q, st.weights)
-    if st.wald is None or st.wald_df is None:
-        return p_q, method
-    ok = st.wald_df > 0
-    p = p_q.copy()
-    if ok.any():
-        p_w = chi2.sf(st.wald[ok], st.wald_df[ok])
-        p[ok] = cauchy_rows(np.column_stack([p_q[ok], p_w]))
-    return p, method
-
-
-def _pvalues(q_stat: np.ndarray, eigs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """p-values and how each was computed.
-
-    "exact", "saddlepoint" (the exact integral did not converge) or "none" (no testable direction, all weights
-    zero: no evidence against H0, p = 1).
-    """
-    p = np.ones(q_stat.size)
-    method = np.full(q_stat.size, "none", dtype=object)
-    ok = np.array([e.size > 0 and e.max() > 0 for e in eigs], dtype=bool)
-    if ok.any():
-        p[ok], approx = pvalue_many(q_stat[ok], [eigs[i] for i in np.flatnonzero(ok)], return_approximate=True)
-        method[ok] = np.where(approx, "saddlepoint", "exact")
-    return p, method
-
-
-def _chunks(gmap: GeneMap, blocks: list[np.ndarray], spec: dict[str, Any],
-            n: int) -> list[tuple[GeneMap, list[int], dict[str, Any]]]:
-    """Split genes into ``n`` contiguous chunks, each with only the LD blocks (and rows) it touches.
-
-    Per chunk: its genes re-indexed to those blocks, the blocks' ids, and the spec's per-variant arrays cut
-    to those blocks.
-    """
-    starts = block_layout([b.shape[0] for b in blocks])
-    units: list[tuple[GeneMap, list[int], dict[str, Any]]] = []
-    for part in np.array_split(np.arange(len(gmap)), n):
-        if part.size == 0:
-            continue
-        idx = [gmap.indices[i] for i in part]
-        used = np.unique(np.concatenate([np.searchsorted(starts, ix, side="right") - 1 for ix in idx]))
-        new_start = block_layout([blocks[b].shape[0] for b in used])
-        remap = {int(b): int(new_start[k] - starts[b]) for k, b in enumerate(used)}
-        moved = []
-        for ix in idx:
-            blk = np.searchsorted(starts, ix, side="right") - 1
-            moved.append(ix + np.array([remap[int(b)] for b in blk]))
-        sub = GeneMap(gmap.genes.iloc[part].reset_index(drop=True), moved)
-        sub_spec = dict(spec)
-        if "q_stat" in spec:
-            sub_spec["q_stat"] = spec["q_stat"][part]
-        for key in ("z", "zeta"):
-            if spec.get(key) is not None:
-                sub_spec[key] = np.concatenate([spec[key][starts[b]:starts[b + 1]] for b in used])
-        units.append((sub, [int(b) for b in used], sub_spec))
-    return units
 
 
 test.__test__ = False  # type: ignore[attr-defined]  # a library function, not a pytest test

@@ -62,7 +62,10 @@ def _as_gene_table(genes: pd.DataFrame, n_variants: int | None) -> pd.DataFrame:
 
 
 def _chrom(values: pd.Series) -> np.ndarray:
-    return values.astype(str).str.replace(r"^chr", "", regex=True, case=False).to_numpy()
+    # a variant table has a handful of distinct chromosome names: clean those, not every row
+    codes, names = pd.factorize(values.astype(str), use_na_sentinel=False)
+    clean = pd.Series(names, dtype=object).str.replace(r"^chr", "", regex=True, case=False).to_numpy(dtype=object)
+    return clean[codes] if codes.size else np.empty(0, dtype=object)
 
 
 def map_genes(
