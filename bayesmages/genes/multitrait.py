@@ -239,7 +239,9 @@ def _soft_type_scores(B: np.ndarray, traits: list[str], probs: Any, gmap: GeneMa
     for t, name in enumerate(traits):
         out[f"abs_{name}"] = _by_gene(Pr * absb[:, [t]], gene_of, G).ravel()
     out["abs_total"] = _by_gene(Pr * total[:, None], gene_of, G).ravel()
-    out["sd_total"] = np.sqrt(_by_gene(Pr * (1 - Pr) * total[:, None] ** 2, gene_of, G)).ravel()
+    # probabilities summing to 1 can exceed it by an ulp (full-precision tables): P (1 - P) must stay >= 0
+    P = np.clip(Pr, 0.0, 1.0)
+    out["sd_total"] = np.sqrt(_by_gene(P * (1 - P) * total[:, None] ** 2, gene_of, G)).ravel()
     out["expected_variants"] = _by_gene(Pr, gene_of, G).ravel()
     gene_prob = _gene_type_probabilities(Pr, types, traits, gene_of, G)
     null = types.index(NULL_TYPE) if NULL_TYPE in types else None
