@@ -92,6 +92,7 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
     rng = np.random.default_rng(seed)
     ps: dict[str, list[float]] = {}
     cases = []
+    hybrid_er: list[bool] = []  # per gene tested by the hybrid rule: did it use ER?
     t0 = time.perf_counter()
     out: dict = {}
     first, stop = reps if reps is not None else (0, n_pheno)
@@ -105,7 +106,7 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
         if tested:
             cases.append(int(y.sum()))
             null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
-        for _ in range(n_genes // n_pheno):
+        for gene in range(n_genes // n_pheno):
             G = _genes(rng, N_SAMPLES, 10, (-3.7, -2.0))  # drawn even when not tested: the same genes
             if not tested:
                 continue
@@ -118,6 +119,13 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
                 for t in ("skat", "burden", "skat-o"):
                     if want(f"spa {t}"):
                         ps.setdefault(f"spa {t}", []).append(test_scores(Sw, Phi, 1.0, t).p_value)
+            for t in ("skat", "burden", "skat-o"):
+                if want(f"hybrid {t}"):
+                    # a seed per gene, so that the resampled genes' p-values are independent draws
+                    res = bm.skat.test_prepared(pv.G, w, null, t, method_bin="hybrid", seed=rep * 1_000_003 + gene)
+                    ps.setdefault(f"hybrid {t}", []).append(res.p_value)
+                    if t == "skat":
+                        hybrid_er.append(res.method.startswith("er"))
             for t in ("skat", "burden"):
                 if want(f"asymptotic {t}"):
                     ps.setdefault(f"asymptotic {t}", []).append(bm.skat.test_prepared(pv.G, w, null, t).p_value)
@@ -140,6 +148,8 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
         out = {"case_fraction": fraction, "mean_cases": float(np.mean(cases)), "n_pheno": rep + 1 - first,
                "n_pheno_planned": stop - first, "seconds": round(time.perf_counter() - t0, 1),
                "tests": {k: _count(v) for k, v in ps.items()}}
+        if hybrid_er:
+            out["hybrid_er_genes"] = [int(sum(hybrid_er)), len(hybrid_er)]
         if reps is not None:
             out.update(reps=[first, rep + 1], p_values=ps, cases=cases)
         if save is not None:
@@ -156,7 +166,10 @@ def merge_parts(parts: list[dict]) -> dict:
         for k, v in part["p_values"].items():
             ps.setdefault(k, []).extend(v)
     cases = [c for part in parts for c in part["cases"]]
-    return {"case_fraction": parts[0]["case_fraction"], "mean_cases": float(np.mean(cases)),
+    extra = {}
+    if any("hybrid_er_genes" in part for part in parts):
+        extra["hybrid_er_genes"] = [sum(part.get("hybrid_er_genes", [0, 0])[i] for part in parts) for i in (0, 1)]
+    return {**extra, "case_fraction": parts[0]["case_fraction"], "mean_cases": float(np.mean(cases)),
             "n_pheno": sum(part["n_pheno"] for part in parts),
             "n_pheno_planned": sum(part["n_pheno_planned"] for part in parts),
             "seconds": round(sum(part["seconds"] for part in parts), 1),
@@ -184,6 +197,10 @@ def _markdown(res: dict) -> str:
         f"{fr['seconds']:,.0f} s (`{fr.get('command', res['command'])}`)"
         for fr in res["fractions"]) + ". A fraction stopped before its planned replicates "
         "(``--minutes``) has fewer tests than planned; its counts are exact for the tests it ran.", ""]
+    shares = [f"{100 * fr['case_fraction']:g}%: {fr['hybrid_er_genes'][0]:,} of {fr['hybrid_er_genes'][1]:,}"
+              for fr in res["fractions"] if "hybrid_er_genes" in fr]
+    if shares:
+        lines += ["Genes the hybrid rule sent to ER (the others to SPA): " + ", ".join(shares) + ".", ""]
     for fr in res["fractions"]:
         for name, info in fr.get("rows_rerun", {}).items():
             lines += [f"Row rerun on its own ({100 * fr['case_fraction']:g}% {name}): replicates "
@@ -206,6 +223,8 @@ def merge_into_json(part_files: list[str], path: Path) -> None:
     merged = merge_parts(parts)
     res = json.loads(path.read_text())
     frac = next(f for f in res["fractions"] if f["case_fraction"] == merged["case_fraction"])
+    if "hybrid_er_genes" in merged:
+        frac["hybrid_er_genes"] = merged["hybrid_er_genes"]
     for name, row in merged["tests"].items():
         frac["tests"][name] = row
         frac.setdefault("rows_rerun", {})[name] = {

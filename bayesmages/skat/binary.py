@@ -85,18 +85,20 @@ from bayesmages.skat.null import NullModel
 from bayesmages.skat.result import RHO_DEFAULT, SKATResult
 from bayesmages.skat.score_test import test_scores
 
-__all__ = ["BIN_METHODS", "ER_EXACT_MAX", "binary_test", "er_pvalue", "spa_pvalue", "spa_scores"]
+__all__ = ["BIN_METHODS", "ER_EXACT_MAX", "binary_test", "er_pvalue", "expected_minority_carriers", "spa_pvalue",
+           "spa_scores"]
 
 BIN_METHODS = ("er", "spa", "hybrid")
 ER_EXACT_MAX = 2**20  # carrier configurations enumerated exactly (R enumerates up to 2e6)
 _ER_TIE = 1e-6  # R's epsilon: |Q* - Q| <= 1e-6 on the scale S'S counts as a tie
 _ER_CRITICAL = 25  # R's r.critical: resampling stops once B * p >= 25
-_ER_ROUND = 10_000  # first resampling round; each further round doubles the total
+_ER_ROUND = 2_000  # first resampling round; each further round doubles the total (R's stopping rule decides)
 _SPA_CUTOFF = 2.0  # |z| beyond which the saddlepoint replaces the normal (SPAtest's default)
 _ER_CUTOFF = 1.0  # |z| beyond which a rare variant's exact law replaces the normal (see the docstring)
 _SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (see the docstring)
 _ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
 _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
+_HYBRID_ER_EXPECTED = 10.0  # hybrid: also ER while the carriers expect at most this many of the rarer outcome
 
 
 def _check_binary(null: NullModel, what: str) -> None:
@@ -142,6 +144,7 @@ class _CarrierLaw:
     p: np.ndarray  # (m,) fitted probabilities of the carriers
     log_nc: np.ndarray  # (m + 1,) log P(non-carriers have n_case - k cases), k = 0..m
     y_obs: np.ndarray  # (m,) observed 0/1
+    pb: np.ndarray | None = None  # (m + 1,) the carriers' own case-count pmf, where log_nc is finite (or None)
 
     @property
     def m(self) -> int:
@@ -162,12 +165,64 @@ class _CarrierLaw:
             L[i] = np.logaddexp(lq[i] + L[i + 1], np.concatenate([[-np.inf], lp[i] + L[i + 1, :-1]]))
         return L
 
-    def sample(self, B: int, rng: np.random.Generator) -> np.ndarray:
-        """B configurations (B x m uint8) drawn from the law."""
-        L = self.log_pb_suffix()
-        lk = L[0] + self.log_nc
+    def sample_cases(self, B: int, rng: np.random.Generator) -> np.ndarray:
+        """B configurations drawn from the law, as (B, k_max) indices of the case carriers (padded with m).
+
+        The number of case carriers k is drawn first. Given k, a configuration's probability is
+        proportional to the product of its case carriers' odds p/(1 - p), which is the law of k
+        independent draws with probabilities proportional to the odds *given that they are
+        distinct*: so k draws with replacement, rejected and redrawn while two coincide, are an exact
+        sample, in O(k) per draw instead of the O(m) of the sequential sampler. That pays where k
+        is small against the carriers (low expected case counts, the ER regime of the hybrid rule);
+        values of k whose acceptance exp(-k(k-1)/2 sum pi^2) would be below 1/4 use the sequential
+        sampler (:meth:`_sample_given_k`).
+        """
+        m = self.m
+        if self.pb is None:
+            self.pb = _pb_pmf(self.p, int(np.isfinite(self.log_nc).nonzero()[0].max()))
+        with np.errstate(divide="ignore"):
+            lk = np.log(self.pb) + self.log_nc
         pk = np.exp(lk - lk.max())
-        k = rng.choice(self.m + 1, size=B, p=pk / pk.sum())
+        k = rng.choice(m + 1, size=B, p=pk / pk.sum())
+        k_max = int(k.max()) if B else 0
+        out = np.full((B, max(k_max, 1)), m, dtype=np.int64)
+        odds = self.p / (1.0 - self.p)
+        pi = odds / odds.sum()
+        collide = float(pi @ pi)
+        dense_rows: list[np.ndarray] = []
+        for kk in np.unique(k):
+            rows = np.flatnonzero(k == kk)
+            if kk == 0:
+                continue
+            if kk * (kk - 1) / 2 * collide > math.log(4.0):
+                dense_rows.append(rows)
+                continue
+            todo = rows
+            while todo.size:
+                idx = rng.choice(m, size=(todo.size, kk), p=pi)
+                srt = np.sort(idx, axis=1)
+                ok = np.all(srt[:, 1:] != srt[:, :-1], axis=1) if kk > 1 else np.ones(todo.size, dtype=bool)
+                out[todo[ok], :kk] = srt[ok]
+                todo = todo[~ok]
+        if dense_rows:
+            rows = np.concatenate(dense_rows)
+            Y = self._sample_given_k(k[rows], rng)
+            r_i, c_i = np.nonzero(Y)
+            pos = np.arange(r_i.size) - np.searchsorted(r_i, r_i)  # rank of each case within its row
+            out[rows[r_i], pos] = c_i
+        return out
+
+    def sample(self, B: int, rng: np.random.Generator) -> np.ndarray:
+        """B configurations (B x m uint8) drawn from the law (:meth:`sample_cases`, as 0/1 rows)."""
+        idx = self.sample_cases(B, rng)
+        Y = np.zeros((B, self.m + 1), dtype=np.uint8)
+        Y[np.arange(B)[:, None], idx] = 1
+        return Y[:, : self.m]
+
+    def _sample_given_k(self, k: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Configurations with k[b] case carriers each, carrier by carrier (the sequential sampler)."""
+        L = self.log_pb_suffix()
+        B = k.size
         Y = np.zeros((B, self.m), dtype=np.uint8)
         lp = np.log(self.p)
         rem = k.copy()
@@ -180,17 +235,25 @@ class _CarrierLaw:
         return Y
 
 
-def _noncarrier_log_pmf(null: NullModel, carriers: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Carriers' probabilities, log P(non-carriers have n_case - k cases) for k = 0..m, and n_case."""
+def _noncarrier_log_pmf(
+    null: NullModel, carriers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """Carriers' probabilities, log P(non-carriers have n_case - k cases) for k = 0..m, n_case, and more.
+
+    The fourth value is the carriers' own case-count pmf up to n_case when it was computed on the
+    way (else None).
+    """
     y = np.rint(null.fitted + null.residuals)
     n_case = int(y.sum())
     p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
     pmf = _total_pmf(null)
+    pb = None
     if np.all(p <= 0.5):
         # Deconvolve all carriers at once: the forward recursion of _remove for the product of
         # their factors (a stable filter: every pole -p/(1 - p) lies inside the unit circle), and
         # entry j needs only entries <= j of the total, so only j <= n_case is computed.
-        pmf = np.maximum(signal.lfilter([1.0], _pb_pmf(p), pmf[: n_case + 1]), 0.0)
+        pb = _pb_pmf(p, n_case)
+        pmf = np.maximum(signal.lfilter([1.0], pb[: n_case + 1], pmf[: n_case + 1]), 0.0)
     else:
         for pi in p:
             pmf = _remove(pmf, float(pi))
@@ -198,21 +261,35 @@ def _noncarrier_log_pmf(null: NullModel, carriers: np.ndarray) -> tuple[np.ndarr
     ok = (j >= 0) & (j < pmf.size)
     with np.errstate(divide="ignore"):
         log_nc = np.where(ok, np.log(np.where(ok, pmf[np.clip(j, 0, pmf.size - 1)], 1.0)), -np.inf)
-    return p, log_nc, n_case
+    return p, log_nc, n_case, pb
 
 
 def _carrier_law(null: NullModel, carriers: np.ndarray) -> _CarrierLaw:
+    """The carriers' law; the last one is kept on the null model, as SKAT, burden and SKAT-O of one set share it."""
     _check_binary(null, "er")
-    p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
-    return _CarrierLaw(p=p, log_nc=log_nc, y_obs=np.rint(null.fitted + null.residuals)[carriers])
+    cache = null.__dict__.setdefault("_er_cache", {})
+    key = carriers.tobytes()
+    last = cache.get("law")
+    if last is not None and last[0] == key:
+        return last[1]
+    p, log_nc, _, pb = _noncarrier_log_pmf(null, carriers)
+    law = _CarrierLaw(p=p, log_nc=log_nc, y_obs=np.rint(null.fitted + null.residuals)[carriers], pb=pb)
+    cache["law"] = (key, law)
+    return law
 
 
-def _pb_pmf(p: np.ndarray) -> np.ndarray:
-    """Poisson-binomial pmf of the number of successes among Bernoulli(p_i)."""
+def _pb_pmf(p: np.ndarray, k_max: int | None = None) -> np.ndarray:
+    """Poisson-binomial pmf of the number of successes among Bernoulli(p_i), (p.size + 1,).
+
+    With ``k_max``, entries above it are left at 0 and not computed (entry j needs only entries <= j,
+    so the others are exact): O(m k_max) instead of O(m^2) when few cases are possible.
+    """
+    top = p.size if k_max is None else min(p.size, max(int(k_max), 0))
     pmf = np.zeros(p.size + 1)
     pmf[0] = 1.0
     for i, pi in enumerate(p.tolist()):
-        pmf[1 : i + 2] = pmf[1 : i + 2] * (1.0 - pi) + pmf[: i + 1] * pi
+        j = min(i + 1, top)
+        pmf[1 : j + 1] = pmf[1 : j + 1] * (1.0 - pi) + pmf[:j] * pi
         pmf[0] *= 1.0 - pi
     return pmf
 
@@ -229,7 +306,7 @@ def _single_variant_er(g: np.ndarray, null: NullModel, mid: bool = True) -> floa
     vals = np.unique(g[carriers])
     if carriers.size == 0 or vals.size > 2:
         return None if carriers.size else 1.0
-    p, log_nc, _ = _noncarrier_log_pmf(null, carriers)
+    p, log_nc, _, _ = _noncarrier_log_pmf(null, carriers)
     y = np.rint(null.fitted + null.residuals)[carriers]
     gc = g[carriers]
     v1, v2 = vals[0], vals[-1]
@@ -247,7 +324,19 @@ def _single_variant_er(g: np.ndarray, null: NullModel, mid: bool = True) -> floa
 
 def _stats(Y: np.ndarray, Gc: np.ndarray, p: np.ndarray, kind: str, r: np.ndarray) -> np.ndarray:
     """Statistics on R's scale (no /2) for configurations Y: (N,) for skat/burden, (N, n_rho) for skat-o."""
-    S = Y.astype(np.float64) @ Gc - p @ Gc
+    return _stats_of_scores(Y.astype(np.float64) @ Gc - p @ Gc, kind, r)
+
+
+def _stats_of_cases(idx: np.ndarray, Gc: np.ndarray, p: np.ndarray, kind: str, r: np.ndarray) -> np.ndarray:
+    """:func:`_stats` for configurations given as case-carrier indices (padded with m, see ``sample_cases``)."""
+    Gpad = np.vstack([Gc, np.zeros((1, Gc.shape[1]))])
+    S = np.zeros((idx.shape[0], Gc.shape[1]))
+    for col in range(idx.shape[1]):  # column by column: no (N, k_max, p) temporary
+        S += Gpad[idx[:, col]]
+    return _stats_of_scores(S - p @ Gc, kind, r)
+
+
+def _stats_of_scores(S: np.ndarray, kind: str, r: np.ndarray) -> np.ndarray:
     if kind == "burden":
         return S.sum(1) ** 2
     ss = np.einsum("ij,ij->i", S, S)
@@ -336,7 +425,7 @@ def er_pvalue(
     total = 0
     while True:
         B = _ER_ROUND if total == 0 else min(total, n_resampling - total)
-        draws.append(_stats(law.sample(B, rng), Gc, law.p, kind, r))
+        draws.append(_stats_of_cases(law.sample_cases(B, rng), Gc, law.p, kind, r))
         total += B
         q = np.concatenate([obs[None, ...], *draws])  # the observed value is one member of the pool
         w = np.full(q.shape[0], 1.0 / q.shape[0])
@@ -478,6 +567,17 @@ def spa_scores(
     return Sw, Phi, {"p_variants": p_var, "variance_ratio": ratio, "burden_inflation": inflate}
 
 
+def expected_minority_carriers(G: np.ndarray, null: NullModel) -> float:
+    """Expected number of carriers with the rarer outcome under the null: sum of mu (or 1 - mu) over carriers.
+
+    The hybrid rule's measure of how discrete a set's null law is: SPA is miscalibrated when it is
+    small (see the module docstring), ER's cost grows with it.
+    """
+    mu = null.fitted[np.any(G != 0, axis=1)]
+    s = float(mu.sum())
+    return min(s, float(mu.size) - s)
+
+
 def binary_test(
     G: np.ndarray,
     w: np.ndarray,
@@ -504,8 +604,10 @@ def binary_test(
     n_variants = p if n_variants is None else n_variants
     mac = float(G.sum())
     m = int(np.any(G != 0, axis=1).sum())
+    expected = None
     if method_bin == "hybrid":
-        method_bin = "er" if max(mac, m) <= _HYBRID_ER_MAC else "spa"
+        expected = expected_minority_carriers(G, null)
+        method_bin = "er" if max(mac, m) <= _HYBRID_ER_MAC or expected <= _HYBRID_ER_EXPECTED else "spa"
     if method_bin == "spa":
         Sw, Phi, info = spa_scores(G, w, null, seed=seed)
         res = test_scores(Sw, Phi, 1.0, test, method, rho_grid=rho_grid, n_variants=n_variants,
@@ -524,4 +626,6 @@ def binary_test(
             grid = np.asarray(RHO_DEFAULT if rho_grid is None else rho_grid, dtype=np.float64)
             res.rho_grid = grid
     res.extra.update(mac=mac, m=m)
+    if expected is not None:
+        res.extra["expected_minority_carriers"] = expected
     return res
