@@ -17,9 +17,15 @@ approximates the non-carrier factor by binning carriers into ten probability gro
 (``SKATExactBin.ComputeProb_Group``); here it is exact. With at most ``ER_EXACT_MAX`` (2^20)
 carrier configurations the law is enumerated and the p-value is the exact mid-p (R's
 ``p - P(tie)/2``, ties |Q* - Q| <= 1e-6 on R's scale ``S'S``); beyond that configurations are
-drawn from the same law (case count first, then the carriers sequentially), in rounds until 25
-draws are at least as extreme or ``n_resampling`` draws are made (R's ``ER.A`` rule), and the
-p-value is ``(#{more extreme} + (#{ties} + 1) / 2) / (B + 1)``. SKAT-O's statistic is the
+drawn from the same law: the number of case carriers k first, then k distinct case carriers (k
+draws with probabilities proportional to the odds mu/(1 - mu), redrawn while two coincide, which
+is exact; carrier by carrier where coincidences are likely), in rounds (2,000 draws, then doubling)
+until 25 draws are at least as extreme or ``n_resampling`` draws are made (R's ``ER.A`` rule), and
+the p-value is ``(#{more extreme} + (#{ties} + 1) / 2) / (B + 1)``. A draw costs O(k), so a set
+whose carriers expect few cases costs a few milliseconds (bench genes at 1 % cases, n = 5,000,
+~250 carriers: ~5 ms CPU per test; SKAT, burden and SKAT-O of one set share the carriers' law).
+Removing the carriers' factors from the total pmf amplifies rounding by up to prod 1/|1 - 2 mu|;
+past 1e4 the non-carriers' pmf is computed directly instead. SKAT-O's statistic is the
 minimum over rho of the per-rho *exact* tail probabilities (R instead standardises each Q_rho by
 simulated moments), referred to its own exact law.
 
@@ -61,7 +67,15 @@ carriers: P(>= 3) = 5e-3, the normal gives 5e-6), so SKAT and SKAT-O, which sum 
 come out too small: 2.4x alpha at 1e-3 in bench/skat_binary.py at 0.5 % cases, and at 1 % cases
 (49 cases, 40,000 null genes, exact tails) 1.35x for SKAT (outside the binomial 95 % interval) and
 1.15x for SKAT-O (inside); burden, a single score, is calibrated.
-ER has no such limit (it uses the exact joint law of the set): use ``method_bin="er"`` there.
+ER has no such limit (it uses the exact joint law of the set): use ``method_bin="er"`` there, or
+``"hybrid"``, which does so automatically.
+
+**Hybrid** (``method_bin="hybrid"``): ER when max(minor-allele count, carriers) <= 40 (R's
+``SKATBinary`` Hybrid uses ER/ER.A there) or when the carriers expect at most 10 carriers of the
+rarer outcome (the sum of mu over the carriers, or of 1 - mu when cases are the majority); SPA
+otherwise. The second clause is where SPA's SKAT fails (about 0.3 expected case carriers per
+variant above); at 1 % cases and n = 5,000 it sends every bench gene to ER (~2.7 expected case
+carriers each), at 5 % about a third, at 20 % none.
 Tried and not kept: SKAT referred to the convolution of the rare variants' *exact* single-variant
 laws (as if independent) plus the adjusted mixture of the others (branch skat-spa, commit
 f2330ff). It was exact against the joint ER law of small sets (to 0.4 %, or conservative), but its
@@ -98,6 +112,7 @@ _ER_CUTOFF = 1.0  # |z| beyond which a rare variant's exact law replaces the nor
 _SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (see the docstring)
 _ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
 _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
+_DECONV_MAX_LOG_GAIN = math.log(1e4)  # ER: largest error gain of removing the carriers from the total pmf
 _HYBRID_ER_EXPECTED = 10.0  # hybrid: also ER while the carriers expect at most this many of the rarer outcome
 
 
@@ -248,7 +263,18 @@ def _noncarrier_log_pmf(
     p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
     pmf = _total_pmf(null)
     pb = None
-    if np.all(p <= 0.5):
+    # Removing a Bernoulli(p) factor amplifies rounding errors by up to 1 / |1 - 2p| (the inverse
+    # filter's gain at the alternating frequency), so removing many carriers with p near 1/2, or
+    # with a large expected case count, turns the total's 1e-16 rounding into garbage (at 20 % cases
+    # and ~300 carriers: entries of 1e32). Past a gain of 1e4 the non-carriers' pmf is computed
+    # directly instead (a forward convolution of positive terms, O(n n_case)).
+    with np.errstate(divide="ignore"):
+        log_gain = float(-np.log(np.abs(1.0 - 2.0 * p)).sum())
+    if log_gain > _DECONV_MAX_LOG_GAIN:
+        rest = np.ones(null.n, dtype=bool)
+        rest[carriers] = False
+        pmf = _pb_pmf(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)[: n_case + 1]
+    elif np.all(p <= 0.5):
         # Deconvolve all carriers at once: the forward recursion of _remove for the product of
         # their factors (a stable filter: every pole -p/(1 - p) lies inside the unit circle), and
         # entry j needs only entries <= j of the total, so only j <= n_case is computed.
