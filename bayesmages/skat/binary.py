@@ -256,8 +256,22 @@ def _noncarrier_log_pmf(
     """Carriers' probabilities, log P(non-carriers have n_case - k cases) for k = 0..m, n_case, and more.
 
     The fourth value is the carriers' own case-count pmf up to n_case when it was computed on the
-    way (else None).
+    way (else None). The last result is kept on the null model (a set's tests, and a variant's mid-p
+    and ordinary p-value, ask for the same carriers in a row).
     """
+    cache = null.__dict__.setdefault("_er_cache", {})
+    key = carriers.tobytes()
+    last = cache.get("noncarrier")
+    if last is not None and last[0] == key:
+        return last[1]
+    out = _noncarrier_log_pmf_uncached(null, carriers)
+    cache["noncarrier"] = (key, out)
+    return out
+
+
+def _noncarrier_log_pmf_uncached(
+    null: NullModel, carriers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
     y = np.rint(null.fitted + null.residuals)
     n_case = int(y.sum())
     p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
