@@ -145,6 +145,30 @@ def test_er_noncarrier_law_matches_the_direct_convolution(b0):
         assert np.all(log_nc[~big] <= ref.max() + math.log(1e-9))
 
 
+def test_spa_keeps_the_saddlepoint_where_the_exact_single_variant_law_is_costly(monkeypatch):
+    """SPA's exact single-variant law needs the non-carriers' law computed directly (O(n n_case)) when the
+    carriers expect many cases; past a work budget SPA keeps the saddlepoint instead (biobank sizes).
+    With the budget at 0, a 60-carrier variant at 20 % cases gets the saddlepoint p-value; a rare
+    variant at 1 % cases (well-conditioned) keeps the exact law either way."""
+    rng = np.random.default_rng(31)
+    n = 2000
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-1.4 + 0.3 * x)))).astype(float)
+    null = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    g = np.zeros(n)
+    carriers = rng.choice(np.flatnonzero(y == 1), 25, replace=False)  # a strong score: |z| > 2
+    g[np.concatenate([carriers, rng.choice(np.flatnonzero(y == 0), 35, replace=False)])] = 1.0
+    assert binary._exact_affordable(null, np.flatnonzero(g))
+    exact = binary.spa_scores(g[:, None], np.ones(1), null)[2]["p_variants"][0]
+    monkeypatch.setattr(binary, "_DIRECT_MAX_WORK", 0.0)
+    assert not binary._exact_affordable(null, np.flatnonzero(g))
+    saddle = binary.spa_scores(g[:, None], np.ones(1), null)[2]["p_variants"][0]
+    A = null.project(g[:, None])[:, 0] / null.sqrt_var
+    assert saddle == binary.spa_pvalue(float(g @ null.residuals), A, null)
+    assert exact == binary.er_pvalue(g[:, None], null, "skat")[1]["p_standard"]
+    assert saddle != exact
+
+
 def test_hybrid_sends_sets_with_few_expected_minority_carriers_to_er():
     """The hybrid rule: ER when max(MAC, carriers) <= 40 (R's rule) or when the carriers expect at most 10
     of the rarer outcome (sum of mu, or of 1 - mu when cases are the majority), SPA otherwise; the

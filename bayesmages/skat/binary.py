@@ -40,7 +40,10 @@ case) and the continuous saddlepoint misses its atoms: at 1 % cases it gives 0.4
 tail at a minor-allele count of 14, 0.5-0.7x at 30 and 0.7-0.8x at 80 (0.94-1.06x at 400;
 ``tests/test_skat_binary.py``). For hard-called genotypes the exact single-variant ER costs O(m)
 (the score depends only on the numbers of cases among the carriers of each genotype value), so it
-replaces SPA up to 200 minor alleles; dosages with more than two distinct values use SPA from 10.
+replaces SPA up to 200 minor alleles, unless the non-carriers' law would need the direct
+O(n n_case) computation (see ER above) with n * n_case > 5e7 (biobank sizes with many expected case
+carriers, where the saddlepoint's lattice error is small); dosages with more than two distinct
+values use SPA from 10.
 There the ordinary p-value P(|S| >= |s|) is used, not R's mid-p: for an ultra-rare variant the
 mid-p makes the smallest attainable p-value half its probability (a singleton carried by a case:
 mid-p mu/2, probability mu), and in sets of such variants that doubled the type-I error (0.5 %
@@ -113,6 +116,7 @@ _SPA_MIN_MAC = 200  # hard calls below: exact single-variant ER instead of SPA (
 _ER_SINGLE_MAC = 10  # any genotypes below: exact single-variant ER (Zhao et al. 2020)
 _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up to 40), SPA above
 _DECONV_MAX_LOG_GAIN = math.log(1e4)  # ER: largest error gain of removing the carriers from the total pmf
+_DIRECT_MAX_WORK = 5e7  # SPA: largest n * n_case for a single variant's directly computed exact law
 _HYBRID_ER_EXPECTED = 10.0  # hybrid: also ER while the carriers expect at most this many of the rarer outcome
 
 
@@ -535,6 +539,21 @@ def spa_pvalue(s: float, g: np.ndarray, null: NullModel, cutoff: float = _SPA_CU
     return min(1.0, _spa_tail(a, g, mu, eta) + _spa_tail(-a, g, mu, eta))
 
 
+def _exact_affordable(null: NullModel, carriers: np.ndarray) -> bool:
+    """Whether a single variant's exact law is cheap to compute.
+
+    It is when the carriers' removal is well-conditioned, or when the direct O(n n_case) computation
+    of the non-carriers' law (:func:`_noncarrier_log_pmf`) is small. Beyond that (biobank n with many
+    cases among the carriers) SPA keeps the saddlepoint, whose lattice error shrinks as the expected
+    case count grows.
+    """
+    p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
+    with np.errstate(divide="ignore"):
+        log_gain = float(-np.log(np.abs(1.0 - 2.0 * p)).sum())
+    n_case = float(np.rint(null.fitted + null.residuals).sum())
+    return log_gain <= _DECONV_MAX_LOG_GAIN or null.n * n_case <= _DIRECT_MAX_WORK
+
+
 def _chi2_1_isf(p: np.ndarray) -> np.ndarray:
     """Upper quantile of chi-square(1) (the square of the normal's), without scipy.stats' overhead."""
     return ndtri(np.asarray(p) / 2.0) ** 2
@@ -577,6 +596,7 @@ def spa_scores(
             continue
         z = S[j] / math.sqrt(var[j])
         exact = mac[j] < _ER_SINGLE_MAC or (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3)
+        exact = exact and _exact_affordable(null, np.flatnonzero(G[:, j]))
         if abs(z) <= (_ER_CUTOFF if exact else _SPA_CUTOFF):
             p_var[j] = 2.0 * ndtr(-abs(z))
         elif exact:
