@@ -221,6 +221,16 @@ def run_independent(seed: int, n_pheno: int, n_genes: int, fraction: float = 0.0
             "tests": {k: _count(v) for k, v in ps.items()}}
 
 
+def _cells(t: dict) -> str:
+    """A row's rate, interval and verdict cells at each alpha."""
+    cells = []
+    for a in ALPHAS:
+        c = t[f"{a:g}"]
+        cells += [f"{c['rate']:.2e} ({c['count']})", f"[{c['ci_low']:.1e}, {c['ci_high']:.1e}]",
+                  "yes" if c["alpha_in_ci"] else "**no**"]
+    return " | ".join(cells)
+
+
 def _markdown(res: dict) -> str:
     lines = [f"# Binary-trait SKAT family: type-I error at low case fractions ({res['mode']} run)", "",
              f"n = {res['n_samples']:,}; machine: {res['machine']}; command: `{res['command']}`. "
@@ -229,13 +239,8 @@ def _markdown(res: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for fr in res["fractions"]:
         for name, t in fr["tests"].items():
-            cells = []
-            for a in ALPHAS:
-                c = t[f"{a:g}"]
-                cells += [f"{c['rate']:.2e} ({c['count']})", f"[{c['ci_low']:.1e}, {c['ci_high']:.1e}]",
-                          "yes" if c["alpha_in_ci"] else "**no**"]
             lines.append(f"| {100 * fr['case_fraction']:g}% ({fr['mean_cases']:.0f}) | {name} | {t['n_tests']:,} | "
-                         + " | ".join(cells) + " |")
+                         + _cells(t) + " |")
     lines += ["", "Phenotype replicates run (of planned) and seconds per case fraction: " + ", ".join(
         f"{100 * fr['case_fraction']:g}%: {fr['n_pheno']}/{fr.get('n_pheno_planned', fr['n_pheno'])}, "
         f"{fr['seconds']:,.0f} s (`{fr.get('command', res['command'])}`)"
@@ -249,12 +254,7 @@ def _markdown(res: dict) -> str:
                   "| test | tests | P(p<1e-3) | 95% CI | alpha in CI | P(p<1e-4) | 95% CI | alpha in CI |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, t in ind["tests"].items():
-            cells = []
-            for a in ALPHAS:
-                c = t[f"{a:g}"]
-                cells += [f"{c['rate']:.2e} ({c['count']})", f"[{c['ci_low']:.1e}, {c['ci_high']:.1e}]",
-                          "yes" if c["alpha_in_ci"] else "**no**"]
-            lines.append(f"| {name} | {t['n_tests']:,} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {t['n_tests']:,} | " + _cells(t) + " |")
         lines.append("")
     shares = [f"{100 * fr['case_fraction']:g}%: {fr['hybrid_er_genes'][0]:,} of {fr['hybrid_er_genes'][1]:,}"
               for fr in res["fractions"] if "hybrid_er_genes" in fr]
