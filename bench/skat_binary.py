@@ -8,7 +8,10 @@ tested against fresh genes drawn independently of the phenotype, so every p-valu
 
 Genes (a): 10 variants with MAF log-uniform on [10^-3.7, 10^-2] (minor-allele counts ~2-100 per
 variant), Beta(1, 25) weights. Tested by the saddlepoint-adjusted scores (``method_bin="spa"``:
-SKAT, burden, SKAT-O) and by the plain asymptotic tests (SKAT and burden, for comparison).
+SKAT, burden, SKAT-O), by the hybrid rule (``method_bin="hybrid"``: ER for sets whose carriers
+expect <= 10 carriers of the rarer outcome or have <= 40 minor alleles, SPA otherwise; a seed per
+gene for ER's resampling; the share of genes sent to ER is reported) and by the plain asymptotic
+tests (SKAT and burden, for comparison).
 Genes (b), 1 % cases only: 4 variants with MAF log-uniform on [10^-4, 10^-3.3] (a gene's
 minor-allele count is ~3-25), tested by efficient resampling (``method_bin="er"``, exact
 enumeration here; R's mid-p and the ordinary p-value) for SKAT and burden, and by the asymptotic
@@ -32,6 +35,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -92,6 +96,7 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
     rng = np.random.default_rng(seed)
     ps: dict[str, list[float]] = {}
     cases = []
+    hybrid_er: list[bool] = []  # per gene tested by the hybrid rule: did it use ER?
     t0 = time.perf_counter()
     out: dict = {}
     first, stop = reps if reps is not None else (0, n_pheno)
@@ -105,7 +110,7 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
         if tested:
             cases.append(int(y.sum()))
             null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
-        for _ in range(n_genes // n_pheno):
+        for gene in range(n_genes // n_pheno):
             G = _genes(rng, N_SAMPLES, 10, (-3.7, -2.0))  # drawn even when not tested: the same genes
             if not tested:
                 continue
@@ -118,6 +123,13 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
                 for t in ("skat", "burden", "skat-o"):
                     if want(f"spa {t}"):
                         ps.setdefault(f"spa {t}", []).append(test_scores(Sw, Phi, 1.0, t).p_value)
+            for t in ("skat", "burden", "skat-o"):
+                if want(f"hybrid {t}"):
+                    # a seed per gene, so that the resampled genes' p-values are independent draws
+                    res = bm.skat.test_prepared(pv.G, w, null, t, method_bin="hybrid", seed=rep * 1_000_003 + gene)
+                    ps.setdefault(f"hybrid {t}", []).append(res.p_value)
+                    if t == "skat":
+                        hybrid_er.append(res.method.startswith("er"))
             for t in ("skat", "burden"):
                 if want(f"asymptotic {t}"):
                     ps.setdefault(f"asymptotic {t}", []).append(bm.skat.test_prepared(pv.G, w, null, t).p_value)
@@ -140,6 +152,8 @@ def run_fraction(fraction: float, n_genes: int, n_pheno: int, seed: int, er_gene
         out = {"case_fraction": fraction, "mean_cases": float(np.mean(cases)), "n_pheno": rep + 1 - first,
                "n_pheno_planned": stop - first, "seconds": round(time.perf_counter() - t0, 1),
                "tests": {k: _count(v) for k, v in ps.items()}}
+        if hybrid_er:
+            out["hybrid_er_genes"] = [int(sum(hybrid_er)), len(hybrid_er)]
         if reps is not None:
             out.update(reps=[first, rep + 1], p_values=ps, cases=cases)
         if save is not None:
@@ -156,12 +170,65 @@ def merge_parts(parts: list[dict]) -> dict:
         for k, v in part["p_values"].items():
             ps.setdefault(k, []).extend(v)
     cases = [c for part in parts for c in part["cases"]]
-    return {"case_fraction": parts[0]["case_fraction"], "mean_cases": float(np.mean(cases)),
+    extra = {}
+    if any("hybrid_er_genes" in part for part in parts):
+        extra["hybrid_er_genes"] = [sum(part.get("hybrid_er_genes", [0, 0])[i] for part in parts) for i in (0, 1)]
+    return {**extra, "case_fraction": parts[0]["case_fraction"], "mean_cases": float(np.mean(cases)),
             "n_pheno": sum(part["n_pheno"] for part in parts),
             "n_pheno_planned": sum(part["n_pheno_planned"] for part in parts),
             "seconds": round(sum(part["seconds"] for part in parts), 1),
             "replicates_run": [part["reps"] for part in parts],
             "tests": {k: _count(v) for k, v in ps.items()}}
+
+
+def run_independent(seed: int, n_pheno: int, n_genes: int, fraction: float = 0.01) -> dict:
+    """The 1 % design on independent data (phenotype and gene seed ``seed``): hybrid SKAT, burden and
+    SKAT-O, and, as a diagnostic of ER's one approximation (the fitted probabilities taken as known),
+    ER SKAT with the *true* probabilities in place of the fitted ones (its conditional law is then
+    exact; the hybrid's SKAT is ER's with the fitted ones wherever the hybrid chose ER). Same genes for
+    every row."""
+    rng = np.random.default_rng(seed)
+    ps: dict[str, list[float]] = {}
+    t0 = time.perf_counter()
+    cases = []
+    er_genes: list[bool] = []
+    for rep in range(n_pheno):
+        X = np.column_stack([rng.normal(size=N_SAMPLES), rng.binomial(1, 0.5, size=N_SAMPLES)])
+        lin = 0.5 * X[:, 0] + 0.5 * X[:, 1]
+        b0 = optimize.brentq(lambda b, lin=lin: float(np.mean(1 / (1 + np.exp(-(b + lin))))) - fraction, -20, 5)
+        mu = 1 / (1 + np.exp(-(b0 + lin)))
+        y = rng.binomial(1, mu).astype(float)
+        cases.append(int(y.sum()))
+        null = bm.skat.fit_null(y, X, trait="binary", adjustment=False)
+        truth = copy.copy(null)
+        truth.__dict__.pop("_er_cache", None)
+        truth.fitted, truth.residuals = mu, y - mu
+        for gene in range(n_genes // n_pheno):
+            pv = bm.skat.prepare_variants(_genes(rng, N_SAMPLES, 10, (-3.7, -2.0)))
+            if pv.n_tested == 0:
+                continue
+            w = bm.skat.beta_weights(pv.maf)
+            gseed = rep * 1_000_003 + gene
+            for t in ("skat", "burden", "skat-o"):
+                res = bm.skat.test_prepared(pv.G, w, null, t, method_bin="hybrid", seed=gseed)
+                ps.setdefault(f"hybrid {t}", []).append(res.p_value)
+                if t == "skat":
+                    er_genes.append(res.method.startswith("er"))
+            ps.setdefault("er skat, true mu (diagnostic)", []).append(
+                bm.skat.test_prepared(pv.G, w, truth, "skat", method_bin="er", seed=gseed).p_value)
+    return {"seed": seed, "case_fraction": fraction, "n_pheno": n_pheno, "mean_cases": float(np.mean(cases)),
+            "seconds": round(time.perf_counter() - t0, 1), "hybrid_er_genes": [int(sum(er_genes)), len(er_genes)],
+            "tests": {k: _count(v) for k, v in ps.items()}}
+
+
+def _cells(t: dict) -> str:
+    """A row's rate, interval and verdict cells at each alpha."""
+    cells = []
+    for a in ALPHAS:
+        c = t[f"{a:g}"]
+        cells += [f"{c['rate']:.2e} ({c['count']})", f"[{c['ci_low']:.1e}, {c['ci_high']:.1e}]",
+                  "yes" if c["alpha_in_ci"] else "**no**"]
+    return " | ".join(cells)
 
 
 def _markdown(res: dict) -> str:
@@ -172,18 +239,27 @@ def _markdown(res: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for fr in res["fractions"]:
         for name, t in fr["tests"].items():
-            cells = []
-            for a in ALPHAS:
-                c = t[f"{a:g}"]
-                cells += [f"{c['rate']:.2e} ({c['count']})", f"[{c['ci_low']:.1e}, {c['ci_high']:.1e}]",
-                          "yes" if c["alpha_in_ci"] else "**no**"]
             lines.append(f"| {100 * fr['case_fraction']:g}% ({fr['mean_cases']:.0f}) | {name} | {t['n_tests']:,} | "
-                         + " | ".join(cells) + " |")
+                         + _cells(t) + " |")
     lines += ["", "Phenotype replicates run (of planned) and seconds per case fraction: " + ", ".join(
         f"{100 * fr['case_fraction']:g}%: {fr['n_pheno']}/{fr.get('n_pheno_planned', fr['n_pheno'])}, "
         f"{fr['seconds']:,.0f} s (`{fr.get('command', res['command'])}`)"
         for fr in res["fractions"]) + ". A fraction stopped before its planned replicates "
         "(``--minutes``) has fewer tests than planned; its counts are exact for the tests it ran.", ""]
+    for ind in res.get("independent", []):
+        lines += [f"Independent data, {100 * ind['case_fraction']:g}% cases (seed {ind['seed']}, {ind['n_pheno']} "
+                  f"phenotypes, {ind['mean_cases']:.0f} cases on average, hybrid chose ER for "
+                  f"{ind['hybrid_er_genes'][0]:,} of {ind['hybrid_er_genes'][1]:,} genes, {ind['seconds']:,.0f} s; "
+                  f"`{ind['command']}`):", "",
+                  "| test | tests | P(p<1e-3) | 95% CI | alpha in CI | P(p<1e-4) | 95% CI | alpha in CI |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, t in ind["tests"].items():
+            lines.append(f"| {name} | {t['n_tests']:,} | " + _cells(t) + " |")
+        lines.append("")
+    shares = [f"{100 * fr['case_fraction']:g}%: {fr['hybrid_er_genes'][0]:,} of {fr['hybrid_er_genes'][1]:,}"
+              for fr in res["fractions"] if "hybrid_er_genes" in fr]
+    if shares:
+        lines += ["Genes the hybrid rule sent to ER (the others to SPA): " + ", ".join(shares) + ".", ""]
     for fr in res["fractions"]:
         for name, info in fr.get("rows_rerun", {}).items():
             lines += [f"Row rerun on its own ({100 * fr['case_fraction']:g}% {name}): replicates "
@@ -206,6 +282,8 @@ def merge_into_json(part_files: list[str], path: Path) -> None:
     merged = merge_parts(parts)
     res = json.loads(path.read_text())
     frac = next(f for f in res["fractions"] if f["case_fraction"] == merged["case_fraction"])
+    if "hybrid_er_genes" in merged:
+        frac["hybrid_er_genes"] = merged["hybrid_er_genes"]
     for name, row in merged["tests"].items():
         frac["tests"][name] = row
         frac.setdefault("rows_rerun", {})[name] = {
@@ -232,7 +310,20 @@ def main() -> None:
     ap.add_argument("--part-out", default=None, help="where --reps writes its part (JSON with the raw p-values)")
     ap.add_argument("--merge", default=None,
                     help="comma-separated part files of one fraction: merge their rows into the JSON")
+    ap.add_argument("--independent", type=int, default=None, metavar="SEED",
+                    help="run the 1 %% design on independent data with this seed (hybrid rows and ER with the "
+                         "true probabilities; --n-pheno phenotypes, 2,000 genes each) into the JSON's 'independent'")
+    ap.add_argument("--n-pheno", type=int, default=5)
     args = ap.parse_args()
+    if args.independent is not None:
+        ind = run_independent(args.independent, args.n_pheno, 2000 * args.n_pheno)
+        ind["command"] = " ".join(["python bench/skat_binary.py", *sys.argv[1:]])
+        path = RESULTS / "skat_binary.json"
+        res = json.loads(path.read_text())
+        res["independent"] = [i for i in res.get("independent", []) if i["seed"] != ind["seed"]] + [ind]
+        write_json(res, path)
+        write_text(_markdown(res), path.with_suffix(".md"))
+        return
     if args.merge:
         merge_into_json(args.merge.split(","), RESULTS / "skat_binary.json")
         return
