@@ -321,3 +321,37 @@ def test_causal_type_probabilities_reject_bad_input():
         causal_type_probabilities(P, np.array([[0.5, 1.5]]))
     with pytest.raises(InputError, match="pip"):
         causal_type_probabilities(P, np.array([[0.5, 0.5, 0.5]]))
+
+
+def test_type_weight_em_reaches_the_penalised_optimum():
+    # SQUAREM-accelerated EM against plain EM run to a far tighter tolerance: same maximiser of
+    # sum log(L w) + sum (prior - 1) log w, and never a lower objective than the plain EM it replaces.
+    from bayesmages.cluster.types import _penalised_em
+
+    rng = np.random.default_rng(3)
+    scales = np.geomspace(0.1, 20.0, 12)  # overlapping components: the slow case for plain EM
+    x = np.concatenate([rng.normal(size=4000) * 0.5, rng.normal(size=800) * 6.0])
+    L = np.exp(-0.5 * x[:, None] ** 2 / (1 + scales**2)) / np.sqrt(1 + scales**2)
+    prior = np.ones(scales.size)
+    prior[0] = 10.0
+
+    def objective(w):
+        return np.log(L @ w).sum() + 9.0 * np.log(w[0])
+
+    w = np.full(scales.size, 1 / scales.size)
+    plain = w.copy()
+    for _ in range(200_000):
+        new = np.clip(plain * (L.T @ (1.0 / (L @ plain))) + prior - 1.0, 0.0, None)
+        new /= new.sum()
+        if np.max(np.abs(new - plain)) < 1e-13:
+            break
+        plain = new
+    fast = _penalised_em(L, prior, w.copy(), max_iter=5000, tol=1e-10)
+    assert objective(fast) >= objective(plain) - 1e-6  # 1e-6: the optimum is flat along overlapping scales
+    assert abs(fast.sum() - 1) < 1e-12 and fast.min() >= 0
+    short = _penalised_em(L, prior, w.copy(), max_iter=500, tol=1e-6)
+    capped = w.copy()
+    for _ in range(500):  # what the plain EM reaches with the same budget
+        capped = np.clip(capped * (L.T @ (1.0 / (L @ capped))) + prior - 1.0, 0.0, None)
+        capped /= capped.sum()
+    assert objective(short) >= objective(capped) - 1e-9

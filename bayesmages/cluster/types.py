@@ -508,19 +508,52 @@ def fit_type_weights(
     for kind in set(library.type_index.tolist()) - {0}:
         members = library.type_index == kind
         prior[members] += type_pseudo_count / members.sum()
-    w = library.weights.copy()
-    for _ in range(max_iter):
-        # responsibilities summed over rows, sum_i w_m L_im / (L w)_i, as two matrix-vector products
-        new = w * (L.T @ (1.0 / (L @ w))) + prior - 1.0
-        new = np.clip(new, 0.0, None)
-        new /= new.sum()
-        done = np.max(np.abs(new - w)) < tol
-        w = new
-        if done:
-            break
+    w = _penalised_em(L, prior, library.weights.copy(), max_iter=max_iter, tol=tol)
     keep = (w >= drop_below) | (library.type_index == 0)
     return replace(library, weights=w[keep] / w[keep].sum(), covariances=library.covariances[keep],
                    type_index=library.type_index[keep], cluster=library.cluster[keep])
+
+
+def _penalised_em(L: np.ndarray, prior: np.ndarray, w: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
+    """Maximise sum_i log (L w)_i + sum_m (prior_m - 1) log w_m over the simplex: EM accelerated by SQUAREM.
+
+    The EM map (responsibilities summed over rows, plus the Dirichlet pseudo-rows) converges linearly and
+    slowly when many components overlap (mash-style grids: 190 components on 4 traits took the 500
+    iterations allowed). SQUAREM (Varadhan & Roland 2008, step length ``-|r| / |v|``) extrapolates along
+    two EM steps, and a step that lowers the objective is replaced by the plain two EM steps, so the
+    objective never decreases. Stops when one EM step moves no weight by ``tol`` or more.
+    """
+    log_prior = prior - 1.0
+    has_prior = log_prior > 0
+
+    def em(v: np.ndarray) -> tuple[np.ndarray, float]:
+        # one EM step from v, and the penalised objective at v (the mixture density L v comes for free)
+        mix = L @ v
+        new = np.clip(v * (L.T @ (1.0 / mix)) + log_prior, 0.0, None)
+        obj = float(np.log(mix).sum() + (log_prior[has_prior] * np.log(np.maximum(v[has_prior], 1e-300))).sum())
+        return new / new.sum(), obj
+
+    iterations = 0
+    while iterations < max_iter:
+        w1, _ = em(w)
+        iterations += 1
+        if np.max(np.abs(w1 - w)) < tol:
+            return w1
+        w2, _ = em(w1)
+        iterations += 1
+        r, v = w1 - w, w2 - 2 * w1 + w
+        nv = float(np.linalg.norm(v))
+        alpha = min(-float(np.linalg.norm(r)) / nv, -1.0) if nv > 0 else -1.0
+        jump = np.clip(w - 2 * alpha * r + alpha**2 * v, 0.0, None)
+        if jump.sum() > 0 and alpha < -1.0:
+            w3, obj3 = em(jump / jump.sum())
+            iterations += 1
+            _, obj2 = em(w2)
+            if np.isfinite(obj3) and obj3 >= obj2:
+                w = w3
+                continue
+        w = w2
+    return w
 
 
 def causal_type_probabilities(P: np.ndarray, pip: np.ndarray) -> np.ndarray:
