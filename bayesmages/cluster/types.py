@@ -527,17 +527,15 @@ def _penalised_em(L: np.ndarray, prior: np.ndarray, w: np.ndarray, *, max_iter: 
     cols = np.arange(full)  # the components still in play (see the compaction below)
     Lc, lp = L, prior - 1.0
 
+    def objective(v: np.ndarray, mix: np.ndarray) -> float:
+        has = lp > 0
+        return float(np.log(mix).sum() + (lp[has] * np.log(np.maximum(v[has], 1e-300))).sum())
+
     def em(v: np.ndarray) -> tuple[np.ndarray, float]:
         # one EM step from v, and the penalised objective at v (the mixture density L v comes for free)
         mix = Lc @ v
         new = np.clip(v * (Lc.T @ (1.0 / mix)) + lp, 0.0, None)
-        has = lp > 0
-        obj = float(np.log(mix).sum() + (lp[has] * np.log(np.maximum(v[has], 1e-300))).sum())
-        return new / new.sum(), obj
-
-    def objective(v: np.ndarray) -> float:
-        has = lp > 0
-        return float(np.log(Lc @ v).sum() + (lp[has] * np.log(np.maximum(v[has], 1e-300))).sum())
+        return new / new.sum(), objective(v, mix)
 
     def expand(v: np.ndarray) -> np.ndarray:
         out = np.zeros(full)
@@ -567,7 +565,7 @@ def _penalised_em(L: np.ndarray, prior: np.ndarray, w: np.ndarray, *, max_iter: 
         if jump.sum() > 0 and alpha < -1.0:
             w3, obj3 = em(jump / jump.sum())
             iterations += 1
-            if np.isfinite(obj3) and obj3 >= objective(w2):
+            if np.isfinite(obj3) and obj3 >= objective(w2, Lc @ w2):
                 w = w3
                 continue
         w = w2
