@@ -355,3 +355,41 @@ def test_type_weight_em_reaches_the_penalised_optimum():
         capped = np.clip(capped * (L.T @ (1.0 / (L @ capped))) + prior - 1.0, 0.0, None)
         capped /= capped.sum()
     assert objective(short) >= objective(capped) - 1e-9
+
+
+def test_screened_type_weights_reach_the_full_em_optimum():
+    """Above ``screen_rows`` a pilot EM (clear rows + a weighted sample of the bulk) screens the components.
+    Reference: the EM over every component on every row. Both run to a weight tolerance of 1e-12 (at the
+    default 1e-6, weights of ~1e-6 are not yet converged and probabilities of rare rows move by ~1e-2), so
+    the screening is the only difference. The screened fit must reach the reference's penalised
+    log-likelihood to 0.01 nats (a dropped component that carries weight costs tens of nats at this size)
+    and its type probabilities to 1e-4 (components under the final cut of 1e-6 are dropped from the
+    screened fit only: a row's probabilities move by at most about that weight times its likelihood ratio)."""
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(11)
+    n, p = 25_000, 3
+    X = rng.normal(size=(n, p))
+    kinds = rng.choice(4, size=n, p=[0.985, 0.006, 0.006, 0.003])  # null, specific A, specific B, shared A+B
+    X[kinds == 1, 0] += rng.normal(0, 6, (kinds == 1).sum())
+    X[kinds == 2, 1] += rng.normal(0, 6, (kinds == 2).sum())
+    X[kinds == 3, :2] += rng.normal(0, 6, ((kinds == 3).sum(), 1)) * np.array([1.0, 0.8])
+    nv = rng.uniform(0.6, 1.5, size=(n, p))
+    X *= np.sqrt(nv)
+    covs = np.array([np.diag([36.0, 0.0, 0.0]), np.diag([0.0, 36.0, 0.0]), 36.0 * np.eye(3)])
+    lib = type_library(np.array([0.4, 0.4, 0.2]), covs, ["A", "B", "C"], nv,
+                       canonical_scales=canonical_grid(X, nv))
+    assert lib.weights.size > 30  # a mash-style grid: most components end at weight 0
+    screened = fit_type_weights(X, lib, nv, screen_rows=5_000, tol=1e-12, max_iter=20_000)
+    reference = fit_type_weights(X, lib, nv, screen_rows=10**9, tol=1e-12, max_iter=20_000, drop_below=0.0)
+
+    def objective(fitted: TypeLibrary) -> float:
+        with np.errstate(divide="ignore"):
+            log_w = np.log(fitted.weights)
+        data = logsumexp(gaussian_log_density(X, fitted.covariances, nv) + log_w, axis=1).sum()
+        return float(data + 9.0 * log_w[fitted.type_index == 0].sum())  # the null's Dirichlet pseudo-rows
+
+    assert screened.weights.size < 0.5 * lib.weights.size
+    assert objective(screened) > objective(reference) - 0.01
+    np.testing.assert_allclose(type_probabilities(X, screened, nv), type_probabilities(X, reference, nv),
+                               atol=1e-4)

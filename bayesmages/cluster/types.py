@@ -452,6 +452,7 @@ def fit_type_weights(
     max_rows: int = 100_000,
     seed: int = 0,
     drop_below: float = 1e-6,
+    screen_rows: int = 20_000,
 ) -> TypeLibrary:
     """EM for the library's weights with its covariances fixed (penalised maximum likelihood).
 
@@ -486,6 +487,13 @@ def fit_type_weights(
         Components whose fitted weight is below this are dropped (the null components are kept):
         no row needed them, and with p traits a cluster gives up to 3 (2^p - 1) components, which
         would otherwise all enter the per-variant densities of every variant.
+    screen_rows : int
+        Above this many rows, a pilot EM first screens the components (see :func:`_screened_components`):
+        every row with some ``|x / noise sd| > 3`` plus a seeded sample of the others, weighted by the
+        inverse of their sampling fraction; the EM on all rows then starts from the pilot's weights with only the
+        components the pilot kept. Same optimum as one EM over every component whenever the pilot kept
+        every component the optimum uses (tested against the full EM); 2-4x less time on 100,000 rows of
+        four traits, where the density of every row under ~175 components dominated the step.
 
     Returns
     -------
@@ -498,24 +506,66 @@ def fit_type_weights(
         rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], size=max_rows, replace=False))
     nv = np.asarray(noise_var, dtype=float)
     nv = nv[rows] if nv.ndim == 2 else nv
-    logL = gaussian_log_density(X[rows], library.covariances, nv)
-    logL -= logL.max(1, keepdims=True)
-    L = np.exp(logL)
     if not (math.isfinite(type_pseudo_count) and type_pseudo_count >= 0):
         raise InputError(f"type_pseudo_count must be a non-negative number, got {type_pseudo_count!r}")
-    prior = np.ones(L.shape[1])
+    prior = np.ones(library.weights.size)
     prior[library.type_index == 0] = null_penalty
     for kind in set(library.type_index.tolist()) - {0}:
         members = library.type_index == kind
         prior[members] += type_pseudo_count / members.sum()
-    w = _penalised_em(L, prior, library.weights.copy(), max_iter=max_iter, tol=tol)
+    comps = np.arange(library.weights.size)
+    start = library.weights.copy()
+    if rows.size > screen_rows:
+        comps, start = _screened_components(X[rows], library, nv, prior, start, seed=seed, max_iter=max_iter,
+                                            tol=tol, keep_above=drop_below * 1e-2)
+    w = np.zeros(library.weights.size)
+    w[comps] = _penalised_em(_likelihoods(X[rows], library.covariances[comps], nv), prior[comps],
+                             start[comps] / start[comps].sum(), max_iter=max_iter, tol=tol)
     keep = (w >= drop_below) | (library.type_index == 0)
     return replace(library, weights=w[keep] / w[keep].sum(), covariances=library.covariances[keep],
                    type_index=library.type_index[keep], cluster=library.cluster[keep])
 
 
-def _penalised_em(L: np.ndarray, prior: np.ndarray, w: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
-    """Maximise sum_i log (L w)_i + sum_m (prior_m - 1) log w_m over the simplex: EM accelerated by SQUAREM.
+def _likelihoods(X: np.ndarray, covariances: np.ndarray, nv: np.ndarray) -> np.ndarray:
+    """(N, M) densities of the rows under each component, each row scaled by its largest (EM ignores it)."""
+    logL = gaussian_log_density(X, covariances, nv)
+    logL -= logL.max(1, keepdims=True)
+    return np.exp(logL)
+
+
+def _screened_components(X: np.ndarray, library: TypeLibrary, nv: np.ndarray, prior: np.ndarray,
+                         start: np.ndarray, *, seed: int, max_iter: int, tol: float,
+                         keep_above: float) -> tuple[np.ndarray, np.ndarray]:
+    """The components a pilot EM on a weighted subset of the rows keeps, and the pilot's weights.
+
+    Rows with a clear signal (some ``|x_t| > 3`` noise sds) are all in the pilot: they are the only
+    rows that can need a rare signal component. Of the others (the bulk, near the null) a seeded
+    sample of 5,000 stands for all of them, each weighted by the inverse of the sampling fraction, so
+    the pilot's objective estimates the full one. Components with pilot weight above ``keep_above``
+    (100x below the final cut) and the null components are kept.
+    """
+    level = np.broadcast_to(nv, X.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z2 = np.where(level > 0, X**2 / level, np.where(X != 0, np.inf, 0.0))
+    clear = z2.max(1) > 9.0
+    bulk = np.flatnonzero(~clear)
+    sample = bulk
+    if bulk.size > 5_000:
+        sample = np.sort(np.random.default_rng([seed, 1]).choice(bulk, size=5_000, replace=False))
+    pilot = np.concatenate([np.flatnonzero(clear), sample])
+    row_weight = np.concatenate([np.ones(int(clear.sum())), np.full(sample.size, bulk.size / max(sample.size, 1))])
+    nv_pilot = nv[pilot] if nv.ndim == 2 else nv
+    w = _penalised_em(_likelihoods(X[pilot], library.covariances, nv_pilot), prior, start, max_iter=max_iter,
+                      tol=tol, row_weight=row_weight)
+    comps = np.flatnonzero((w >= keep_above) | (library.type_index == 0))
+    return comps, np.maximum(w, 1e-12)
+
+
+def _penalised_em(L: np.ndarray, prior: np.ndarray, w: np.ndarray, *, max_iter: int, tol: float,
+                  row_weight: np.ndarray | None = None) -> np.ndarray:
+    """Maximise sum_i c_i log (L w)_i + sum_m (prior_m - 1) log w_m over the simplex: EM accelerated by SQUAREM.
+
+    ``c_i`` are ``row_weight`` (default 1: every row counts once).
 
     The EM map (responsibilities summed over rows, plus the Dirichlet pseudo-rows) converges linearly and
     slowly when many components overlap (mash-style grids: 190 components on 4 traits took the 500
@@ -527,14 +577,17 @@ def _penalised_em(L: np.ndarray, prior: np.ndarray, w: np.ndarray, *, max_iter: 
     cols = np.arange(full)  # the components still in play (see the compaction below)
     Lc, lp = L, prior - 1.0
 
+    c = np.ones(L.shape[0]) if row_weight is None else np.asarray(row_weight, dtype=float)
+
     def objective(v: np.ndarray, mix: np.ndarray) -> float:
         has = lp > 0
-        return float(np.log(mix).sum() + (lp[has] * np.log(np.maximum(v[has], 1e-300))).sum())
+        data = np.log(mix).sum() if row_weight is None else c @ np.log(mix)
+        return float(data + (lp[has] * np.log(np.maximum(v[has], 1e-300))).sum())
 
     def em(v: np.ndarray) -> tuple[np.ndarray, float]:
         # one EM step from v, and the penalised objective at v (the mixture density L v comes for free)
         mix = Lc @ v
-        new = np.clip(v * (Lc.T @ (1.0 / mix)) + lp, 0.0, None)
+        new = np.clip(v * (Lc.T @ (c / mix)) + lp, 0.0, None)
         return new / new.sum(), objective(v, mix)
 
     def expand(v: np.ndarray) -> np.ndarray:
