@@ -9,7 +9,7 @@ import pytest
 from bayesmages.errors import InputError
 from bayesmages.genes import GeneMap, enrichment, units
 from bayesmages.genes.conditional import gene_statistics, gene_statistics_traits
-from bayesmages.genes.mapping import _chrom
+from bayesmages.io.tables import chromosome_names
 
 
 def ar1(m: int, rho: float) -> np.ndarray:
@@ -142,5 +142,5 @@ def test_test_traits_bad_input_names_the_trait(three_traits):
 def test_chromosome_names_cleaned_once_per_distinct_name():
     values = pd.Series(["chr1", "1", "CHR2", "x", "chrX", None, "Chr10"] * 3)
     expected = values.astype(str).str.replace(r"^chr", "", regex=True, case=False).to_numpy()
-    pd.testing.assert_series_equal(pd.Series(_chrom(values)), pd.Series(expected))
-    assert _chrom(pd.Series([], dtype=object)).size == 0
+    pd.testing.assert_series_equal(pd.Series(chromosome_names(values)), pd.Series(expected))
+    assert chromosome_names(pd.Series([], dtype=object)).size == 0

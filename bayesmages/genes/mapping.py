@@ -24,6 +24,7 @@ import pandas as pd
 
 from bayesmages.errors import InputError
 from bayesmages.io.genes import INDEX_COLUMNS, validate_genes
+from bayesmages.io.tables import chromosome_names
 
 __all__ = ["GeneMap", "map_genes"]
 
@@ -59,13 +60,6 @@ def _as_gene_table(genes: pd.DataFrame, n_variants: int | None) -> pd.DataFrame:
     if "format" in genes.attrs and "GENE" in genes.columns:
         return genes
     return validate_genes(genes, source="genes", n_variants=n_variants)
-
-
-def _chrom(values: pd.Series) -> np.ndarray:
-    # a variant table has a handful of distinct chromosome names: clean those, not every row
-    codes, names = pd.factorize(values.astype(str), use_na_sentinel=False)
-    clean = pd.Series(names, dtype=object).str.replace(r"^chr", "", regex=True, case=False).to_numpy(dtype=object)
-    return clean[codes] if codes.size else np.empty(0, dtype=object)
 
 
 def map_genes(
@@ -149,7 +143,7 @@ def _by_index(table: pd.DataFrame, variants: pd.DataFrame | None, n: int | None,
         first, last = start, end
     else:
         # Chromosome-local index -> data row: the k-th row of that chromosome (in data order).
-        vchr = _chrom(variants["CHR"])
+        vchr = chromosome_names(variants["CHR"])
         rows_of = {c: np.flatnonzero(vchr == c) for c in pd.unique(vchr)}
         first = np.empty_like(start)
         last = np.empty_like(end)
@@ -179,7 +173,7 @@ def _by_index(table: pd.DataFrame, variants: pd.DataFrame | None, n: int | None,
 
 
 def _by_positions(table: pd.DataFrame, variants: pd.DataFrame) -> GeneMap:
-    vchr = _chrom(variants["CHR"])
+    vchr = chromosome_names(variants["CHR"])
     pos = pd.to_numeric(variants["POS"], errors="coerce").to_numpy(np.float64)
     if np.isnan(pos).any():
         row = int(np.flatnonzero(np.isnan(pos))[0])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmages.errors import InputError
-from bayesmages.io.tables import find_column, numeric_column, read_table
+from bayesmages.io.tables import chromosome_names, find_column, numeric_column, read_table
 
 __all__ = ["GWAS_ALIASES", "read_gwas", "validate_gwas"]
 
@@ -122,7 +122,7 @@ def validate_gwas(raw: pd.DataFrame, source: str | Path = "GWAS table") -> pd.Da
                 raise InputError(f"{source}: column {col} (sample size) must be > 0, row {row + 1}")
             out[canon] = vals.astype(np.int64) if canon == "POS" else vals
         elif canon == "CHR":
-            out[canon] = raw[col].astype(str).str.replace(r"^chr", "", regex=True, case=False)
+            out[canon] = pd.Series(chromosome_names(raw[col]), index=raw.index).astype(str)
         else:
             out[canon] = raw[col].astype(str)
     if "SNP" in out:

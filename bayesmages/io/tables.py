@@ -278,6 +278,21 @@ def read_table(
     return df
 
 
+def chromosome_names(values: pd.Series) -> np.ndarray:
+    """Chromosome names as text without a leading ``chr`` (any case): ``"chr1"``, ``"1"`` and ``1`` give ``"1"``.
+
+    A table of millions of variants has a handful of distinct names: those are cleaned, not every row.
+
+    Examples
+    --------
+    >>> chromosome_names(pd.Series(["chr1", "CHR2", 3, "X"])).tolist()
+    ['1', '2', '3', 'X']
+    """
+    codes, names = pd.factorize(values.astype(str), use_na_sentinel=False)
+    clean = pd.Series(names, dtype=object).str.replace(r"^chr", "", regex=True, case=False).to_numpy(dtype=object)
+    return clean[codes] if codes.size else np.empty(0, dtype=object)
+
+
 def numeric_column(df: pd.DataFrame, column: str, path: Path | str, *, allow_nan: bool = False) -> np.ndarray:
     """Column as float64; an InputError names the first non-numeric or non-finite row."""
     raw = df[column]
