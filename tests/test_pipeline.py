@@ -347,3 +347,21 @@ def test_run_with_another_shrinker(sim, tmp_path, method):
         assert not causal  # no PIPs: only the association-type claim
     with pytest.raises(InputError, match="shrink_method"):
         bm.pipeline.run(gwas, ld, genes, tmp_path / "bad", shrink_method="lasso")
+
+
+def test_trait_rows_select_what_a_comparison_per_trait_selects():
+    """steps.trait_rows (one pass over the trait column) gives each trait's rows in table order, as the boolean
+    mask `trait == t` does, for a long table whose traits are interleaved; steps.wide follows it."""
+    rng = np.random.default_rng(0)
+    n = 500
+    table = pd.DataFrame({"SNP": np.tile([f"rs{i}" for i in range(n)], 3), "trait": np.repeat(["B", "A", "C"], n),
+                          "beta_shrunk": rng.normal(size=3 * n)})
+    table = table.sample(frac=1, random_state=1).sort_values("SNP", kind="stable").reset_index(drop=True)
+    rows = steps.trait_rows(table)
+    assert sorted(rows) == ["A", "B", "C"]
+    for t in "ABC":
+        pd.testing.assert_frame_equal(table.iloc[rows[t]], table[table["trait"] == t])
+    wide = steps.wide(table, ["C", "A"])
+    assert list(wide.columns) == ["C", "A"]
+    np.testing.assert_array_equal(wide["A"].to_numpy(), table.loc[table["trait"] == "A", "beta_shrunk"].to_numpy())
+    np.testing.assert_array_equal(wide.index.to_numpy(), table.loc[table["trait"] == "C", "SNP"].to_numpy())

@@ -466,7 +466,8 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     # The conditional and marginal gene tests of all pending traits are one map of units (genes x traits);
     # the epsilon test needs each trait's clustering, so it runs trait by trait below.
     t0 = time.perf_counter()
-    batched = steps.gene_tests(inputs, {t: shrinkage[shrinkage["trait"] == t] for t in inputs.traits if force or not
+    positions = steps.trait_rows(shrinkage)
+    batched = steps.gene_tests(inputs, {t: shrinkage.iloc[positions[t]] for t in inputs.traits if force or not
                                         steps.is_finished(folder, f"enrich_{t}", enrich_spec(t, ""))},
                                test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"], ld=ld
                                ) if s["gene_test"] != "epsilon" else {}
@@ -479,7 +480,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         clusters[t] = steps.read_clusters(folder / name, [t])
 
         name = f"enrich_{t}"
-        rows = shrinkage[shrinkage["trait"] == t]
+        rows = shrinkage.iloc[positions[t]]
         t0 = time.perf_counter()
         spec = enrich_spec(t, rec.key)
         rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
