@@ -360,7 +360,7 @@ def test_type_weight_em_reaches_the_penalised_optimum():
 def test_screened_type_weights_reach_the_full_em_optimum():
     """Above ``screen_rows`` a pilot EM (clear rows + a weighted sample of the bulk) screens the components.
     Reference: the EM over every component on every row. Both run to a weight tolerance of 1e-12 (at the
-    default 1e-6, weights of ~1e-6 are not yet converged and probabilities of rare rows move by ~1e-2), so
+    former default 1e-6, weights of ~1e-6 are not yet converged and probabilities of rare rows move by ~1e-2), so
     the screening is the only difference. The screened fit must reach the reference's penalised
     log-likelihood to 0.01 nats (a dropped component that carries weight costs tens of nats at this size)
     and its type probabilities to 1e-4 (components under the final cut of 1e-6 are dropped from the
