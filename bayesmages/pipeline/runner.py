@@ -437,6 +437,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         fresh.pop(t, None)  # written: the table read back replaces it (one copy per trait held, not two)
         shrunk.append(steps.read_shrinkage(folder / name))
     shrinkage = pd.concat(shrunk, ignore_index=True)
+    shrunk.clear()  # the per-trait tables are in the long table now: one copy of each, not two
     effects = _wide(shrinkage, inputs.traits)
 
     fit_settings = {"truncation": s["truncation"], "restarts": s["restarts"]}
@@ -456,8 +457,10 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
 
     def land(name: str) -> StepRecord:
         spec = fits[name][0]
-        return run_step(outdir, name, spec, lambda f: steps.land_cluster_step(f, computed[name]), force=force,
-                        extra_seconds=computed[name]["seconds"] if name in computed else 0.0)
+        rec = run_step(outdir, name, spec, lambda f: steps.land_cluster_step(f, computed[name]), force=force,
+                       extra_seconds=computed[name]["seconds"] if name in computed else 0.0)
+        computed.pop(name, None)  # its files are written: their bytes need not stay in memory
+        return rec
 
     def enrich_spec(t: str, cluster_key: str) -> dict[str, Any]:
         return {"effects": shrink_keys[t], "clusters": cluster_key if s["gene_test"] == "epsilon" else None,
@@ -467,7 +470,9 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     # the epsilon test needs each trait's clustering, so it runs trait by trait below.
     t0 = time.perf_counter()
     positions = steps.trait_rows(shrinkage)
-    batched = steps.gene_tests(inputs, {t: shrinkage.iloc[positions[t]] for t in inputs.traits if force or not
+    # the columns the gene tests read, per trait (not a copy of every column of every trait)
+    tested = shrinkage[["beta_shrunk", "beta_hat", "se"]]
+    batched = steps.gene_tests(inputs, {t: tested.iloc[positions[t]] for t in inputs.traits if force or not
                                         steps.is_finished(folder, f"enrich_{t}", enrich_spec(t, ""))},
                                test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"], ld=ld
                                ) if s["gene_test"] != "epsilon" else {}
