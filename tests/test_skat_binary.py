@@ -337,7 +337,7 @@ def test_adjusted_kurtosis_uses_raw_genotypes_as_r():
     """R takes the bootstrap kurtosis from Q* = ||Gw'(y* - mu)||^2 / 2 with the raw weighted genotypes: the
     moment-adjusted SKAT p-value must equal the scaled chi-square built from exactly that statistic."""
     Z, null = _small_binary(seed=5, n=400, shift=1.0, maf=0.02, p=6, n_resampling=500, null_seed=2)
-    res = bm.skat.test(Z, null, weights_beta=(1, 1))
+    res = bm.skat.test(Z, null, weights_beta=(1, 1), method_bin="asymptotic")
     pv = bm.skat.prepare_variants(Z)
     T = pv.G.T @ (null.y_boot - null.fitted[:, None])
     q_boot = (T**2).sum(0) / 2
@@ -410,14 +410,16 @@ def binary_files(tmp_path):
     return tmp_path, G, x, y
 
 
-@pytest.mark.parametrize("method_bin", ["spa", "er", "hybrid"])
+@pytest.mark.parametrize("method_bin", ["spa", "er", "hybrid", "asymptotic", None])
 def test_cli_method_bin_equals_the_api(binary_files, method_bin):
+    """The CLI's --method-bin (and its default, hybrid) gives the API's p-values."""
     from bayesmages.cli import main
 
     d, G, x, y = binary_files
     out = d / f"{method_bin}.csv"
+    choice = [] if method_bin is None else ["--method-bin", method_bin]
     rc = main(["skat", "--genotypes", str(d / "geno.csv"), "--phenotype", str(d / "pheno.csv"), "--covariates",
-               str(d / "cov.csv"), "--sets", str(d / "sets.csv"), "--trait", "binary", "--method-bin", method_bin,
+               str(d / "cov.csv"), "--sets", str(d / "sets.csv"), "--trait", "binary", *choice,
                "--test", "burden", "--out", str(out), "--quiet"])
     assert rc == 0
     table = pd.read_csv(out)
@@ -425,7 +427,39 @@ def test_cli_method_bin_equals_the_api(binary_files, method_bin):
     expect = [bm.skat.test(G[:, cols], null, test="burden", method_bin=method_bin).p_value
               for cols in (slice(0, 4), slice(4, 8))]
     assert table["p_value"].tolist() == pytest.approx(expect, rel=1e-8)  # the CSV keeps 10 digits
-    assert table["method"].str.startswith("spa" if method_bin == "spa" else ("er", "spa")).all()
+    prefix = {"spa": "spa", "asymptotic": "moment-adjusted"}.get(method_bin or "hybrid", ("er", "spa"))
+    assert table["method"].str.startswith(prefix).all()
+
+
+def test_binary_default_is_hybrid_and_compat_r_is_r_skat():
+    """Binary traits: the default is the calibrated ER/SPA hybrid; compat="R" (or method_bin="asymptotic")
+    is R SKAT()'s asymptotic / moment-adjusted test; ACAT stays asymptotic (its single-variant p-values
+    are); ecSKAT's test split follows the same default. Same code paths, so equality is exact."""
+    rng = np.random.default_rng(21)
+    n = 1500
+    X = rng.normal(size=(n, 1))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-3.5 + 0.5 * X[:, 0])))).astype(float)
+    Z = rng.binomial(2, 0.004, size=(n, 8)).astype(float)
+    null = bm.skat.fit_null(y, X, trait="binary", n_resampling=1000)
+    assert null.adjustment  # n < 2,000: R's moment adjustment is available
+    for test in ("skat", "burden", "skat-o"):
+        default, hybrid = bm.skat.test(Z, null, test=test), bm.skat.test(Z, null, test=test, method_bin="hybrid")
+        assert default.p_value == hybrid.p_value and default.method.startswith(("er", "spa"))
+        r_mode = bm.skat.test(Z, null, test=test, compat="R")
+        asym = bm.skat.test(Z, null, test=test, compat="R", method_bin="asymptotic")
+        assert r_mode.p_value == asym.p_value and r_mode.method == "moment-adjusted"
+    acat = bm.skat.test(Z, null, test="acat-o")
+    assert acat.p_value == bm.skat.test(Z, null, test="acat-o", method_bin="asymptotic").p_value
+    cont = bm.skat.fit_null(rng.normal(size=n), X, trait="continuous")
+    assert bm.skat.test(Z, cont, method_bin="asymptotic").p_value == bm.skat.test(Z, cont).p_value
+    vertex = np.eye(8)[0]
+    ec = bm.skat.ecskat(Z, y, X, trait="binary", kernel_weights=vertex + 1.0, seed=3)
+    ec_h = bm.skat.ecskat(Z, y, X, trait="binary", kernel_weights=vertex + 1.0, seed=3, method_bin="hybrid")
+    ec_a = bm.skat.ecskat(Z, y, X, trait="binary", kernel_weights=vertex + 1.0, seed=3, method_bin="asymptotic")
+    assert ec.p_value == ec_h.p_value and ec.test_result.method.startswith(("er", "spa"))
+    assert ec_a.test_result.method == "exact"
+    with pytest.raises(InputError, match="method_bin='er' is for binary traits"):
+        bm.skat.ecskat(Z, rng.normal(size=n), X, method_bin="er")
 
 
 def test_cli_binary_method_with_bad_phenotype_exits_2(binary_files, capsys):
@@ -474,9 +508,10 @@ def test_moment_adjustment_is_r_computation_in_both_modes():
     Z, null = _small_binary(seed=8, n=600, shift=1.5, maf=0.03, p=8, n_resampling=2000, null_seed=1)
     assert null.adjustment
     for test in ("skat", "burden"):
-        a, b = bm.skat.test(Z, null, test=test), bm.skat.test(Z, null, test=test, compat="R")
+        a, b = bm.skat.test(Z, null, test=test, method_bin="asymptotic"), bm.skat.test(Z, null, test=test, compat="R")
         assert a.method == b.method == "moment-adjusted" and a.p_value == b.p_value
-    a, b = bm.skat.test(Z, null, test="skat-o"), bm.skat.test(Z, null, test="skat-o", compat="R")
+    a, b = (bm.skat.test(Z, null, test="skat-o", method_bin="asymptotic"),
+            bm.skat.test(Z, null, test="skat-o", compat="R"))
     assert a.method == b.method == "moment-adjusted"
     assert a.p_value == pytest.approx(b.p_value, rel=1e-3)
 

@@ -49,9 +49,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")
     p.add_argument("--adjustment", action=argparse.BooleanOptionalAction, default=None,
                    help="binary small-sample moment adjustment (default: on when n < 2000, as R SKAT)")
-    p.add_argument("--method-bin", choices=("er", "spa", "hybrid"), default=None,
-                   help="binary traits: efficient resampling (er), saddlepoint-adjusted scores (spa), or ER up to "
-                        "40 minor alleles and SPA above (hybrid); default: the moment adjustment / asymptotic test")
+    p.add_argument("--method-bin", choices=("hybrid", "er", "spa", "asymptotic"), default=None,
+                   help="binary traits: efficient resampling (er), saddlepoint-adjusted scores (spa), ER for sets "
+                        "with few (expected) carriers and SPA otherwise (hybrid), or R SKAT()'s moment-adjusted / "
+                        "asymptotic test (asymptotic; miscalibrated with rare variants and few cases); default: "
+                        "hybrid for skat, burden, skat-o and ecskat, asymptotic with --compat R and for acat-v/acat-o")
     p.add_argument("--kinship", type=Path, default=None,
                    help="related samples: square kinship/GRM table, first column the sample ids and one column per "
                         "sample id (EMMAX null model of R SKAT; continuous traits)")
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     output_file(args, sidecar)
     if args.kinship is not None and args.trait != "continuous":
         raise InputError("--kinship: the related-samples (EMMAX) null model is for --trait continuous")
-    if args.method_bin is not None and args.trait != "binary":
+    if args.method_bin not in (None, "asymptotic") and args.trait != "binary":
         raise InputError(f"--method-bin {args.method_bin}: needs --trait binary")
     G, variants, y, X, ok, source, K = _load_inputs(args)
     dropped = int((~ok).sum())
