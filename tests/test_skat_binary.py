@@ -18,6 +18,7 @@ from scipy import stats
 import bayesmages as bm
 from bayesmages.errors import InputError
 from bayesmages.skat import binary
+from bayesmages.stats import poibin
 
 R_EXAMPLES = Path(__file__).resolve().parent / "data" / "skat_reference" / "r_examples"
 
@@ -95,7 +96,7 @@ def test_er_case_carrier_sampler_matches_the_enumerated_law():
         m = p.size
         # the non-carriers' factor of a null model with n_case_extra further cases among 100 people
         others = np.full(100, n_case_extra / 100)
-        pmf = binary._pb_pmf(others)
+        pmf = poibin.pmf_direct(others)
         n_case = n_case_extra + 1
         with np.errstate(divide="ignore"):
             log_nc = np.log(np.array([pmf[n_case - k] if 0 <= n_case - k < pmf.size else 0.0 for k in range(m + 1)]))
@@ -135,7 +136,7 @@ def test_er_noncarrier_law_matches_the_direct_convolution(b0):
         _, log_nc, n_case, _ = binary._noncarrier_log_pmf(null, carriers)
         rest = np.ones(n, dtype=bool)
         rest[carriers] = False
-        direct = binary._pb_pmf(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)
+        direct = poibin.pmf_direct(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)
         j = n_case - np.arange(m + 1)
         ok = (j >= 0) & (j < direct.size)
         with np.errstate(divide="ignore"):
@@ -143,6 +144,37 @@ def test_er_noncarrier_law_matches_the_direct_convolution(b0):
         big = ref > ref.max() + math.log(1e-12)
         np.testing.assert_allclose(log_nc[big], ref[big], rtol=0, atol=1e-9)
         assert np.all(log_nc[~big] <= ref.max() + math.log(1e-9))
+
+
+@pytest.mark.parametrize("b0", [-4.6, -1.4])
+def test_er_at_fft_size_matches_the_direct_computation(b0):
+    """Past poibin.FFT_MIN_WORK the total pmf comes from FFT products (absolute error only). The ER law
+    of the non-carriers and the ER p-values there against the same computed with the direct recursion
+    throughout (monkeypatched threshold): the laws agree to 1e-11 absolute after normalising
+    (the FFT's < 1e-14 per entry times the removal's gain, <= 10 there, over P(total = n_case) ~ 0.02),
+    and the p-values (>= 1e-3 here) to 1e-8 relative."""
+    rng = np.random.default_rng(int(abs(b0) * 10) + 1)
+    n = 12_000  # n (n + 1) > 1e8: the FFT path
+    assert n * (n + 1) > poibin.FFT_MIN_WORK
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(b0 + 0.8 * x)))).astype(float)
+    null_fft = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    null_dir = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    genes = [rng.binomial(2, 0.0004, size=(n, 6)).astype(float), rng.binomial(2, 0.002, size=(n, 6)).astype(float)]
+    fft = [[bm.skat.test(Z, null_fft, test=t, method_bin="er").p_value for t in ("skat", "burden")] for Z in genes]
+    laws_fft = [binary._noncarrier_log_pmf(null_fft, np.flatnonzero(Z.any(1)))[1] for Z in genes]
+    old = poibin.FFT_MIN_WORK
+    try:
+        poibin.FFT_MIN_WORK = 10**12
+        direct = [[bm.skat.test(Z, null_dir, test=t, method_bin="er").p_value for t in ("skat", "burden")]
+                  for Z in genes]
+        laws_dir = [binary._noncarrier_log_pmf_uncached(null_dir, np.flatnonzero(Z.any(1)))[1] for Z in genes]
+    finally:
+        poibin.FFT_MIN_WORK = old
+    np.testing.assert_allclose(fft, direct, rtol=1e-8)
+    for a, b in zip(laws_fft, laws_dir):
+        pa, pb = np.exp(a - a.max()), np.exp(b - b.max())
+        np.testing.assert_allclose(pa / pa.sum(), pb / pb.sum(), rtol=0, atol=1e-11)
 
 
 def test_spa_keeps_the_saddlepoint_where_the_exact_single_variant_law_is_costly(monkeypatch):
