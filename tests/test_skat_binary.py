@@ -569,3 +569,24 @@ def test_acat_rejects_method_bin_and_works_with_included_rows():
     assert a.p_value == pytest.approx(b.p_value, rel=1e-12)
     c = bm.skat.test(Z, null, test="acat-o", included=keep)  # MAFs from all rows: a valid test too
     assert 0 < c.p_value <= 1
+
+
+def test_spa_scores_cache_gives_the_uncached_values():
+    """SKAT, burden and SKAT-O of one set reuse the last SPA-adjusted scores kept on the null model; the
+    values must equal those from a fresh null model (nothing cached) exactly, and other weights or
+    genotypes must not hit the cache."""
+    rng = np.random.default_rng(31)
+    n = 1200
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-1.4 + 0.5 * x)))).astype(float)
+    Z = rng.binomial(2, 0.01, size=(n, 6)).astype(float)
+    Z2 = Z.copy()
+    Z2[rng.choice(n, 5, replace=False), 0] = 1.0
+    null = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    runs = [(Z, "skat", (1, 25)), (Z, "burden", (1, 25)), (Z, "skat-o", (1, 25)), (Z, "skat", (1, 1)),
+            (Z2, "skat", (1, 1))]
+    cached = [bm.skat.test(G, null, test=t, weights_beta=wb, method_bin="spa").p_value for G, t, wb in runs]
+    fresh = [bm.skat.test(G, bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False), test=t,
+                          weights_beta=wb, method_bin="spa").p_value for G, t, wb in runs]
+    assert cached == fresh
+    assert len(set(cached)) == len(cached)  # the five tests differ: no stale reuse

@@ -94,6 +94,7 @@ and 1.8e-3 at 0.5 % (6 of 3,250), so the per-variant tails are not the whole cau
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -633,6 +634,27 @@ def spa_scores(
     return Sw, Phi, {"p_variants": p_var, "variance_ratio": ratio, "burden_inflation": inflate}
 
 
+def _spa_scores_cached(
+    G: np.ndarray, w: np.ndarray, null: NullModel, seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """:func:`spa_scores`, the last result kept on the null model.
+
+    SKAT, burden and SKAT-O of one set ask for the same adjusted scores in a row (as they share
+    ER's carrier law); the per-variant exact laws are most of their cost. Keyed by a digest of
+    the genotypes, the weights and the seed.
+    """
+    cache = null.__dict__.setdefault("_er_cache", {})
+    h = hashlib.blake2b(np.ascontiguousarray(G).tobytes(), digest_size=16)
+    h.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
+    h.update(str((G.shape, seed)).encode())
+    key = h.digest()
+    last = cache.get("spa")
+    if last is None or last[0] != key:
+        last = cache["spa"] = (key, spa_scores(G, w, null, seed=seed))
+    Sw, Phi, info = last[1]
+    return Sw.copy(), Phi.copy(), dict(info)
+
+
 def expected_minority_carriers(G: np.ndarray, null: NullModel) -> float:
     """Expected number of carriers with the rarer outcome under the null: sum of mu (or 1 - mu) over carriers.
 
@@ -675,7 +697,7 @@ def binary_test(
         expected = expected_minority_carriers(G, null)
         method_bin = "er" if max(mac, m) <= _HYBRID_ER_MAC or expected <= _HYBRID_ER_EXPECTED else "spa"
     if method_bin == "spa":
-        Sw, Phi, info = spa_scores(G, w, null, seed=seed)
+        Sw, Phi, info = _spa_scores_cached(G, w, null, seed)
         res = test_scores(Sw, Phi, 1.0, test, method, rho_grid=rho_grid, n_variants=n_variants,
                           skato_quadrature=skato_quadrature)
         res.method = f"spa+{res.method}"
