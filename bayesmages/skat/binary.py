@@ -686,7 +686,8 @@ def binary_test(
     Hybrid uses ER/ER.A there) and SPA above. See the module docstring.
     """
     if method_bin not in BIN_METHODS:
-        raise InputError(f"method_bin must be one of {list(BIN_METHODS)} or None, got {method_bin!r}")
+        raise InputError(f"binary_test: method_bin must be one of {list(BIN_METHODS)}, got {method_bin!r} (the "
+                         "asymptotic test is bayesmages.skat.test_prepared's method_bin='asymptotic')")
     _check_binary(null, method_bin)
     p = G.shape[1]
     n_variants = p if n_variants is None else n_variants
