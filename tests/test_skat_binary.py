@@ -461,6 +461,8 @@ def test_cli_method_bin_equals_the_api(binary_files, method_bin):
     assert table["p_value"].tolist() == pytest.approx(expect, rel=1e-8)  # the CSV keeps 10 digits
     prefix = {"spa": "spa", "asymptotic": "moment-adjusted"}.get(method_bin or "hybrid", ("er", "spa"))
     assert table["method"].str.startswith(prefix).all()
+    meta = json.loads(out.with_name(out.stem + ".run.json").read_text())
+    assert meta["method_bin_used"] == (method_bin or "hybrid")
 
 
 def test_binary_default_is_hybrid_and_compat_r_is_r_skat():

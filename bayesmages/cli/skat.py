@@ -222,8 +222,13 @@ def run(args: argparse.Namespace) -> int:
         detail = msg.removeprefix("fit_null:").strip()
         raise InputError(f"null model of {source} ({y.size} samples): {detail}") from None
     write_table(table, args.out)
+    from bayesmages.skat.set_test import resolve_method_bin
+
+    # what --method-bin's default resolved to (the table's method column names it per set too)
+    used = resolve_method_bin(args.method_bin, args.trait, "skat" if args.test == "ecskat" else args.test,
+                              args.compat)
     meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets),
-                        workers=_worker_summary(table.attrs.get("units", [])))
+                        workers=_worker_summary(table.attrs.get("units", [])), method_bin_used=used)
     write_json(meta, sidecar)
     if not args.quiet:
         print(f"{len(table)} sets tested ({args.test}); results written to {args.out}")
