@@ -22,6 +22,14 @@ For each test the observed rates P(p < 1e-3) and P(p < 1e-4) are reported with t
 that interval at 1 % cases. Low-MAC genes have discrete null laws: ER's mid-p can then only reach
 a few values, so its rate can sit below alpha without any flaw (reported as it is).
 
+Scale (``--scale N``, default 100,000): the cost of the default binary test (the hybrid rule) at
+biobank n, one null model per case fraction (1 % and 20 %), 5 genes of 20 variants with MAF
+log-uniform on [10^-5, 10^-3.7] (~200 carriers: ER at 1 % cases) and 5 on [10^-4.3, 10^-2.7]
+(~2,000 carriers: SPA): CPU seconds of the null fit, of ER's total case-count pmf
+(:mod:`bayesmages.stats.poibin`, FFT at this n) and per test, the method each test used, and the
+largest relative difference of the ER p-values from the same computed with the direct O(n^2)
+recursion (``poibin.FFT_MIN_WORK`` raised; 1 % only), with the load average.
+
 Usage: ``python bench/skat_binary.py [--fractions 0.01,0.2]`` (full: 40,000 genes at 1 % cases, 5,000 at the other
 fractions, 10,000 ER genes; about 25 + 10 minutes of one core), ``--quick`` (a smoke run),
 ``--tables-only`` (rebuild skat_binary.md from skat_binary.json). BLAS runs single-threaded.
@@ -221,6 +229,81 @@ def run_independent(seed: int, n_pheno: int, n_genes: int, fraction: float = 0.0
             "tests": {k: _count(v) for k, v in ps.items()}}
 
 
+def run_scale(n: int, seed: int = 7, n_genes: int = 5) -> dict:
+    """Timings of the default binary tests at biobank n (see the module docstring)."""
+    from bayesmages.skat import binary
+    from bayesmages.stats import poibin
+
+    out: dict[str, Any] = {"n": n, "genes": 2 * n_genes, "variants": 20, "load_average_before": os.getloadavg()[0],
+                           "fractions": []}
+    for fraction in (0.01, 0.2):
+        rng = np.random.default_rng(seed)
+        y, x = _phenotype(rng, n, fraction)
+        c0 = time.process_time()
+        null = bm.skat.fit_null(y, x, trait="binary")
+        t_null = time.process_time() - c0
+        c0 = time.process_time()
+        binary._total_pmf(null)
+        t_pmf = time.process_time() - c0
+        genes = [_genes(rng, n, 20, lm) for lm in ((-5.0, -3.7), (-4.3, -2.7)) for _ in range(n_genes)]
+        per: dict[str, list[float]] = {t: [] for t in ("skat", "burden", "skat-o")}
+        methods: dict[str, int] = {}
+        ps = []
+        for G in genes:
+            for t in per:
+                c0 = time.process_time()
+                r = bm.skat.test(G, null, test=t)
+                per[t].append(time.process_time() - c0)
+                methods[r.method] = methods.get(r.method, 0) + 1
+                ps.append((G, t, r.p_value, r.method))
+        rec: dict[str, Any] = {"case_fraction": fraction, "cases": int(y.sum()), "null_fit_cpu_s": t_null,
+                               "total_pmf_cpu_s": t_pmf, "methods": methods,
+                               "cpu_s_per_test": {t: float(np.mean(v)) for t, v in per.items()}}
+        if fraction == 0.01:
+            # the same ER p-values with the direct recursion throughout (a fresh null: nothing cached)
+            old = poibin.FFT_MIN_WORK
+            try:
+                poibin.FFT_MIN_WORK = 10**15
+                direct = bm.skat.fit_null(y, x, trait="binary")
+                c0 = time.process_time()
+                binary._total_pmf(direct)
+                rec["total_pmf_direct_cpu_s"] = time.process_time() - c0
+                diffs = [abs(bm.skat.test(G, direct, test=t).p_value / p - 1)
+                         for G, t, p, m in ps if m.startswith("er")]
+            finally:
+                poibin.FFT_MIN_WORK = old
+            rec["er_tests_compared"] = len(diffs)
+            rec["er_max_rel_diff_vs_direct"] = float(max(diffs)) if diffs else None
+        out["fractions"].append(rec)
+    out["load_average_after"] = os.getloadavg()[0]
+    return out
+
+
+def _scale_markdown(sc: dict) -> list[str]:
+    lines = [f"## Scale: the default binary test (hybrid) at n = {sc['n']:,}", "",
+             f"{sc['genes']} genes x {sc['variants']} variants per case fraction (half ultra-rare, half rare: "
+             "see bench/skat_binary.py); CPU seconds of one process; load "
+             f"average {sc['load_average_before']:.1f} before, {sc['load_average_after']:.1f} after (2 cores, "
+             f"shared); `{sc['command']}`.", "",
+             "| cases | null fit (s) | ER total pmf (s) | skat (s/test) | burden (s/test) | skat-o (s/test) "
+             "| methods used |",
+             "|---|---|---|---|---|---|---|"]
+    for fr in sc["fractions"]:
+        c = fr["cpu_s_per_test"]
+        meth = ", ".join(f"{k} {v}" for k, v in sorted(fr["methods"].items()))
+        lines.append(f"| {100 * fr['case_fraction']:g}% ({fr['cases']:,}) | {fr['null_fit_cpu_s']:.2f} | "
+                     f"{fr['total_pmf_cpu_s']:.3f} | {c['skat']:.3f} | {c['burden']:.3f} | {c['skat-o']:.3f} "
+                     f"| {meth} |")
+    for fr in sc["fractions"]:
+        if fr.get("er_tests_compared"):
+            lines += ["", f"At {100 * fr['case_fraction']:g}% cases the ER p-values of {fr['er_tests_compared']} "
+                      "tests differ from those computed with the direct recursion (total pmf "
+                      f"{fr['total_pmf_direct_cpu_s']:.1f} s) by at most {fr['er_max_rel_diff_vs_direct']:.1e} "
+                      "relative (same seeds; a resampled p-value changes only if the law moves a draw across the "
+                      "observed statistic; tests/test_skat_binary.py compares the laws themselves at n = 12,000)."]
+    return [*lines, ""]
+
+
 def _cells(t: dict) -> str:
     """A row's rate, interval and verdict cells at each alpha."""
     cells = []
@@ -260,6 +343,8 @@ def _markdown(res: dict) -> str:
               for fr in res["fractions"] if "hybrid_er_genes" in fr]
     if shares:
         lines += ["Genes the hybrid rule sent to ER (the others to SPA): " + ", ".join(shares) + ".", ""]
+    if "scale" in res:
+        lines += _scale_markdown(res["scale"])
     for fr in res["fractions"]:
         for name, info in fr.get("rows_rerun", {}).items():
             lines += [f"Row rerun on its own ({100 * fr['case_fraction']:g}% {name}): replicates "
@@ -314,7 +399,19 @@ def main() -> None:
                     help="run the 1 %% design on independent data with this seed (hybrid rows and ER with the "
                          "true probabilities; --n-pheno phenotypes, 2,000 genes each) into the JSON's 'independent'")
     ap.add_argument("--n-pheno", type=int, default=5)
+    ap.add_argument("--scale", type=int, nargs="?", const=100_000, default=None, metavar="N",
+                    help="time the default binary tests at n = N (default 100,000) into the JSON's 'scale'")
     args = ap.parse_args()
+    if args.scale is not None:
+        sc = run_scale(args.scale)
+        sc["command"] = " ".join(["python bench/skat_binary.py", *sys.argv[1:]])
+        path = RESULTS / "skat_binary.json"
+        res = json.loads(path.read_text())
+        res["scale"] = sc
+        write_json(res, path)
+        write_text(_markdown(res), path.with_suffix(".md"))
+        print("\n".join(_scale_markdown(sc)))
+        return
     if args.independent is not None:
         ind = run_independent(args.independent, args.n_pheno, 2000 * args.n_pheno)
         ind["command"] = " ".join(["python bench/skat_binary.py", *sys.argv[1:]])

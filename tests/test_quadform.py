@@ -394,3 +394,36 @@ def test_auto_fallback_warns_and_is_recorded(monkeypatch):
     p2, approx = pvalue_many(q, [lam] * 3, return_approximate=True)  # recorded, not warned (filterwarnings=error)
     assert approx.tolist() == [False, False, True]
     np.testing.assert_array_equal(p2, p)
+
+
+def test_log_tail_slopes_match_closed_forms():
+    """quadform.log_tail_slopes (the contour integral with its s- and s^2-weighted sums) against closed
+    forms: 2 equal weights (exponential: log P = -q / (2 lam), slopes -1 / (2 lam) and 0), 4 equal
+    weights (P(chi2_4 > x) = exp(-x / 2) (1 + x / 2)) and one weight (chi2_1, scipy's pdf and sf), from
+    the bulk to p ~ 1e-40. Tolerance 1e-7 relative (the engine's accuracy at rtol 1e-9) plus 1e-12
+    absolute for the exact zero."""
+    from bayesmages.stats.quadform import log_tail_slopes
+
+    lam_val = 1.7
+    rows, q, d1_ref, d2_ref, lp_ref = [], [], [], [], []
+    for x in (0.5, 3.0, 20.0, 150.0):
+        rows.append([lam_val, lam_val, 0, 0])
+        q.append(x * lam_val)
+        lp_ref.append(-x / 2)
+        d1_ref.append(-0.5 / lam_val)
+        d2_ref.append(0.0)
+        rows.append([lam_val] * 4)
+        q.append(x * lam_val)
+        lp_ref.append(-x / 2 + np.log1p(x / 2))
+        d1_ref.append((-0.5 + 0.5 / (1 + x / 2)) / lam_val)
+        d2_ref.append(-0.25 / (1 + x / 2) ** 2 / lam_val**2)
+        rows.append([lam_val, 0, 0, 0])
+        q.append(x * lam_val)
+        sf, pdf = stats.chi2.sf(x, 1), stats.chi2.pdf(x, 1)
+        lp_ref.append(np.log(sf))
+        d1_ref.append(-pdf / sf / lam_val)
+        d2_ref.append((-pdf * (-0.5 / x - 0.5) / sf - (pdf / sf) ** 2) / lam_val**2)
+    lp, d1, d2 = log_tail_slopes(np.array(q), np.array(rows, dtype=float), rtol=1e-9)
+    np.testing.assert_allclose(lp, lp_ref, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(d1, d1_ref, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(d2, d2_ref, rtol=1e-7, atol=1e-12)

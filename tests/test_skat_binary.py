@@ -18,6 +18,7 @@ from scipy import stats
 import bayesmages as bm
 from bayesmages.errors import InputError
 from bayesmages.skat import binary
+from bayesmages.stats import poibin
 
 R_EXAMPLES = Path(__file__).resolve().parent / "data" / "skat_reference" / "r_examples"
 
@@ -95,7 +96,7 @@ def test_er_case_carrier_sampler_matches_the_enumerated_law():
         m = p.size
         # the non-carriers' factor of a null model with n_case_extra further cases among 100 people
         others = np.full(100, n_case_extra / 100)
-        pmf = binary._pb_pmf(others)
+        pmf = poibin.pmf_direct(others)
         n_case = n_case_extra + 1
         with np.errstate(divide="ignore"):
             log_nc = np.log(np.array([pmf[n_case - k] if 0 <= n_case - k < pmf.size else 0.0 for k in range(m + 1)]))
@@ -135,7 +136,7 @@ def test_er_noncarrier_law_matches_the_direct_convolution(b0):
         _, log_nc, n_case, _ = binary._noncarrier_log_pmf(null, carriers)
         rest = np.ones(n, dtype=bool)
         rest[carriers] = False
-        direct = binary._pb_pmf(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)
+        direct = poibin.pmf_direct(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)
         j = n_case - np.arange(m + 1)
         ok = (j >= 0) & (j < direct.size)
         with np.errstate(divide="ignore"):
@@ -143,6 +144,37 @@ def test_er_noncarrier_law_matches_the_direct_convolution(b0):
         big = ref > ref.max() + math.log(1e-12)
         np.testing.assert_allclose(log_nc[big], ref[big], rtol=0, atol=1e-9)
         assert np.all(log_nc[~big] <= ref.max() + math.log(1e-9))
+
+
+@pytest.mark.parametrize("b0", [-4.6, -1.4])
+def test_er_at_fft_size_matches_the_direct_computation(b0):
+    """Past poibin.FFT_MIN_WORK the total pmf comes from FFT products (absolute error only). The ER law
+    of the non-carriers and the ER p-values there against the same computed with the direct recursion
+    throughout (monkeypatched threshold): the laws agree to 1e-11 absolute after normalising
+    (the FFT's < 1e-14 per entry times the removal's gain, <= 10 there, over P(total = n_case) ~ 0.02),
+    and the p-values (>= 1e-3 here) to 1e-8 relative."""
+    rng = np.random.default_rng(int(abs(b0) * 10) + 1)
+    n = 12_000  # n (n + 1) > 1e8: the FFT path
+    assert n * (n + 1) > poibin.FFT_MIN_WORK
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(b0 + 0.8 * x)))).astype(float)
+    null_fft = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    null_dir = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    genes = [rng.binomial(2, 0.0004, size=(n, 6)).astype(float), rng.binomial(2, 0.002, size=(n, 6)).astype(float)]
+    fft = [[bm.skat.test(Z, null_fft, test=t, method_bin="er").p_value for t in ("skat", "burden")] for Z in genes]
+    laws_fft = [binary._noncarrier_log_pmf(null_fft, np.flatnonzero(Z.any(1)))[1] for Z in genes]
+    old = poibin.FFT_MIN_WORK
+    try:
+        poibin.FFT_MIN_WORK = 10**12
+        direct = [[bm.skat.test(Z, null_dir, test=t, method_bin="er").p_value for t in ("skat", "burden")]
+                  for Z in genes]
+        laws_dir = [binary._noncarrier_log_pmf_uncached(null_dir, np.flatnonzero(Z.any(1)))[1] for Z in genes]
+    finally:
+        poibin.FFT_MIN_WORK = old
+    np.testing.assert_allclose(fft, direct, rtol=1e-8)
+    for a, b in zip(laws_fft, laws_dir):
+        pa, pb = np.exp(a - a.max()), np.exp(b - b.max())
+        np.testing.assert_allclose(pa / pa.sum(), pb / pb.sum(), rtol=0, atol=1e-11)
 
 
 def test_spa_keeps_the_saddlepoint_where_the_exact_single_variant_law_is_costly(monkeypatch):
@@ -337,7 +369,7 @@ def test_adjusted_kurtosis_uses_raw_genotypes_as_r():
     """R takes the bootstrap kurtosis from Q* = ||Gw'(y* - mu)||^2 / 2 with the raw weighted genotypes: the
     moment-adjusted SKAT p-value must equal the scaled chi-square built from exactly that statistic."""
     Z, null = _small_binary(seed=5, n=400, shift=1.0, maf=0.02, p=6, n_resampling=500, null_seed=2)
-    res = bm.skat.test(Z, null, weights_beta=(1, 1))
+    res = bm.skat.test(Z, null, weights_beta=(1, 1), method_bin="asymptotic")
     pv = bm.skat.prepare_variants(Z)
     T = pv.G.T @ (null.y_boot - null.fitted[:, None])
     q_boot = (T**2).sum(0) / 2
@@ -410,14 +442,16 @@ def binary_files(tmp_path):
     return tmp_path, G, x, y
 
 
-@pytest.mark.parametrize("method_bin", ["spa", "er", "hybrid"])
+@pytest.mark.parametrize("method_bin", ["spa", "er", "hybrid", "asymptotic", None])
 def test_cli_method_bin_equals_the_api(binary_files, method_bin):
+    """The CLI's --method-bin (and its default, hybrid) gives the API's p-values."""
     from bayesmages.cli import main
 
     d, G, x, y = binary_files
     out = d / f"{method_bin}.csv"
+    choice = [] if method_bin is None else ["--method-bin", method_bin]
     rc = main(["skat", "--genotypes", str(d / "geno.csv"), "--phenotype", str(d / "pheno.csv"), "--covariates",
-               str(d / "cov.csv"), "--sets", str(d / "sets.csv"), "--trait", "binary", "--method-bin", method_bin,
+               str(d / "cov.csv"), "--sets", str(d / "sets.csv"), "--trait", "binary", *choice,
                "--test", "burden", "--out", str(out), "--quiet"])
     assert rc == 0
     table = pd.read_csv(out)
@@ -425,7 +459,41 @@ def test_cli_method_bin_equals_the_api(binary_files, method_bin):
     expect = [bm.skat.test(G[:, cols], null, test="burden", method_bin=method_bin).p_value
               for cols in (slice(0, 4), slice(4, 8))]
     assert table["p_value"].tolist() == pytest.approx(expect, rel=1e-8)  # the CSV keeps 10 digits
-    assert table["method"].str.startswith("spa" if method_bin == "spa" else ("er", "spa")).all()
+    prefix = {"spa": "spa", "asymptotic": "moment-adjusted"}.get(method_bin or "hybrid", ("er", "spa"))
+    assert table["method"].str.startswith(prefix).all()
+    meta = json.loads(out.with_name(out.stem + ".run.json").read_text())
+    assert meta["method_bin_used"] == (method_bin or "hybrid")
+
+
+def test_binary_default_is_hybrid_and_compat_r_is_r_skat():
+    """Binary traits: the default is the calibrated ER/SPA hybrid; compat="R" (or method_bin="asymptotic")
+    is R SKAT()'s asymptotic / moment-adjusted test; ACAT stays asymptotic (its single-variant p-values
+    are); ecSKAT's test split follows the same default. Same code paths, so equality is exact."""
+    rng = np.random.default_rng(21)
+    n = 1500
+    X = rng.normal(size=(n, 1))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-3.5 + 0.5 * X[:, 0])))).astype(float)
+    Z = rng.binomial(2, 0.004, size=(n, 8)).astype(float)
+    null = bm.skat.fit_null(y, X, trait="binary", n_resampling=1000)
+    assert null.adjustment  # n < 2,000: R's moment adjustment is available
+    for test in ("skat", "burden", "skat-o"):
+        default, hybrid = bm.skat.test(Z, null, test=test), bm.skat.test(Z, null, test=test, method_bin="hybrid")
+        assert default.p_value == hybrid.p_value and default.method.startswith(("er", "spa"))
+        r_mode = bm.skat.test(Z, null, test=test, compat="R")
+        asym = bm.skat.test(Z, null, test=test, compat="R", method_bin="asymptotic")
+        assert r_mode.p_value == asym.p_value and r_mode.method == "moment-adjusted"
+    acat = bm.skat.test(Z, null, test="acat-o")
+    assert acat.p_value == bm.skat.test(Z, null, test="acat-o", method_bin="asymptotic").p_value
+    cont = bm.skat.fit_null(rng.normal(size=n), X, trait="continuous")
+    assert bm.skat.test(Z, cont, method_bin="asymptotic").p_value == bm.skat.test(Z, cont).p_value
+    vertex = np.eye(8)[0]
+    ec = bm.skat.ecskat(Z, y, X, trait="binary", kernel_weights=vertex + 1.0, seed=3)
+    ec_h = bm.skat.ecskat(Z, y, X, trait="binary", kernel_weights=vertex + 1.0, seed=3, method_bin="hybrid")
+    ec_a = bm.skat.ecskat(Z, y, X, trait="binary", kernel_weights=vertex + 1.0, seed=3, method_bin="asymptotic")
+    assert ec.p_value == ec_h.p_value and ec.test_result.method.startswith(("er", "spa"))
+    assert ec_a.test_result.method == "exact"
+    with pytest.raises(InputError, match="method_bin='er' is for binary traits"):
+        bm.skat.ecskat(Z, rng.normal(size=n), X, method_bin="er")
 
 
 def test_cli_binary_method_with_bad_phenotype_exits_2(binary_files, capsys):
@@ -474,9 +542,10 @@ def test_moment_adjustment_is_r_computation_in_both_modes():
     Z, null = _small_binary(seed=8, n=600, shift=1.5, maf=0.03, p=8, n_resampling=2000, null_seed=1)
     assert null.adjustment
     for test in ("skat", "burden"):
-        a, b = bm.skat.test(Z, null, test=test), bm.skat.test(Z, null, test=test, compat="R")
+        a, b = bm.skat.test(Z, null, test=test, method_bin="asymptotic"), bm.skat.test(Z, null, test=test, compat="R")
         assert a.method == b.method == "moment-adjusted" and a.p_value == b.p_value
-    a, b = bm.skat.test(Z, null, test="skat-o"), bm.skat.test(Z, null, test="skat-o", compat="R")
+    a, b = (bm.skat.test(Z, null, test="skat-o", method_bin="asymptotic"),
+            bm.skat.test(Z, null, test="skat-o", compat="R"))
     assert a.method == b.method == "moment-adjusted"
     assert a.p_value == pytest.approx(b.p_value, rel=1e-3)
 
@@ -502,3 +571,24 @@ def test_acat_rejects_method_bin_and_works_with_included_rows():
     assert a.p_value == pytest.approx(b.p_value, rel=1e-12)
     c = bm.skat.test(Z, null, test="acat-o", included=keep)  # MAFs from all rows: a valid test too
     assert 0 < c.p_value <= 1
+
+
+def test_spa_scores_cache_gives_the_uncached_values():
+    """SKAT, burden and SKAT-O of one set reuse the last SPA-adjusted scores kept on the null model; the
+    values must equal those from a fresh null model (nothing cached) exactly, and other weights or
+    genotypes must not hit the cache."""
+    rng = np.random.default_rng(31)
+    n = 1200
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-1.4 + 0.5 * x)))).astype(float)
+    Z = rng.binomial(2, 0.01, size=(n, 6)).astype(float)
+    Z2 = Z.copy()
+    Z2[rng.choice(n, 5, replace=False), 0] = 1.0
+    null = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
+    runs = [(Z, "skat", (1, 25)), (Z, "burden", (1, 25)), (Z, "skat-o", (1, 25)), (Z, "skat", (1, 1)),
+            (Z2, "skat", (1, 1))]
+    cached = [bm.skat.test(G, null, test=t, weights_beta=wb, method_bin="spa").p_value for G, t, wb in runs]
+    fresh = [bm.skat.test(G, bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False), test=t,
+                          weights_beta=wb, method_bin="spa").p_value for G, t, wb in runs]
+    assert cached == fresh
+    assert len(set(cached)) == len(cached)  # the five tests differ: no stale reuse

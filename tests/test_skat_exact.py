@@ -79,7 +79,7 @@ def test_exact_skato_is_the_null_probability_of_min_p(case, wb):
     the default p-value (p from 7e-4 to 0.1 here; smaller p are checked with importance sampling in
     bench/skat.py, part "tails"). Tolerance 4.5 binomial standard errors (false alarm ~1e-5 per case)."""
     Z, null = _case(case)
-    res = bm.skat.test(Z, null, test="skat-o", weights_beta=wb)
+    res = bm.skat.test(Z, null, test="skat-o", weights_beta=wb, method_bin="asymptotic")  # case_04 is binary
     assert res.method == "exact"
     _, M = _scores(Z, null, wb)
     thr = res.extra["thresholds"]

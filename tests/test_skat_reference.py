@@ -90,18 +90,19 @@ def test_default_skat_and_burden_are_exact_tails(reference, case):
 
     _, data = reference
     d = data[case]
-    # unadjusted: the binary case_04 (n = 500) would otherwise get R's moment adjustment by default
+    # unadjusted, asymptotic: the binary case_04 (n = 500) would otherwise get R's moment adjustment
+    # (method_bin="asymptotic") or ER/SPA (the default)
     null = bm.skat.fit_null(d["y"], d["X"], trait=d["trait"], adjustment=False)
     for wb in ((1.0, 25.0), (1.0, 1.0)):
         pv = prepare_variants(as_genotype_matrix(d["Z"], n=null.n))
         S, W = weighted_scores(pv.G, variant_weights(pv, wb, None), null)
         lam = np.linalg.eigvalsh(W / 2)
         lam = lam[lam > 1e-10 * lam.max()]
-        sk = bm.skat.test(d["Z"], null, test="skat", weights_beta=wb)
+        sk = bm.skat.test(d["Z"], null, test="skat", weights_beta=wb, method_bin="asymptotic")
         assert sk.method == "exact"
         imhof = float(bm.stats.quadform.imhof(sk.statistic, lam)[0])
         assert abs(sk.p_value - imhof) <= 1e-6 * imhof + 1e-12
-        bu = bm.skat.test(d["Z"], null, test="burden", weights_beta=wb)
+        bu = bm.skat.test(d["Z"], null, test="burden", weights_beta=wb, method_bin="asymptotic")
         assert bu.p_value == pytest.approx(sps.chi2.sf(S.sum() ** 2 / (2 * null.s2) / (W.sum() / 2), 1), rel=1e-9)
 
 
@@ -134,7 +135,7 @@ def _adjusted_log_ratios(reference, key: str, seeds: range) -> list[float]:
         if s not in _ADJ_NULLS:
             _ADJ_NULLS[s] = bm.skat.fit_null(d["y"], d["X"], trait="binary", adjustment=True, seed=s)
         null = _ADJ_NULLS[s]
-        res = bm.skat.test(d["Z"], null, test=test, weights_beta=wb, method=method)
+        res = bm.skat.test(d["Z"], null, test=test, weights_beta=wb, method=method, method_bin="asymptotic")
         assert res.method.startswith("moment-adjusted")
         if test == "skat-o":
             # R reports no Q for SKAT-O; its rho = 0 statistic is the SKAT Q with the same weights
@@ -166,7 +167,8 @@ def test_adjustment_ignores_method_as_r_does(reference):
     _, data = reference
     d = data["case_04"]
     null = bm.skat.fit_null(d["y"], d["X"], trait="binary", adjustment=True, seed=5)
-    ps = {m: bm.skat.test(d["Z"], null, method=m).p_value for m in ("davies", "liu", "liu.mod")}
+    ps = {m: bm.skat.test(d["Z"], null, method=m, method_bin="asymptotic").p_value
+          for m in ("davies", "liu", "liu.mod")}
     assert ps["davies"] == ps["liu"] == ps["liu.mod"]
 
 

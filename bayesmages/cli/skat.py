@@ -49,9 +49,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--impute", choices=("fixed", "bestguess", "random"), default="fixed")
     p.add_argument("--adjustment", action=argparse.BooleanOptionalAction, default=None,
                    help="binary small-sample moment adjustment (default: on when n < 2000, as R SKAT)")
-    p.add_argument("--method-bin", choices=("er", "spa", "hybrid"), default=None,
-                   help="binary traits: efficient resampling (er), saddlepoint-adjusted scores (spa), or ER up to "
-                        "40 minor alleles and SPA above (hybrid); default: the moment adjustment / asymptotic test")
+    p.add_argument("--method-bin", choices=("hybrid", "er", "spa", "asymptotic"), default=None,
+                   help="binary traits: efficient resampling (er), saddlepoint-adjusted scores (spa), ER for sets "
+                        "with few (expected) carriers and SPA otherwise (hybrid), or R SKAT()'s moment-adjusted / "
+                        "asymptotic test (asymptotic; miscalibrated with rare variants and few cases); default: "
+                        "hybrid for skat, burden, skat-o and ecskat, asymptotic with --compat R and for acat-v/acat-o")
     p.add_argument("--kinship", type=Path, default=None,
                    help="related samples: square kinship/GRM table, first column the sample ids and one column per "
                         "sample id (EMMAX null model of R SKAT; continuous traits)")
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     output_file(args, sidecar)
     if args.kinship is not None and args.trait != "continuous":
         raise InputError("--kinship: the related-samples (EMMAX) null model is for --trait continuous")
-    if args.method_bin is not None and args.trait != "binary":
+    if args.method_bin not in (None, "asymptotic") and args.trait != "binary":
         raise InputError(f"--method-bin {args.method_bin}: needs --trait binary")
     G, variants, y, X, ok, source, K = _load_inputs(args)
     dropped = int((~ok).sum())
@@ -220,8 +222,13 @@ def run(args: argparse.Namespace) -> int:
         detail = msg.removeprefix("fit_null:").strip()
         raise InputError(f"null model of {source} ({y.size} samples): {detail}") from None
     write_table(table, args.out)
+    from bayesmages.skat.set_test import resolve_method_bin
+
+    # what --method-bin's default resolved to (the table's method column names it per set too)
+    used = resolve_method_bin(args.method_bin, args.trait, "skat" if args.test == "ecskat" else args.test,
+                              args.compat)
     meta = run_metadata(args, started, n_samples=int(y.size), n_samples_dropped=dropped, n_sets=len(sets),
-                        workers=_worker_summary(table.attrs.get("units", [])))
+                        workers=_worker_summary(table.attrs.get("units", [])), method_bin_used=used)
     write_json(meta, sidecar)
     if not args.quiet:
         print(f"{len(table)} sets tested ({args.test}); results written to {args.out}")

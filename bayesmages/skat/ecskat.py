@@ -29,7 +29,7 @@ import numpy as np
 from bayesmages.errors import InputError
 from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import SKATResult
-from bayesmages.skat.set_test import test_prepared
+from bayesmages.skat.set_test import resolve_method_bin, test_prepared
 from bayesmages.skat.variants import as_genotype_matrix, prepare_variants, variant_weights
 from bayesmages.stats import multitest
 
@@ -278,6 +278,7 @@ def ecskat(
     method: str = "exact",
     impute: str = "fixed",
     variant_names: Any = None,
+    method_bin: str | None = None,
 ) -> ECSKATResult:
     """ecSKAT: learn kernel weights on a training split, SKAT with the learned kernel on the rest.
 
@@ -313,6 +314,11 @@ def ecskat(
         Missing-genotype imputation.
     variant_names : sequence of str, optional
         Names of the columns of ``Z`` (for ``kernels``).
+    method_bin : {None, "hybrid", "er", "spa", "asymptotic"}
+        Binary traits: the test of the test split (as in :func:`bayesmages.skat.test`; ``None``
+        means ``"hybrid"``, ER/SPA, for binary traits). The kernel weights are learned on the
+        training split only, so the test split's ER/SPA law is the null law of its statistic.
+        ``"asymptotic"``: the chi-square-mixture test of ``method`` (no moment adjustment).
 
     Returns
     -------
@@ -329,6 +335,7 @@ def ecskat(
     >>> bool(np.isclose(res.weights.sum(), 1.0) and (res.weights >= 0).all())
     True
     """
+    method_bin = resolve_method_bin(method_bin, trait, "skat")
     yv = np.asarray(y, dtype=np.float64).ravel()
     n = yv.size
     G = as_genotype_matrix(Z, n=n)
@@ -376,7 +383,8 @@ def ecskat(
         for wk, J in zip(learned["weights"], sets):
             d[J] += wk
         null_te: NullModel = fit_null(yv[te], None if Xm is None else Xm[te], trait, adjustment=False)
-        res = test_prepared(pv.G[te], a * np.sqrt(d), null_te, "skat", method, n_variants=pv.n_input)
+        res = test_prepared(pv.G[te], a * np.sqrt(d), null_te, "skat", method, n_variants=pv.n_input,
+                            method_bin=method_bin, seed=seed)
         results.append((tr, te, learned, res))
     tr, te, learned, res = results[0]
     split_p = np.array([r[3].p_value for r in results])

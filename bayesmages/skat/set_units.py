@@ -169,7 +169,7 @@ def _test_set(name: str, G: np.ndarray, ids: list[str], ctx: SetContext) -> dict
     Gy = G if opts["included"] is None else G[opts["included"]]  # the rows of y, for ecSKAT's own nulls
     ec_opts = {"trait": opts["trait"], "train_fraction": opts["train_fraction"], "seed": opts["seed"],
                "objective": opts["objective"], "weights_beta": opts["weights_beta"], "method": opts["ec_method"],
-               "impute": opts["impute"]}
+               "impute": opts["impute"], "method_bin": opts["ec_method_bin"]}
     if opts["test"] == "ecskat":
         ec = ecskat(Gy, y, X, variant_names=ids, **ec_opts)
         return {**row, "n_tested": ec.n_tested, "statistic": ec.statistic, "p_value": ec.p_value,

@@ -19,10 +19,10 @@ import pandas as pd
 from bayesmages.errors import InputError
 from bayesmages.io.genotypes import GenotypeFile
 from bayesmages.io.tables import find_column, read_table
-from bayesmages.skat.binary import BIN_METHODS
 from bayesmages.skat.kinship import fit_null_kinship
 from bayesmages.skat.null import NullModel, fit_null
 from bayesmages.skat.result import METHODS, TESTS
+from bayesmages.skat.set_test import resolve_method_bin
 from bayesmages.skat.set_units import SetContext, group_sets, run_unit
 
 __all__ = ["SET_TESTS", "read_sets", "run_sets"]
@@ -127,9 +127,10 @@ def run_sets(
     adjustment : bool or None
         Binary small-sample moment adjustment of the null model (``None``: R's default, for
         n < 2,000).
-    method_bin : {None, "er", "spa", "hybrid"}
-        Binary traits: efficient resampling or saddlepoint p-values (:func:`bayesmages.skat.test`;
-        not with ACAT-V/ACAT-O).
+    method_bin : {None, "hybrid", "er", "spa", "asymptotic"}
+        Binary traits: as in :func:`bayesmages.skat.test` (``None``: ER/SPA by the hybrid rule for
+        SKAT, burden, SKAT-O and ecSKAT's test split, R ``SKAT()``'s asymptotic test with
+        ``compat="R"`` and for ACAT-V/ACAT-O; an ACAT-O's ecSKAT component uses the default).
     kinship : array-like, optional
         (n, n) kinship matrix of the samples of ``y``: the related-samples (EMMAX) null model of
         :func:`bayesmages.skat.fit_null_kinship` (continuous traits).
@@ -167,10 +168,11 @@ def run_sets(
         raise InputError(f"test must be one of {list(SET_TESTS)}, got {test!r}")
     if method is not None and method not in METHODS:
         raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
-    if method_bin is not None and (method_bin not in BIN_METHODS or trait != "binary"
-                                   or test in ("ecskat", "acat-v", "acat-o")):
-        raise InputError(f"run_sets: method_bin must be one of {list(BIN_METHODS)} with trait 'binary' and test "
-                         f"skat, burden or skat-o, got method_bin={method_bin!r}, trait={trait!r}, test={test!r}")
+    try:
+        ec_method_bin = resolve_method_bin(method_bin if test == "ecskat" else None, trait, "skat", compat)
+        resolve_method_bin(method_bin, trait, "skat" if test == "ecskat" else test, compat)
+    except InputError as exc:
+        raise InputError(f"run_sets: {exc}") from None
     if not sets:
         raise InputError("run_sets: no variant sets given")
     if isinstance(G, GenotypeFile):
@@ -208,7 +210,8 @@ def run_sets(
     opts = {"test": test, "trait": trait, "weights_beta": tuple(weights_beta), "method": method, "impute": impute,
             "method_bin": method_bin, "train_fraction": train_fraction, "objective": objective, "seed": seed,
             "estimate_maf": estimate_maf, "included": keep, "compat": compat, "maf_masks": maf_masks,
-            "acat_ecskat": acat_ecskat, "ec_method": method or ("davies" if compat == "R" else "exact")}
+            "acat_ecskat": acat_ecskat,
+            "ec_method_bin": ec_method_bin, "ec_method": method or ("davies" if compat == "R" else "exact")}
     context = SetContext(null=null, y=yv, X=X, opts=opts)
     members = [(name, [col[v] for v in dict.fromkeys(vs) if v in col]) for name, vs in sets.items()]
     if scheduler is None:

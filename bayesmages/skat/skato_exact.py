@@ -42,6 +42,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 from bayesmages.skat._quadrature import gauss_kronrod
@@ -73,16 +74,19 @@ def rho_spectra(M: np.ndarray, rho: np.ndarray) -> list[np.ndarray]:
     the single eigenvalue ``1'M1``.
     """
     p = M.shape[0]
-    out = []
-    for r in rho:
-        if r >= 1.0:
-            out.append(np.array([float(M.sum())]))
-            continue
-        a = math.sqrt(1.0 - r)
-        b = (math.sqrt(1.0 - r + r * p) - a) / p
-        Rh = a * np.eye(p) + b * np.ones((p, p))
-        out.append(_positive(np.linalg.eigvalsh(Rh @ M @ Rh)))
-    return out
+    rho = np.asarray(rho, dtype=np.float64)
+    inner = rho < 1.0
+    # R^(1/2) M R^(1/2) = a^2 M + a b (M 11' + 11' M) + b^2 (1'M1) 11' with R^(1/2) = a I + b 11':
+    # all rho < 1 at once, one batched eigvalsh
+    a = np.sqrt(1.0 - rho[inner])
+    b = (np.sqrt(1.0 - rho[inner] + rho[inner] * p) - a) / p
+    m1 = M.sum(axis=1)
+    cross = m1[:, None] + m1[None, :]
+    forms = ((a * a)[:, None, None] * M + (a * b)[:, None, None] * cross
+             + (b * b * float(m1.sum()))[:, None, None])
+    ev = np.linalg.eigvalsh(forms) if forms.shape[0] else np.empty((0, p))
+    it = iter(ev)
+    return [np.array([float(M.sum())]) if not i else _positive(next(it)) for i in inner]
 
 
 def _padded(spectra: list[np.ndarray]) -> np.ndarray:
@@ -110,11 +114,13 @@ def exact_quantiles(
     Solves ``g(q) = log P(Q_i > q) - log p = 0`` from a first guess: the quantile of the Liu-mod
     approximation shifted to agree with the exact tail at the given start (without a start: the
     Liu-mod quantile and a Newton step with the saddlepoint slope ``d log P / dq ~ -s_hat(q)``).
-    Then one round of three-point quadratic interpolation and secant steps (all rows in one
-    batched evaluation per round), kept inside a bracket (bisection when a step leaves it), until
-    ``|g| <= 1e-4`` (a threshold for level ``p (1 +- 1e-4)``, which moves the SKAT-O p-value by
-    ~1e-4 relative at most); the quadratic's root is accepted without a further evaluation when
-    it lies inside the stencil and its quadratic term is below the tolerance. Typically 1 round.
+    Then rounds of second-order Taylor steps with the exact first two derivatives of ``log P``
+    (:func:`bayesmages.stats.quadform.log_tail_slopes`: one contour integral per row gives all
+    three; all rows in one batched evaluation per round), kept inside a bracket (bisection when a
+    step leaves it), until ``|g| <= 1e-4`` (a threshold for level ``p (1 +- 1e-4)``, which moves
+    the SKAT-O p-value by ~1e-4 relative at most); the quadratic's root is accepted without a
+    further evaluation when it lies within 10 % of the point and its quadratic term is below the
+    tolerance. Typically 1 round.
 
     Parameters
     ----------
@@ -143,15 +149,16 @@ def exact_quantiles(
     def g(qv: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return np.log(np.asarray(quadform.pvalue_rows(qv, lam[idx], rtol=_INNER_RTOL))) - target
 
-    pars = [quadform.liu_params(spectra[i], modified=True) for i in rows]
-    mu_q, sd_q, mu_x, sd_x, df, ncp = (np.array([par[k] for par in pars]) for k in
-                                       ("muQ", "sigmaQ", "muX", "sigmaX", "df", "ncp"))
+    pars = quadform.liu_params_rows(lam, modified=True)
+    mu_q, sd_q, mu_x, sd_x, df, ncp = (pars[k] for k in ("muQ", "sigmaQ", "muX", "sigmaX", "df", "ncp"))
     central = ncp == 0
 
+    # scipy.special's chi-square functions are what scipy.stats.chi2 calls, without its ~0.1 ms
+    # of argument handling per call (this runs per gene)
     def liu_quantile(level: np.ndarray) -> np.ndarray:
         lv = np.clip(level, 1e-300, 1.0 - 1e-16)
         x = np.empty(lv.size)
-        x[central] = sps.chi2.isf(lv[central], df[central])
+        x[central] = special.chdtri(df[central], lv[central])
         if not central.all():
             x[~central] = sps.ncx2.isf(lv[~central], df[~central], ncp[~central])
         return np.maximum((x - mu_x) / sd_x * sd_q + mu_q, 1e-12 * mu_q)
@@ -159,7 +166,8 @@ def exact_quantiles(
     def liu_log_tail(q: np.ndarray) -> np.ndarray:
         x = (q - mu_q) / sd_q * sd_x + mu_x
         out_l = np.empty(q.size)
-        out_l[central] = sps.chi2.logsf(x[central], df[central])
+        with np.errstate(divide="ignore"):
+            out_l[central] = np.log(special.chdtrc(df[central], x[central]))
         if not central.all():
             out_l[~central] = sps.ncx2.logsf(x[~central], df[~central], ncp[~central])
         return out_l
@@ -187,55 +195,36 @@ def exact_quantiles(
     qb = np.where((qb > lo) & (qb < hi), qb, np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * qa))
     done = np.abs(ga) <= _LOGP_TOL
     qb[done] = qa[done]
-    # One round evaluates g at three points c (1 - h), c, c (1 + h) of every unfinished row in one
-    # batched call and moves c to the root of the interpolating quadratic; later rounds evaluate
-    # g at c only and take a secant step with the last slope (the quadratic's root is already
-    # within ~1e-4 of the quantile, so one such step usually ends it).
+    # Each round evaluates g and its first two derivatives at c (one contour integral per row,
+    # quadform.log_tail_slopes) for every unfinished row in one batched call and moves c to the
+    # root of the Taylor quadratic. (Before, the first round fitted the quadratic through g at
+    # c (1 - h), c, c (1 + h), three integrals per row, and later rounds took secant steps.)
     c = qb
-    slope = np.full(rows.size, np.nan)
-    last_q, last_g = qa.copy(), ga.copy()
     active = np.flatnonzero(~done)
-    stencil = np.array([-1.0, 0.0, 1.0])
-    for it in range(40):
+    for _ in range(40):
         if active.size == 0:
             break
-        if it == 0:
-            h = 0.02 * c[active]
-            pts = c[active, None] + h[:, None] * stencil[None, :]
-        else:
-            pts = c[active, None]
-        G = g(pts.ravel(), np.repeat(active, pts.shape[1])).reshape(pts.shape)
+        pts = c[active]
+        log_p, d1, d2 = quadform.log_tail_slopes(pts, lam[active], rtol=_INNER_RTOL)
+        G = log_p - target
         left = G > 0
-        lo[active] = np.maximum(lo[active], np.max(np.where(left, pts, -np.inf), axis=1))
-        hi[active] = np.minimum(hi[active], np.min(np.where(left, np.inf, pts), axis=1))
-        if it == 0:
-            b1 = (G[:, 2] - G[:, 0]) / (2.0 * h)
-            a2 = (G[:, 2] - 2.0 * G[:, 1] + G[:, 0]) / (2.0 * h * h)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                disc = np.sqrt(np.maximum(b1 * b1 - 4.0 * a2 * G[:, 1], 0.0))
-                u = -2.0 * G[:, 1] / (b1 - disc)  # the root nearer the centre (b1 < 0: g decreases)
-            r = c[active] + u
-            slope[active] = b1 + 2.0 * a2 * u
-            g_now, q_now = G[:, 1], pts[:, 1]
-            # a root inside the stencil whose quadratic term is itself below the tolerance is
-            # accepted: the neglected cubic term is smaller by a further factor ~h (measured
-            # |g| <= 1e-5 at such roots)
-            accept = np.isfinite(r) & (np.abs(u) <= h) & (np.abs(a2) * u * u <= _LOGP_TOL)
-        else:
-            accept = np.zeros(active.size, dtype=bool)
-            g_now, q_now = G[:, 0], pts[:, 0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                sec = (g_now - last_g[active]) / (q_now - last_q[active])
-            slope[active] = np.where(np.isfinite(sec) & (sec < 0), sec, slope[active])
-            r = q_now - g_now / slope[active]
-        last_q[active], last_g[active] = q_now, g_now
+        lo[active] = np.where(left, np.maximum(lo[active], pts), lo[active])
+        hi[active] = np.where(left, hi[active], np.minimum(hi[active], pts))
+        b1, a2 = d1, 0.5 * d2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disc = np.sqrt(np.maximum(b1 * b1 - 4.0 * a2 * G, 0.0))
+            u = -2.0 * G / (b1 - disc)  # the root nearer c (b1 < 0: g decreases)
+        r = pts + u
+        # A root within 10 % of c whose quadratic term is itself below the tolerance is accepted:
+        # for a gamma-like tail (log P ~ -q / theta + (k - 1) log q) the neglected cubic term is
+        # ~(2/3) (u / c) of the quadratic one, below 7e-6 here. Rows without derivatives (b1 NaN:
+        # the contour did not converge) bisect their bracket.
+        accept = np.isfinite(r) & (b1 < 0) & (np.abs(u) <= 0.1 * pts) & (np.abs(a2) * u * u <= _LOGP_TOL)
         hit = np.abs(G) <= _LOGP_TOL
-        any_hit = hit.any(axis=1)
-        best = pts[np.arange(active.size), np.argmin(np.abs(G), axis=1)]
-        ok = np.isfinite(r) & (r > lo[active]) & (r < hi[active])
-        fallback = np.where(np.isfinite(hi[active]), 0.5 * (lo[active] + hi[active]), 2.0 * pts[:, -1])
-        stop = any_hit | accept | (np.isfinite(hi[active]) & (hi[active] - lo[active] <= 1e-12 * hi[active]))
-        c[active] = np.where(any_hit, best, np.where(ok | accept, r, fallback))
+        ok = np.isfinite(r) & (b1 < 0) & (r > lo[active]) & (r < hi[active])
+        fallback = np.where(np.isfinite(hi[active]), 0.5 * (lo[active] + hi[active]), 2.0 * pts)
+        stop = hit | accept | (np.isfinite(hi[active]) & (hi[active] - lo[active] <= 1e-12 * hi[active]))
+        c[active] = np.where(hit, pts, np.where(ok | accept, r, fallback))
         active = active[~stop]
     qb = c
     out[rows] = qb
@@ -300,18 +289,18 @@ def skato_exact_pvalue(M: np.ndarray, rho: np.ndarray, q_thr: np.ndarray, p_min:
     tau = rho * one_m1 + (1.0 - rho) * float(c @ c)
     # Beyond x_max the chi-square(1) mass is negligible against the p-value (>= p_min); a rho = 1
     # point caps the range: for x > q_1 / tau_1 the burden term alone exceeds its threshold.
-    x_max = float(sps.chi2.isf(_X_TAIL * p_min, 1))
+    x_max = float(special.chdtri(1.0, _X_TAIL * p_min))
     burden = rho >= 1.0
     if np.any(burden):
         x_max = min(x_max, float(np.min(q_thr[burden] / tau[burden])))
-    beyond = float(sps.chi2.sf(x_max, 1))  # the integrand is 1 (or within _X_TAIL of it) there
+    beyond = float(special.chdtrc(1.0, x_max))  # the integrand is 1 (or within _X_TAIL of it) there
     inner = ~burden
     if not np.any(inner) or lam.size == 0:
         # only the burden direction varies: P(x > x_max) is the whole answer
         if lam.size == 0 and np.any(inner):
             # kappa = 0: the constraint is tau x < q for each rho
             x_max = min(x_max, float(np.min(q_thr[inner] / tau[inner])))
-            beyond = float(sps.chi2.sf(x_max, 1))
+            beyond = float(special.chdtrc(1.0, x_max))
         return beyond, {"error_estimate": 0.0, "x_max": x_max}
     a, b, cc = q_thr[inner], tau[inner], 1.0 - rho[inner]
     ncp_unit = d2 / lam

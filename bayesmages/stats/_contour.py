@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["contour_tail"]
+__all__ = ["contour_tail", "contour_tail_slopes"]
 
 _LOG_NEGLIGIBLE = -45.0  # truncate the path where |integrand| < exp(-45) * peak
 _MAX_LEVEL = 9  # at most 16 * 2**9 = 8192 trapezoid nodes per problem
@@ -39,15 +39,17 @@ _SCAN_BLOCK = 8  # truncation-scan columns evaluated per step
 _CHUNK_ELEMENTS = 2_000_000  # complex temporaries of rows x weights x nodes stay ~32 MB
 
 
-def _cgf_terms(lam: np.ndarray, ncp: np.ndarray | None, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First three derivatives of the cumulant generating function K at real ``c``, row-wise."""
+def _cgf_terms(lam: np.ndarray, ncp: np.ndarray | None, c: np.ndarray, third: bool = True) -> tuple[np.ndarray, ...]:
+    """First three (``third=False``: two) derivatives of the cumulant generating function K at real ``c``, row-wise."""
     den = 1.0 - 2.0 * lam * c[:, None]
     r = lam / den
+    r2 = r * r
     if ncp is None:
-        return r.sum(axis=1), 2.0 * (r * r).sum(axis=1), 8.0 * (r**3).sum(axis=1)
+        k12 = (r.sum(axis=1), 2.0 * r2.sum(axis=1))
+        return (*k12, 8.0 * (r2 * r).sum(axis=1)) if third else k12
     e = ncp / den  # the non-central factor delta_k / (1 - 2 lam_k c)
-    return ((r * (1.0 + e)).sum(axis=1), 2.0 * (r * r * (1.0 + 2.0 * e)).sum(axis=1),
-            8.0 * (r**3 * (1.0 + 3.0 * e)).sum(axis=1))
+    k12 = ((r * (1.0 + e)).sum(axis=1), 2.0 * (r2 * (1.0 + 2.0 * e)).sum(axis=1))
+    return (*k12, 8.0 * (r2 * r * (1.0 + 3.0 * e)).sum(axis=1)) if third else k12
 
 
 def _solve_saddle(q: np.ndarray, lam: np.ndarray, cmax: np.ndarray, ncp: np.ndarray | None = None) -> np.ndarray:
@@ -68,7 +70,7 @@ def _solve_saddle(q: np.ndarray, lam: np.ndarray, cmax: np.ndarray, ncp: np.ndar
         if idx.size == 0:
             break
         cc = c[idx]
-        k1, k2, _ = _cgf_terms(lam[idx], None if ncp is None else ncp[idx], cc)
+        k1, k2 = _cgf_terms(lam[idx], None if ncp is None else ncp[idx], cc, third=False)
         g1 = k1 - q[idx] - 1.0 / cc
         g2 = k2 + 1.0 / (cc * cc)
         pos = g1 > 0
@@ -122,6 +124,33 @@ def contour_tail(
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(sum_k lam[i, k] chi2_1(ncp[i, k]) > q[i]) for each row i, with relative accuracy ~ ``rtol``.
 
+    See :func:`_contour` for the parameters and the returned ``(log_p, converged)``.
+    """
+    log_p, converged, _ = _contour(q, lam, ncp, rtol, slopes=False)
+    return log_p, converged
+
+
+def contour_tail_slopes(
+    q: np.ndarray, lam: np.ndarray, *, rtol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`contour_tail` (central forms) with the first two derivatives of ``log P(Q > q)`` in q.
+
+    With ``I_k = (1 / 2 pi i) int M(s) exp(-s q) s^(k - 1) ds`` along the same path, ``P = I_0``,
+    the density is ``I_1`` and its derivative ``-I_2``, so ``d log P / dq = -I_1 / I_0`` and
+    ``d^2 log P / dq^2 = I_2 / I_0 - (I_1 / I_0)^2``: three sums over the same nodes (the
+    integrands differ by the smooth factors s and s^2, so the trapezoid rule converges for all
+    three alike; convergence is checked on ``I_0``). Returns ``(log_p, converged, d1, d2)``.
+    """
+    log_p, converged, extra = _contour(q, lam, None, rtol, slopes=True)
+    assert extra is not None
+    return log_p, converged, extra[0], extra[1]
+
+
+def _contour(
+    q: np.ndarray, lam: np.ndarray, ncp: np.ndarray | None, rtol: float, slopes: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The contour integral of :func:`contour_tail` (and, with ``slopes``, of :func:`contour_tail_slopes`).
+
     Parameters
     ----------
     q : numpy.ndarray
@@ -136,10 +165,14 @@ def contour_tail(
         converges geometrically here, so the error of the finer sum is far smaller than this
         difference (measured relative errors against mpmath: below 1e-7 with the default).
 
+    slopes : bool
+        Also sum the integrands times s and s^2 (:func:`contour_tail_slopes`).
+
     Returns
     -------
-    (numpy.ndarray, numpy.ndarray)
-        ``log_p`` (natural log of the tail probability) and ``converged`` (bool) per row.
+    (numpy.ndarray, numpy.ndarray, tuple or None)
+        ``log_p`` (natural log of the tail probability) and ``converged`` (bool) per row, and with
+        ``slopes`` the first and second derivatives of ``log_p`` in q (else None).
     """
     q = np.asarray(q, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
@@ -187,24 +220,32 @@ def contour_tail(
             break
     umax = np.arcsinh(tmax / w)
 
+    n_sums = 3 if slopes else 1
+
     def node_sum(rows: np.ndarray, nodes: int, odd_only: bool) -> np.ndarray:
-        # Sum of the u-integrand over the nodes j * umax / nodes (only odd j when refining).
-        out = np.zeros(rows.size)
+        # Sum of the u-integrand over the nodes j * umax / nodes (only odd j when refining); with
+        # slopes also of the integrand times s and s^2 (rows 1 and 2 of the result).
+        out = np.zeros((n_sums, rows.size))
         j = np.arange(1 if odd_only else 0, nodes + 1, 2 if odd_only else 1, dtype=np.float64)
         chunk = max(1, int(_CHUNK_ELEMENTS // max(1, lam.shape[1] * j.size)))
         for a in range(0, rows.size, chunk):
             rr = rows[a : a + chunk]
             u = (umax[rr] / nodes)[:, None] * j[None, :]
             t = w[rr, None] * np.sinh(u)
-            f = np.exp(_log_integrand(t, c[rr], alpha[rr], q[rr], lam[rr], None if ncp is None else ncp[rr])
-                       - g0[rr, None]).real
-            f *= w[rr, None] * np.cosh(u)
+            e = np.exp(_log_integrand(t, c[rr], alpha[rr], q[rr], lam[rr], None if ncp is None else ncp[rr])
+                       - g0[rr, None])
+            scale = w[rr, None] * np.cosh(u)
             if not odd_only:
-                f[:, 0] *= 0.5  # the full-line trapezoid counts the centre node once
-            out[a : a + chunk] = f.sum(axis=1)
+                scale[:, 0] *= 0.5  # the full-line trapezoid counts the centre node once
+            out[0, a : a + chunk] = (e.real * scale).sum(axis=1)
+            if slopes:
+                s = (c[rr, None] + alpha[rr, None] * t * t) + 1j * t
+                es = e * s
+                out[1, a : a + chunk] = (es.real * scale).sum(axis=1)
+                out[2, a : a + chunk] = ((es * s).real * scale).sum(axis=1)
         return out
 
-    total = np.full(n, np.nan)
+    total = np.full((n_sums, n), np.nan)
     converged = np.zeros(n, dtype=bool)
     rows = np.arange(n)
     nodes = 16
@@ -214,15 +255,19 @@ def contour_tail(
         raw = raw + node_sum(rows, 2 * nodes, True)
         nodes *= 2
         cur = raw * (umax[rows] / nodes) / np.pi
-        ok = (np.abs(cur - prev) <= rtol * np.abs(cur)) & (cur > 0)
-        total[rows[ok]] = cur[ok]
+        ok = (np.abs(cur[0] - prev[0]) <= rtol * np.abs(cur[0])) & (cur[0] > 0)
+        total[:, rows[ok]] = cur[:, ok]
         converged[rows[ok]] = True
         keep = ~ok
-        rows, prev, raw = rows[keep], cur[keep], raw[keep]
+        rows, prev, raw = rows[keep], cur[:, keep], raw[:, keep]
         if rows.size == 0:
             break
     if rows.size:
-        total[rows] = prev
+        total[:, rows] = prev
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_p = g0 + np.log(total)
-    return log_p, converged & np.isfinite(log_p)
+        log_p = g0 + np.log(total[0])
+        extra = None
+        if slopes:
+            r1 = total[1] / total[0]
+            extra = (-r1, total[2] / total[0] - r1 * r1)
+    return log_p, converged & np.isfinite(log_p), extra

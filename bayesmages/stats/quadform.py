@@ -48,7 +48,7 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from bayesmages.errors import AccuracyWarning, InputError
-from bayesmages.stats._contour import contour_tail
+from bayesmages.stats._contour import contour_tail, contour_tail_slopes
 from bayesmages.stats.davies import davies_one
 
 __all__ = [
@@ -237,28 +237,31 @@ def liu_params(eigenvalues: Sequence[float] | np.ndarray, modified: bool) -> dic
     2.0
     """
     lam = _weights(eigenvalues)
-    c1, c2, c3, c4 = (float(np.sum(lam**k)) for k in (1, 2, 3, 4))
+    return {k: float(v[0]) for k, v in liu_params_rows(lam[None, :], modified).items()}
+
+
+def liu_params_rows(lam: np.ndarray, modified: bool) -> dict[str, np.ndarray]:
+    """:func:`liu_params` for each row of ``lam`` (rows x m, non-negative, padded with zeros), as arrays."""
+    c1, c2, c3, c4 = (np.sum(lam**k, axis=1) for k in (1, 2, 3, 4))
     s1 = c3 / c2**1.5
     s2 = c4 / c2**2
-    if s1 * s1 > s2:
-        a = 1.0 / (s1 - np.sqrt(s1 * s1 - s2))
-        d = s1 * a**3 - a * a
-        df = a * a - 2.0 * d
-    elif modified:
-        df = 1.0 / s2
-        a = float(np.sqrt(df))
-        d = 0.0
-    else:
-        a = 1.0 / s1
-        d = 0.0
-        df = 1.0 / (s1 * s1)
+    nonc = s1 * s1 > s2  # never for exact arithmetic (c3^2 <= c2 c4), possible by round-off
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_nc = 1.0 / (s1 - np.sqrt(np.maximum(s1 * s1 - s2, 0.0)))
+        d = np.where(nonc, s1 * a_nc**3 - a_nc * a_nc, 0.0)
+        if modified:
+            df = np.where(nonc, a_nc * a_nc - 2.0 * d, 1.0 / s2)
+            a = np.where(nonc, a_nc, np.sqrt(df))
+        else:
+            a = np.where(nonc, a_nc, 1.0 / s1)
+            df = np.where(nonc, a_nc * a_nc - 2.0 * d, 1.0 / (s1 * s1))
     return {
         "muQ": c1,
-        "sigmaQ": float(np.sqrt(2.0 * c2)),
-        "muX": float(df + d),
-        "sigmaX": float(np.sqrt(2.0) * a),
-        "df": float(df),
-        "ncp": float(d),
+        "sigmaQ": np.sqrt(2.0 * c2),
+        "muX": df + d,
+        "sigmaX": np.sqrt(2.0) * a,
+        "df": df,
+        "ncp": d,
     }
 
 
@@ -447,7 +450,7 @@ def _auto_rows(
     pos = qs > 1e-34 * top
     central = np.ones(qs.size, dtype=bool) if ncp is None else ~np.any(ncp * (lam > 0) > 0, axis=1)
     one = (npos == 1) & pos & central
-    out[one] = stats.chi2.sf(qs[one] / top[one], 1)
+    out[one] = special.chdtrc(1.0, qs[one] / top[one])  # stats.chi2.sf's own function, without its overhead
     many = pos & ~one
     if many.any():
         idx = np.flatnonzero(many)
@@ -624,6 +627,42 @@ def pvalue_rows(
     if approximate.any():
         _warn_approximate(int(approximate.sum()), qs.size, stacklevel=2, noncentral=nc is not None)
     return p
+
+
+def log_tail_slopes(
+    q: np.ndarray, eigenvalues: np.ndarray, *, rtol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``log P(Q_i > q_i)`` of central forms (rows of weights) with its first two derivatives in q.
+
+    For quantile inversion (:func:`bayesmages.skat.skato_exact.exact_quantiles`): the value is
+    that of :func:`pvalue_rows`; the derivatives come from the same contour integral
+    (:func:`bayesmages.stats._contour.contour_tail_slopes`), and are NaN for the rows where it did
+    not converge (their value is then :func:`pvalue_rows`' fallback).
+
+    Parameters
+    ----------
+    q : numpy.ndarray
+        Shape (n,), positive quantiles.
+    eigenvalues : numpy.ndarray
+        Shape (n, m), non-negative weights padded with zeros, a positive weight in every row.
+    rtol : float
+        As in :func:`pvalue_rows`.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        ``log p``, ``d log p / dq`` and ``d^2 log p / dq^2`` per row.
+    """
+    qs = np.asarray(q, dtype=np.float64)
+    lam = np.ascontiguousarray(eigenvalues, dtype=np.float64)
+    log_p, ok, d1, d2 = contour_tail_slopes(qs, lam, rtol=rtol)
+    ok &= np.isfinite(d1) & np.isfinite(d2) & (qs > 1e-34 * lam.max(axis=1))
+    if not ok.all():
+        bad = ~ok
+        with np.errstate(divide="ignore"):
+            log_p[bad] = np.log(_auto_rows(qs[bad], lam[bad], None, rtol)[0])
+        d1[bad] = d2[bad] = np.nan
+    return log_p, d1, d2
 
 
 def pvalue_many(
