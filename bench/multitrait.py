@@ -157,9 +157,10 @@ def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
     truth = rep["true"] != 0
     index = [np.array([probs.columns.get_loc(type_name(np.flatnonzero(r), names)) for r in t])
              for t in (truth, _tagged(truth, layout[0]))]
+    misses = _miss_causes(probs.to_numpy(), list(probs.columns), truth, layout[0], "association")
     return {"ap": ap, "baseline": base, "fit_seconds": fit_s, "types_seconds": types_s,
             "n_clustered": int(mask.sum()), "probs": probs.to_numpy(), "true_index": index[0],
-            "association_index": index[1]}
+            "association_index": index[1], "top_bin_specific_calls": misses}
 
 
 def _tagged(causal: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
@@ -173,6 +174,58 @@ def _tagged(causal: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
             if c.size:
                 tagged[a:b, t] |= (R[:, c] ** 2).max(1) >= TAG_R2
     return tagged
+
+
+#: causes of a wrong top-bin call of a trait-specific type (``_miss_causes``), in the order shown
+MISS_CAUSES = ("correct", "shared: the other trait's causal effect is on this variant",
+               "shared: the other trait's signal is an LD tag (r^2 >= 0.5) of a causal variant",
+               "not causal: an LD tag (r^2 >= 0.5) of a causal variant of the trait",
+               "not associated: LD with a causal variant of the trait, 0.05 < r^2 < 0.5",
+               "not associated: no causal variant of the trait with r^2 > 0.05", "other")
+
+
+def _miss_causes(P: np.ndarray, types: list[str], causal: np.ndarray, blocks: list[np.ndarray],
+                 truth: str, top: float = 0.9) -> dict[str, int]:
+    """Variants given a trait-specific type with probability >= ``top``, counted by why the call is right or wrong.
+
+    ``truth`` is ``"association"`` (trait t involved when causal for t or an LD tag, r^2 >= ``TAG_R2``, of a causal
+    variant of t) or ``"causal"``. Every call of ``specific:<t>`` falls in one of ``MISS_CAUSES``.
+    """
+    p = causal.shape[1]
+    names = [f"T{t + 1}" for t in range(p)]
+    tagged = _tagged(causal, blocks)
+    r2 = np.zeros(causal.shape)
+    starts = np.r_[0, np.cumsum([R.shape[0] for R in blocks])]
+    for a, b, R in zip(starts[:-1], starts[1:], blocks):
+        for t in range(p):
+            c = np.flatnonzero(causal[a:b, t])
+            if c.size:
+                r2[a:b, t] = (R[:, c] ** 2).max(1)
+    involved = tagged if truth == "association" else causal
+    counts = dict.fromkeys(MISS_CAUSES, 0)
+    for t in range(p):
+        for v in np.flatnonzero(P[:, types.index(type_name([t], names))] >= top):
+            others = [o for o in range(p) if o != t]
+            if involved[v, t] and not involved[v, others].any():
+                cause = MISS_CAUSES[0]
+            elif involved[v, t] and causal[v, others].any():
+                cause = MISS_CAUSES[1]
+            elif involved[v, t]:
+                cause = MISS_CAUSES[2]
+            elif involved[v].any():
+                cause = MISS_CAUSES[6]
+            elif tagged[v, t]:
+                cause = MISS_CAUSES[3]
+            elif r2[v, t] > 0.05:
+                cause = MISS_CAUSES[4]
+            else:
+                cause = MISS_CAUSES[5]
+            counts[cause] += 1
+    return counts
+
+
+def _sum_counts(parts: list[dict[str, int]]) -> dict[str, int]:
+    return {k: int(sum(c[k] for c in parts)) for k in MISS_CAUSES}
 
 
 def _bins(q: np.ndarray, y: np.ndarray) -> list[dict]:
@@ -230,6 +283,7 @@ def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
             "random_baseline": baseline, "reliability": reliability(probs, truth),
             "association_claim": _claim_table(np.concatenate(probs), _onehot(assoc, 2**p),
                                               association_type_names(names)),
+            "top_bin_specific_calls": _sum_counts([r.pop("top_bin_specific_calls") for r in reps]),
             "mean_fit_seconds": float(np.mean([r["fit_seconds"] for r in reps])),
             "mean_types_seconds": float(np.mean([r["types_seconds"] for r in reps])),
             "mean_clustered": float(np.mean([r["n_clustered"] for r in reps]))}
@@ -277,6 +331,7 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
     rng = np.random.default_rng(seed + 7)
     names = ["T1", "T2"]
     Ps, Pcs, Yas, Ycs = [], [], [], []
+    misses: dict[str, list[dict[str, int]]] = {"association": [], "causal": []}
     for r in range(n_rep):
         rep = simulate(2, layout, sampler, rng, method="susie")
         X = rep["beta"]
@@ -298,13 +353,16 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
             onehot.append(Y)
         Ps.append(P)
         Pcs.append(causal_type_probabilities(P, rep["pip"]))
+        misses["association"].append(_miss_causes(P, types, causal, blocks, "association"))
+        misses["causal"].append(_miss_causes(Pcs[-1], types, causal, blocks, "causal"))
         Yas.append(onehot[0])
         Ycs.append(onehot[1])
         print(json.dumps({"reliability rep": r, "variants typed as signal": int((P[:, 0] < 0.5).sum()),
                           "causal": int(causal.any(1).sum())}), flush=True)
     P, Pc, Ya, Yc = (np.concatenate(a) for a in (Ps, Pcs, Yas, Ycs))
     return {"n_replicates": n_rep, "n_variants": int(P.shape[0]), "tag_r2": TAG_R2, "min_bin": MIN_BIN,
-            "shrinker": "susie_rss", "claims": {
+            "shrinker": "susie_rss", "top_bin_specific_calls": {k: _sum_counts(v) for k, v in misses.items()},
+            "claims": {
                 "association": _claim_table(P, Ya, types),
                 "association vs causal": _claim_table(P, Yc, types),
                 "causal": _claim_table(Pc, Yc, types)}}
@@ -337,6 +395,11 @@ def demo_case(seeds: list[int]) -> dict:
         for rng_, R in zip(sim.block_ranges, sim.ld_blocks):
             ez[rng_] = np.sqrt(n) * (R @ lam[rng_])
         scores = result.genes["gene_type_scores"]
+        truth = sim.gene_truth.set_index(sim.gene_truth["GENE"].astype(str))["TYPE"].astype(str)
+        sh = result.shrinkage
+        snps = sim.variant_truth["SNP"].astype(str)
+        raw_z, shrunk_z = (sh.assign(v=sh[col] / sh["se"]).pivot(index="SNP", columns="trait", values="v")
+                           .loc[snps, list(sim.traits)].to_numpy() for col in ("beta_hat", "beta_shrunk"))
         genes_ = []
         for _, g in sim.gene_truth[sim.gene_truth["TYPE"].str.startswith("specific")].iterrows():
             t = sim.traits.index(g["TYPE"].split(":")[1])
@@ -346,7 +409,11 @@ def demo_case(seeds: list[int]) -> dict:
             R = sim.ld_blocks[blk]
             own = float(np.sqrt(n * lam[ix, t] @ R[np.ix_(loc, loc)] @ lam[ix, t]))
             by = scores[scores["type"] == g["TYPE"]].set_index("GENE")["gene_score"]
+            above = by[by > by.get(g["GENE"], 0.0)].index.astype(str)
             genes_.append({"gene": g["GENE"], "type": g["TYPE"], "own_z": own,
+                           "own_max_raw_z": float(np.abs(raw_z[ix, t]).max()),
+                           "own_max_shrunk_z": float(np.abs(shrunk_z[ix, t]).max()),
+                           "ranked_above_by_truth": {k: int(v) for k, v in truth.loc[above].value_counts().items()},
                            "other_trait_leak_z": float(np.abs(ez[ix, 1 - t]).max()),
                            "rank": int((by > by.get(g["GENE"], 0.0)).sum()) + 1, "n_genes": int(by.size),
                            "gene_prob": float(scores[(scores["GENE"] == g["GENE"]) & (scores["type"] == g["TYPE"])]
@@ -369,9 +436,16 @@ def _demo_md(d: dict) -> list[str]:
                       f"{r['average_precision']:.3f}", f"{r['average_precision'] / r['baseline']:.1f}x",
                       "yes" if r["average_precision"] >= 4 * r["baseline"] else "NO"]
                      for s in d["seeds"] for r in s["types"]]
-    gene_rows = [[str(s["seed"]), g["gene"], g["type"], f"{g['own_z']:.1f}", f"{g['other_trait_leak_z']:.1f}",
+    def above(g: dict) -> str:
+        found = g.get("ranked_above_by_truth")
+        return "-" if found is None else (", ".join(f"{v} {k}" for k, v in sorted(found.items())) or "none")
+
+    def zs(g: dict) -> str:
+        return f"{g['own_max_raw_z']:.1f} / {g['own_max_shrunk_z']:.1f}" if "own_max_raw_z" in g else "-"
+
+    gene_rows = [[str(s["seed"]), g["gene"], g["type"], f"{g['own_z']:.1f}", zs(g), f"{g['other_trait_leak_z']:.1f}",
                   f"{g['other_trait_leak_z'] / max(g['own_z'], 1e-12):.2f}", f"{g['rank']} of {g['n_genes']}",
-                  f"{g['gene_prob']:.3f}"] for s in d["seeds"] for g in s["specific_genes"]]
+                  f"{g['gene_prob']:.3f}", above(g)] for s in d["seeds"] for g in s["specific_genes"]]
     return ["## The demo (`bayesmages demo --seed S`)", "",
             "Average precision of each type's `gene_score` ranking, and its ratio to the baseline (the fraction of "
             "positives). Goal (issue 13): every type >= 4x its baseline at seeds 0-3.", "",
@@ -379,9 +453,12 @@ def _demo_md(d: dict) -> list[str]:
                        recovery_rows),
             "", "Trait-specific genes: `own z` = expected marginal z of the gene's own signal; `other-trait leak z` = "
             "the largest expected |z| of the other trait at the gene's variants, from causal variants of other genes "
-            "in LD; `rank` among all genes by the type's `gene_score`.", "",
-            *_md_table(["seed", "gene", "type", "own z", "other-trait leak z", "leak / own", "rank", "gene_prob"],
-                       gene_rows), ""]
+            "in LD; `own max abs z, raw / shrunk`: the largest |beta_hat / se| and |beta_shrunk / se| in the gene's "
+            "own trait over its variants (what the GWAS shows and what the shrinker leaves for the typing); `rank` "
+            "among all genes by the type's `gene_score`; `ranked above`: the true types of the genes ranked above "
+            "it.", "",
+            *_md_table(["seed", "gene", "type", "own z", "own max abs z, raw / shrunk", "other-trait leak z",
+                        "leak / own", "rank", "gene_prob", "ranked above"], gene_rows), ""]
 
 
 def null_case(n_rep: int, seed: int, steps: int) -> dict:
@@ -541,7 +618,21 @@ def _reliability_md(rel: dict) -> list[str]:
                 *_md_table(["type", "bin", "predictions", "mean predicted", "observed", "within 0.1"], cells), "",
                 f"Largest gap over the judged bins: {max(judged):.3f} "
                 f"({'within' if max(judged) <= 0.1 else 'NOT within'} 0.1).", ""]
+        calls = rel.get("top_bin_specific_calls", {}).get("causal" if claim == "causal" else "association")
+        if calls and claim != "association vs causal":
+            out += _calls_md(calls, "the causal truth" if claim == "causal" else "the association truth")
     return out
+
+
+def _calls_md(calls: dict[str, int], truth: str) -> list[str]:
+    """Why the top-bin calls of the trait-specific types are right or wrong (``_miss_causes``)."""
+    n = sum(calls.values())
+    if not n:
+        return []
+    rows = [[k, str(v), f"{v / n:.3f}"] for k, v in calls.items() if v or k == "correct"]
+    return [f"Calls of a trait-specific type with probability >= 0.9, against {truth}, by why they are right or "
+            "wrong (trait t is the called trait; r^2 to the nearest causal variant of t in the block):", "",
+            *_md_table(["call", "variants", "share"], rows), ""]
 
 
 def render(res: dict) -> str:
@@ -585,6 +676,8 @@ def render(res: dict) -> str:
                                 for b in pooled]), "",
                     "Largest gap per type over bins with >= " f"{MIN_BIN} predictions: "
                     + ", ".join(f"{k} {v:.3f}" for k, v in gaps.items()) + ".", ""]
+        if "top_bin_specific_calls" in c:
+            out += _calls_md(c["top_bin_specific_calls"], "the association truth")
     if "null" in res:
         n = res["null"]
         out += ["## Null GWAS (no causal variant, two traits)", "",
