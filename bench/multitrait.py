@@ -29,7 +29,8 @@ truth: a variant's true type is the set of traits where its causal effect is non
 variant), the calibration of each claim a probability makes with ``susie_rss`` shrinkage (``reliability``: the
 association-signal type ``p_<type>`` against causal-or-LD-tag truth, and ``causal_p_<type>`` = ``p_<type>`` x PIP
 against the causal truth), the package's demo at seeds 0-3 with the LD leakage of every trait-specific gene
-(``demo``), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
+(``demo``), the noise models and libraries tried and not adopted, on the bench seed and a held-out layout
+(``alternatives``), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
 
 Writes ``bench/results/multitrait.json`` and ``bench/results/multitrait.md`` (generated from the JSON).
 """
@@ -399,7 +400,8 @@ def demo_case(seeds: list[int]) -> dict:
         sh = result.shrinkage
         snps = sim.variant_truth["SNP"].astype(str)
         raw_z, shrunk_z = (sh.assign(v=sh[col] / sh["se"]).pivot(index="SNP", columns="trait", values="v")
-                           .loc[snps, list(sim.traits)].to_numpy() for col in ("beta_hat", "beta_shrunk"))
+                           .reindex(index=snps, columns=list(sim.traits)).to_numpy()
+                           for col in ("beta_hat", "beta_shrunk"))
         genes_ = []
         for _, g in sim.gene_truth[sim.gene_truth["TYPE"].str.startswith("specific")].iterrows():
             t = sim.traits.index(g["TYPE"].split(":")[1])
@@ -459,6 +461,146 @@ def _demo_md(d: dict) -> list[str]:
             "it.", "",
             *_md_table(["seed", "gene", "type", "own z", "own max abs z, raw / shrunk", "other-trait leak z",
                         "leak / own", "rank", "gene_prob", "ranked above"], gene_rows), ""]
+
+
+#: noise models and libraries measured against the defaults (``alternatives_case``); none is the default
+ALTERNATIVES = ("default", "noise se^2 (neither the shrinker's sd nor the PIP floor)",
+                "noise min(sd^2, se^2) (capped at se^2)", "shared components with unequal scales",
+                "causal claim with PIP_any = max_t PIP_t")
+
+
+def _with_unequal_shared(lib, level: np.ndarray, grid: list[float]):
+    """``lib`` plus, for every shared type A, the diagonal components ``diag(s_t^2 level_t, t in A)`` for every
+    combination of unequal scales s_t of ``grid`` (the canonical components have one scale for all traits of A)."""
+    from dataclasses import replace
+
+    from bayesmages.cluster.types import _subsets
+
+    p = level.size
+    mats, tix, src = list(lib.covariances), list(lib.type_index), list(lib.cluster)
+    for A in (a for a in _subsets(p) if len(a) > 1):
+        for combo in itertools.product(grid, repeat=len(A)):
+            if len(set(combo)) > 1:
+                u = np.zeros((p, p))
+                u[list(A), list(A)] = np.square(combo) * level[list(A)]
+                mats.append(u)
+                tix.append(lib.types.index(type_name(A, lib.trait_names)))
+                src.append(-1)
+    w = np.r_[lib.weights, np.full(len(mats) - lib.weights.size, 1e-3)]
+    return replace(lib, covariances=np.array(mats), type_index=np.array(tix), cluster=np.array(src),
+                   weights=w / w.sum())
+
+
+def _top_bin(P: np.ndarray, Y: np.ndarray) -> dict:
+    """Signal types pooled: the bin of predictions >= 0.9, and the largest gap over bins with >= ``MIN_BIN``."""
+    q, y = P[:, 1:].ravel(), Y[:, 1:].ravel()
+    rows = _bins(q, y)
+    top = q >= 0.9
+    return {"n": int(top.sum()), "mean_predicted": float(q[top].mean()) if top.any() else float("nan"),
+            "observed": float(y[top].mean()) if top.any() else float("nan"),
+            "max_gap": max((abs(r["mean_predicted"] - r["observed"]) for r in rows if r["n"] >= MIN_BIN),
+                           default=float("nan"))}
+
+
+def alternatives_case(n_rep: int, seeds: list[int], steps: int) -> dict:
+    """Two traits: the default noise model and library against the alternatives of ``ALTERNATIVES``, on the same
+    fits, with the ``nn`` and ``susie`` shrinkers at each layout seed (the bench seed and held-out seeds).
+
+    Per configuration: the top bin (>= 0.9, signal types pooled) of ``p_<type>`` against the association truth and,
+    with ``susie``, of ``causal_p_<type>`` against the causal truth, and the gene-level average precision."""
+    from _gene_sims import Sampler, make_layout
+
+    from bayesmages.cluster import types as ty
+
+    names = ["T1", "T2"]
+    kinds = _types(2)
+    all_types = association_type_names(names)
+    out = []
+    for seed in seeds:
+        layout = make_layout(6, seed)
+        sampler = Sampler(layout[0])
+        genes = layout[1].genes["GENE"].to_numpy()
+        tiebreak = 1e-12 * np.random.default_rng(seed).random(genes.size)  # as in evaluate()
+        for method in ("nn", "susie"):
+            rng = np.random.default_rng(seed + 31)
+            acc: dict[str, dict[str, list]] = {a: {k: [] for k in ("P", "C", "Ya", "Yc", "ap")} for a in ALTERNATIVES}
+            for r in range(n_rep):
+                rep = simulate(2, layout, sampler, rng, method=method)
+                X = rep["beta"]
+                mask = select_variants(X, rule="quantile", quantile=0.9)
+                model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.fit(X[mask], seed=r, num_steps=steps)
+                pip = rep["pip"] if method == "susie" else None
+                causal = rep["true"] != 0
+                truths = [np.zeros((X.shape[0], 4)) for _ in range(2)]
+                for Y, truth in zip(truths, (_tagged(causal, layout[0]), causal)):
+                    cols = [all_types.index(type_name(np.flatnonzero(row).tolist(), names)) for row in truth]
+                    Y[np.arange(X.shape[0]), cols] = 1.0
+                labels = np.full(X.shape[0], -1)
+                labels[mask] = model.labels_
+                for alt in ALTERNATIVES:
+                    se2 = rep["se"] ** 2
+                    if alt.startswith("noise se^2"):
+                        nv = se2
+                    else:
+                        nv = ty.variant_noise(X, sd=rep["sd"], se=rep["se"], pip=pip)
+                        if alt.startswith("noise min"):
+                            floor = ty.variant_noise(X, sd=np.zeros_like(X), se=rep["se"], pip=pip)
+                            nv = np.maximum(np.minimum(rep["sd"] ** 2, se2), floor)
+                    grid = ty.canonical_grid(X, nv)
+                    lib = ty.type_library(model.all_weights_, model.all_covariances_, names, nv,
+                                          min_signal=model.type_min_signal, min_weight=1.0 / mask.sum(),
+                                          scales=model.type_scales, null_scales=(0.0,), canonical_scales=grid)
+                    if alt.startswith("shared components"):
+                        lib = _with_unequal_shared(lib, np.median(nv, axis=0), grid)
+                    lib = ty.fit_type_weights(X, lib, nv, seed=r)
+                    P = ty.type_probabilities(X, lib, nv)
+                    if pip is not None and alt.startswith("causal claim"):
+                        C = P * pip.max(1)[:, None]
+                        C[:, 0] = 1.0 - C[:, 1:].sum(1)
+                    else:
+                        C = ty.causal_type_probabilities(P, pip) if pip is not None else P
+                    soft = summarize(X, layout[1], labels, model.categories_, trait_names=names,
+                                     type_probabilities=pd.DataFrame(P, columns=lib.types)).type_scores
+                    ap = {}
+                    for i, A in enumerate(kinds):
+                        if (rep["gtype"] == i).any():
+                            name = type_name(A, names)
+                            score = soft[soft["type"] == name].set_index("GENE")["gene_score"]
+                            ap[name] = float(average_precision_score(
+                                rep["gtype"] == i, score.reindex(genes).fillna(0.0).to_numpy() + tiebreak))
+                    for key, val in (("P", P), ("C", C), ("Ya", truths[0]), ("Yc", truths[1]), ("ap", ap)):
+                        acc[alt][key].append(val)
+                print(json.dumps({"alternatives": method, "seed": seed, "rep": r}), flush=True)
+            for alt in ALTERNATIVES:
+                if alt.startswith("causal claim") and method != "susie":
+                    continue
+                a = acc[alt]
+                row = {"seed": seed, "shrinker": method, "alternative": alt, "n_replicates": n_rep,
+                       "association": _top_bin(np.concatenate(a["P"]), np.concatenate(a["Ya"])),
+                       "mean_ap": {type_name(A, names): float(np.mean([d[type_name(A, names)] for d in a["ap"]
+                                                                        if type_name(A, names) in d])) for A in kinds}}
+                if method == "susie":
+                    row["causal"] = _top_bin(np.concatenate(a["C"]), np.concatenate(a["Yc"]))
+                out.append(row)
+    return {"rows": out, "min_bin": MIN_BIN}
+
+
+def _alternatives_md(d: dict) -> list[str]:
+    def cell(b: dict | None) -> str:
+        return "-" if b is None else f"{b['n']}: {b['mean_predicted']:.3f} / {b['observed']:.3f} ({b['max_gap']:.3f})"
+
+    rows = [[str(r["seed"]), r["shrinker"], r["alternative"], cell(r["association"]), cell(r.get("causal")),
+             " / ".join(f"{v:.3f}" for v in r["mean_ap"].values())] for r in d["rows"]]
+    return ["## Alternatives measured (not defaults)", "",
+            "Two traits, the same fits for every alternative; per layout seed (11 = the bench seed, others held out) "
+            "and shrinker. Cells: predictions >= 0.9 (signal types pooled): number, mean predicted / observed, and "
+            f"in brackets the largest gap over all pooled bins with >= {d['min_bin']} predictions. Last column: "
+            "gene-level average precision (`gene_score`) for T1-specific / T2-specific / shared.", "",
+            *_md_table(["seed", "shrinker", "alternative", "p_<type> vs association truth",
+                        "causal_p_<type> vs causal truth", "average precision"], rows), ""]
 
 
 def null_case(n_rep: int, seed: int, steps: int) -> dict:
@@ -524,8 +666,11 @@ def main() -> None:
     ap.add_argument("--null-reps", type=int, default=10)
     ap.add_argument("--reliability-reps", type=int, default=10)
     ap.add_argument("--steps", type=int, default=300, help="SVI steps of each dp_mixture fit")
+    ap.add_argument("--alternatives-reps", type=int, default=16)
+    ap.add_argument("--held-out-seeds", type=int, nargs="*", default=[5151],
+                    help="layout seeds of the alternatives part besides --seed")
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--parts", default="two,three,null,reliability,demo,speed")
+    ap.add_argument("--parts", default="two,three,null,reliability,alternatives,demo,speed")
     ap.add_argument("--demo-seeds", default="0-11",
                     help="seeds of the demo part, 'a-b' or a comma list (issue 13's goal names 0-3)")
     ap.add_argument("--tables-only", action="store_true")
@@ -545,6 +690,9 @@ def main() -> None:
         res["three_traits"] = case(3, reps3, args.seed, args.steps)
     if "null" in parts:
         res["null"] = null_case(nulls, args.seed, args.steps)
+    if "alternatives" in parts:
+        res["alternatives"] = alternatives_case(2 if args.quick else args.alternatives_reps,
+                                                [args.seed, *args.held_out_seeds], args.steps)
     if "reliability" in parts:
         res["reliability"] = reliability_case(2 if args.quick else args.reliability_reps, args.seed, args.steps)
     if "demo" in parts:
@@ -688,6 +836,8 @@ def render(res: dict) -> str:
                 f"{n['previous_share_in_prioritised_clusters']:.3f} of all variants in prioritised clusters.", ""]
     if "reliability" in res:
         out += _reliability_md(res["reliability"])
+    if "alternatives" in res:
+        out += _alternatives_md(res["alternatives"])
     if "demo" in res:
         out += _demo_md(res["demo"])
     if "speed" in res:
