@@ -177,6 +177,23 @@ def _tagged(causal: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
     return tagged
 
 
+def _fit_two_traits(X: np.ndarray, names: list[str], seed: int, steps: int):
+    """``dp_mixture`` fitted to the variants above the 90% quantile of |effect| in any trait; (mask, model)."""
+    mask = select_variants(X, rule="quantile", quantile=0.9)
+    model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X[mask], seed=seed, num_steps=steps)
+    return mask, model
+
+
+def _onehot_truth(truth: np.ndarray, types: list[str], names: list[str]) -> np.ndarray:
+    """(N, T) indicator of each variant's true type from its (N, p) involvement in each trait."""
+    Y = np.zeros((truth.shape[0], len(types)))
+    Y[np.arange(truth.shape[0]), [types.index(type_name(np.flatnonzero(row).tolist(), names)) for row in truth]] = 1.0
+    return Y
+
+
 #: causes of a wrong top-bin call of a trait-specific type (``_miss_causes``), in the order shown
 MISS_CAUSES = ("correct", "shared: the other trait's causal effect is on this variant",
                "shared: the other trait's signal is an LD tag (r^2 >= 0.5) of a causal variant",
@@ -336,22 +353,15 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
     for r in range(n_rep):
         rep = simulate(2, layout, sampler, rng, method="susie")
         X = rep["beta"]
-        mask = select_variants(X, rule="quantile", quantile=0.9)
-        model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+        _, model = _fit_two_traits(X, names, r, steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(X[mask], seed=r, num_steps=steps)
             # as the pipeline does with susie: unselected effects floored at (1 - pip) se^2
             probs = model.association_types(X, sd=rep["sd"], se=rep["se"], pip=rep["pip"], seed=r)
         P = probs.to_numpy()
         types = list(probs.columns)
         causal = rep["true"] != 0
-        tagged = _tagged(causal, blocks)
-        onehot = []
-        for truth in (tagged, causal):
-            Y = np.zeros_like(P)
-            Y[np.arange(P.shape[0]), [types.index(type_name(np.flatnonzero(row), names)) for row in truth]] = 1.0
-            onehot.append(Y)
+        onehot = [_onehot_truth(truth, types, names) for truth in (_tagged(causal, blocks), causal)]
         Ps.append(P)
         Pcs.append(causal_type_probabilities(P, rep["pip"]))
         misses["association"].append(_miss_causes(P, types, causal, blocks, "association"))
@@ -527,17 +537,10 @@ def alternatives_case(n_rep: int, seeds: list[int], steps: int) -> dict:
             for r in range(n_rep):
                 rep = simulate(2, layout, sampler, rng, method=method)
                 X = rep["beta"]
-                mask = select_variants(X, rule="quantile", quantile=0.9)
-                model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model.fit(X[mask], seed=r, num_steps=steps)
+                mask, model = _fit_two_traits(X, names, r, steps)
                 pip = rep["pip"] if method == "susie" else None
                 causal = rep["true"] != 0
-                truths = [np.zeros((X.shape[0], 4)) for _ in range(2)]
-                for Y, truth in zip(truths, (_tagged(causal, layout[0]), causal)):
-                    cols = [all_types.index(type_name(np.flatnonzero(row).tolist(), names)) for row in truth]
-                    Y[np.arange(X.shape[0]), cols] = 1.0
+                truths = [_onehot_truth(t, all_types, names) for t in (_tagged(causal, layout[0]), causal)]
                 labels = np.full(X.shape[0], -1)
                 labels[mask] = model.labels_
                 for alt in ALTERNATIVES:

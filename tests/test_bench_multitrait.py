@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "multitrait.py"
+from _bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def mt():
-    spec = importlib.util.spec_from_file_location("bench_multitrait", _PATH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("multitrait")
 
 
 def test_every_top_bin_call_gets_its_cause(mt):
