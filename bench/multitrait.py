@@ -29,7 +29,8 @@ truth: a variant's true type is the set of traits where its causal effect is non
 variant), the calibration of each claim a probability makes with ``susie_rss`` shrinkage (``reliability``: the
 association-signal type ``p_<type>`` against causal-or-LD-tag truth, and ``causal_p_<type>`` = ``p_<type>`` x PIP
 against the causal truth), the package's demo at seeds 0-3 with the LD leakage of every trait-specific gene
-(``demo``), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
+(``demo``), the noise models and libraries tried and not adopted, on the bench seed and a held-out layout
+(``alternatives``), and the cost of the pipeline's multi-trait step on 1,000,000 variants x 4 traits.
 
 Writes ``bench/results/multitrait.json`` and ``bench/results/multitrait.md`` (generated from the JSON).
 """
@@ -157,9 +158,10 @@ def evaluate(rep: dict, p: int, layout: tuple, seed: int, steps: int) -> dict:
     truth = rep["true"] != 0
     index = [np.array([probs.columns.get_loc(type_name(np.flatnonzero(r), names)) for r in t])
              for t in (truth, _tagged(truth, layout[0]))]
+    misses = _miss_causes(probs.to_numpy(), list(probs.columns), truth, layout[0], "association")
     return {"ap": ap, "baseline": base, "fit_seconds": fit_s, "types_seconds": types_s,
             "n_clustered": int(mask.sum()), "probs": probs.to_numpy(), "true_index": index[0],
-            "association_index": index[1]}
+            "association_index": index[1], "top_bin_specific_calls": misses}
 
 
 def _tagged(causal: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
@@ -173,6 +175,75 @@ def _tagged(causal: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
             if c.size:
                 tagged[a:b, t] |= (R[:, c] ** 2).max(1) >= TAG_R2
     return tagged
+
+
+def _fit_two_traits(X: np.ndarray, names: list[str], seed: int, steps: int):
+    """``dp_mixture`` fitted to the variants above the 90% quantile of |effect| in any trait; (mask, model)."""
+    mask = select_variants(X, rule="quantile", quantile=0.9)
+    model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X[mask], seed=seed, num_steps=steps)
+    return mask, model
+
+
+def _onehot_truth(truth: np.ndarray, types: list[str], names: list[str]) -> np.ndarray:
+    """(N, T) indicator of each variant's true type from its (N, p) involvement in each trait."""
+    Y = np.zeros((truth.shape[0], len(types)))
+    Y[np.arange(truth.shape[0]), [types.index(type_name(np.flatnonzero(row).tolist(), names)) for row in truth]] = 1.0
+    return Y
+
+
+#: causes of a wrong top-bin call of a trait-specific type (``_miss_causes``), in the order shown
+MISS_CAUSES = ("correct", "shared: the other trait's causal effect is on this variant",
+               "shared: the other trait's signal is an LD tag (r^2 >= 0.5) of a causal variant",
+               "not causal: an LD tag (r^2 >= 0.5) of a causal variant of the trait",
+               "not associated: LD with a causal variant of the trait, 0.05 < r^2 < 0.5",
+               "not associated: no causal variant of the trait with r^2 > 0.05", "other")
+
+
+def _miss_causes(P: np.ndarray, types: list[str], causal: np.ndarray, blocks: list[np.ndarray],
+                 truth: str, top: float = 0.9) -> dict[str, int]:
+    """Variants given a trait-specific type with probability >= ``top``, counted by why the call is right or wrong.
+
+    ``truth`` is ``"association"`` (trait t involved when causal for t or an LD tag, r^2 >= ``TAG_R2``, of a causal
+    variant of t) or ``"causal"``. Every call of ``specific:<t>`` falls in one of ``MISS_CAUSES``.
+    """
+    p = causal.shape[1]
+    names = [f"T{t + 1}" for t in range(p)]
+    tagged = _tagged(causal, blocks)
+    r2 = np.zeros(causal.shape)
+    starts = np.r_[0, np.cumsum([R.shape[0] for R in blocks])]
+    for a, b, R in zip(starts[:-1], starts[1:], blocks):
+        for t in range(p):
+            c = np.flatnonzero(causal[a:b, t])
+            if c.size:
+                r2[a:b, t] = (R[:, c] ** 2).max(1)
+    involved = tagged if truth == "association" else causal
+    counts = dict.fromkeys(MISS_CAUSES, 0)
+    for t in range(p):
+        for v in np.flatnonzero(P[:, types.index(type_name([t], names))] >= top):
+            others = [o for o in range(p) if o != t]
+            if involved[v, t] and not involved[v, others].any():
+                cause = MISS_CAUSES[0]
+            elif involved[v, t] and causal[v, others].any():
+                cause = MISS_CAUSES[1]
+            elif involved[v, t]:
+                cause = MISS_CAUSES[2]
+            elif involved[v].any():
+                cause = MISS_CAUSES[6]
+            elif tagged[v, t]:
+                cause = MISS_CAUSES[3]
+            elif r2[v, t] > 0.05:
+                cause = MISS_CAUSES[4]
+            else:
+                cause = MISS_CAUSES[5]
+            counts[cause] += 1
+    return counts
+
+
+def _sum_counts(parts: list[dict[str, int]]) -> dict[str, int]:
+    return {k: int(sum(c[k] for c in parts)) for k in MISS_CAUSES}
 
 
 def _bins(q: np.ndarray, y: np.ndarray) -> list[dict]:
@@ -230,6 +301,7 @@ def case(p: int, n_rep: int, seed: int, steps: int) -> dict:
             "random_baseline": baseline, "reliability": reliability(probs, truth),
             "association_claim": _claim_table(np.concatenate(probs), _onehot(assoc, 2**p),
                                               association_type_names(names)),
+            "top_bin_specific_calls": _sum_counts([r.pop("top_bin_specific_calls") for r in reps]),
             "mean_fit_seconds": float(np.mean([r["fit_seconds"] for r in reps])),
             "mean_types_seconds": float(np.mean([r["types_seconds"] for r in reps])),
             "mean_clustered": float(np.mean([r["n_clustered"] for r in reps]))}
@@ -277,34 +349,31 @@ def reliability_case(n_rep: int, seed: int, steps: int) -> dict:
     rng = np.random.default_rng(seed + 7)
     names = ["T1", "T2"]
     Ps, Pcs, Yas, Ycs = [], [], [], []
+    misses: dict[str, list[dict[str, int]]] = {"association": [], "causal": []}
     for r in range(n_rep):
         rep = simulate(2, layout, sampler, rng, method="susie")
         X = rep["beta"]
-        mask = select_variants(X, rule="quantile", quantile=0.9)
-        model = bm.get_model("dp_mixture", truncation=20, restarts=5, trait_names=names)
+        _, model = _fit_two_traits(X, names, r, steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(X[mask], seed=r, num_steps=steps)
             # as the pipeline does with susie: unselected effects floored at (1 - pip) se^2
             probs = model.association_types(X, sd=rep["sd"], se=rep["se"], pip=rep["pip"], seed=r)
         P = probs.to_numpy()
         types = list(probs.columns)
         causal = rep["true"] != 0
-        tagged = _tagged(causal, blocks)
-        onehot = []
-        for truth in (tagged, causal):
-            Y = np.zeros_like(P)
-            Y[np.arange(P.shape[0]), [types.index(type_name(np.flatnonzero(row), names)) for row in truth]] = 1.0
-            onehot.append(Y)
+        onehot = [_onehot_truth(truth, types, names) for truth in (_tagged(causal, blocks), causal)]
         Ps.append(P)
         Pcs.append(causal_type_probabilities(P, rep["pip"]))
+        misses["association"].append(_miss_causes(P, types, causal, blocks, "association"))
+        misses["causal"].append(_miss_causes(Pcs[-1], types, causal, blocks, "causal"))
         Yas.append(onehot[0])
         Ycs.append(onehot[1])
         print(json.dumps({"reliability rep": r, "variants typed as signal": int((P[:, 0] < 0.5).sum()),
                           "causal": int(causal.any(1).sum())}), flush=True)
     P, Pc, Ya, Yc = (np.concatenate(a) for a in (Ps, Pcs, Yas, Ycs))
     return {"n_replicates": n_rep, "n_variants": int(P.shape[0]), "tag_r2": TAG_R2, "min_bin": MIN_BIN,
-            "shrinker": "susie_rss", "claims": {
+            "shrinker": "susie_rss", "top_bin_specific_calls": {k: _sum_counts(v) for k, v in misses.items()},
+            "claims": {
                 "association": _claim_table(P, Ya, types),
                 "association vs causal": _claim_table(P, Yc, types),
                 "causal": _claim_table(Pc, Yc, types)}}
@@ -337,6 +406,12 @@ def demo_case(seeds: list[int]) -> dict:
         for rng_, R in zip(sim.block_ranges, sim.ld_blocks):
             ez[rng_] = np.sqrt(n) * (R @ lam[rng_])
         scores = result.genes["gene_type_scores"]
+        truth = sim.gene_truth.set_index(sim.gene_truth["GENE"].astype(str))["TYPE"].astype(str)
+        sh = result.shrinkage
+        snps = sim.variant_truth["SNP"].astype(str)
+        raw_z, shrunk_z = (sh.assign(v=sh[col] / sh["se"]).pivot(index="SNP", columns="trait", values="v")
+                           .reindex(index=snps, columns=list(sim.traits)).to_numpy()
+                           for col in ("beta_hat", "beta_shrunk"))
         genes_ = []
         for _, g in sim.gene_truth[sim.gene_truth["TYPE"].str.startswith("specific")].iterrows():
             t = sim.traits.index(g["TYPE"].split(":")[1])
@@ -346,7 +421,11 @@ def demo_case(seeds: list[int]) -> dict:
             R = sim.ld_blocks[blk]
             own = float(np.sqrt(n * lam[ix, t] @ R[np.ix_(loc, loc)] @ lam[ix, t]))
             by = scores[scores["type"] == g["TYPE"]].set_index("GENE")["gene_score"]
+            above = by[by > by.get(g["GENE"], 0.0)].index.astype(str)
             genes_.append({"gene": g["GENE"], "type": g["TYPE"], "own_z": own,
+                           "own_max_raw_z": float(np.abs(raw_z[ix, t]).max()),
+                           "own_max_shrunk_z": float(np.abs(shrunk_z[ix, t]).max()),
+                           "ranked_above_by_truth": {k: int(v) for k, v in truth.loc[above].value_counts().items()},
                            "other_trait_leak_z": float(np.abs(ez[ix, 1 - t]).max()),
                            "rank": int((by > by.get(g["GENE"], 0.0)).sum()) + 1, "n_genes": int(by.size),
                            "gene_prob": float(scores[(scores["GENE"] == g["GENE"]) & (scores["type"] == g["TYPE"])]
@@ -369,9 +448,16 @@ def _demo_md(d: dict) -> list[str]:
                       f"{r['average_precision']:.3f}", f"{r['average_precision'] / r['baseline']:.1f}x",
                       "yes" if r["average_precision"] >= 4 * r["baseline"] else "NO"]
                      for s in d["seeds"] for r in s["types"]]
-    gene_rows = [[str(s["seed"]), g["gene"], g["type"], f"{g['own_z']:.1f}", f"{g['other_trait_leak_z']:.1f}",
+    def above(g: dict) -> str:
+        found = g.get("ranked_above_by_truth")
+        return "-" if found is None else (", ".join(f"{v} {k}" for k, v in sorted(found.items())) or "none")
+
+    def zs(g: dict) -> str:
+        return f"{g['own_max_raw_z']:.1f} / {g['own_max_shrunk_z']:.1f}" if "own_max_raw_z" in g else "-"
+
+    gene_rows = [[str(s["seed"]), g["gene"], g["type"], f"{g['own_z']:.1f}", zs(g), f"{g['other_trait_leak_z']:.1f}",
                   f"{g['other_trait_leak_z'] / max(g['own_z'], 1e-12):.2f}", f"{g['rank']} of {g['n_genes']}",
-                  f"{g['gene_prob']:.3f}"] for s in d["seeds"] for g in s["specific_genes"]]
+                  f"{g['gene_prob']:.3f}", above(g)] for s in d["seeds"] for g in s["specific_genes"]]
     return ["## The demo (`bayesmages demo --seed S`)", "",
             "Average precision of each type's `gene_score` ranking, and its ratio to the baseline (the fraction of "
             "positives). Goal (issue 13): every type >= 4x its baseline at seeds 0-3.", "",
@@ -379,9 +465,145 @@ def _demo_md(d: dict) -> list[str]:
                        recovery_rows),
             "", "Trait-specific genes: `own z` = expected marginal z of the gene's own signal; `other-trait leak z` = "
             "the largest expected |z| of the other trait at the gene's variants, from causal variants of other genes "
-            "in LD; `rank` among all genes by the type's `gene_score`.", "",
-            *_md_table(["seed", "gene", "type", "own z", "other-trait leak z", "leak / own", "rank", "gene_prob"],
-                       gene_rows), ""]
+            "in LD; `own max abs z, raw / shrunk`: the largest |beta_hat / se| and |beta_shrunk / se| in the gene's "
+            "own trait over its variants (what the GWAS shows and what the shrinker leaves for the typing); `rank` "
+            "among all genes by the type's `gene_score`; `ranked above`: the true types of the genes ranked above "
+            "it.", "",
+            *_md_table(["seed", "gene", "type", "own z", "own max abs z, raw / shrunk", "other-trait leak z",
+                        "leak / own", "rank", "gene_prob", "ranked above"], gene_rows), ""]
+
+
+#: noise models and libraries measured against the defaults (``alternatives_case``); none is the default
+ALTERNATIVES = ("default", "noise se^2 (neither the shrinker's sd nor the PIP floor)",
+                "noise min(sd^2, se^2) (capped at se^2)", "shared components with unequal scales",
+                "causal claim with PIP_any = max_t PIP_t")
+
+
+def _with_unequal_shared(lib, level: np.ndarray, grid: list[float]):
+    """``lib`` plus, for every shared type A, the diagonal components ``diag(s_t^2 level_t, t in A)`` for every
+    combination of unequal scales s_t of ``grid`` (the canonical components have one scale for all traits of A)."""
+    from dataclasses import replace
+
+    from bayesmages.cluster.types import _subsets
+
+    p = level.size
+    mats, tix, src = list(lib.covariances), list(lib.type_index), list(lib.cluster)
+    for A in (a for a in _subsets(p) if len(a) > 1):
+        for combo in itertools.product(grid, repeat=len(A)):
+            if len(set(combo)) > 1:
+                u = np.zeros((p, p))
+                u[list(A), list(A)] = np.square(combo) * level[list(A)]
+                mats.append(u)
+                tix.append(lib.types.index(type_name(A, lib.trait_names)))
+                src.append(-1)
+    w = np.r_[lib.weights, np.full(len(mats) - lib.weights.size, 1e-3)]
+    return replace(lib, covariances=np.array(mats), type_index=np.array(tix), cluster=np.array(src),
+                   weights=w / w.sum())
+
+
+def _top_bin(P: np.ndarray, Y: np.ndarray) -> dict:
+    """Signal types pooled: the bin of predictions >= 0.9, and the largest gap over bins with >= ``MIN_BIN``."""
+    q, y = P[:, 1:].ravel(), Y[:, 1:].ravel()
+    rows = _bins(q, y)
+    top = q >= 0.9
+    return {"n": int(top.sum()), "mean_predicted": float(q[top].mean()) if top.any() else float("nan"),
+            "observed": float(y[top].mean()) if top.any() else float("nan"),
+            "max_gap": max((abs(r["mean_predicted"] - r["observed"]) for r in rows if r["n"] >= MIN_BIN),
+                           default=float("nan"))}
+
+
+def alternatives_case(n_rep: int, seeds: list[int], steps: int) -> dict:
+    """Two traits: the default noise model and library against the alternatives of ``ALTERNATIVES``, on the same
+    fits, with the ``nn`` and ``susie`` shrinkers at each layout seed (the bench seed and held-out seeds).
+
+    Per configuration: the top bin (>= 0.9, signal types pooled) of ``p_<type>`` against the association truth and,
+    with ``susie``, of ``causal_p_<type>`` against the causal truth, and the gene-level average precision."""
+    from _gene_sims import Sampler, make_layout
+
+    from bayesmages.cluster import types as ty
+
+    names = ["T1", "T2"]
+    kinds = _types(2)
+    all_types = association_type_names(names)
+    out = []
+    for seed in seeds:
+        layout = make_layout(6, seed)
+        sampler = Sampler(layout[0])
+        genes = layout[1].genes["GENE"].to_numpy()
+        tiebreak = 1e-12 * np.random.default_rng(seed).random(genes.size)  # as in evaluate()
+        for method in ("nn", "susie"):
+            rng = np.random.default_rng(seed + 31)
+            acc: dict[str, dict[str, list]] = {a: {k: [] for k in ("P", "C", "Ya", "Yc", "ap")} for a in ALTERNATIVES}
+            for r in range(n_rep):
+                rep = simulate(2, layout, sampler, rng, method=method)
+                X = rep["beta"]
+                mask, model = _fit_two_traits(X, names, r, steps)
+                pip = rep["pip"] if method == "susie" else None
+                causal = rep["true"] != 0
+                truths = [_onehot_truth(t, all_types, names) for t in (_tagged(causal, layout[0]), causal)]
+                labels = np.full(X.shape[0], -1)
+                labels[mask] = model.labels_
+                for alt in ALTERNATIVES:
+                    se2 = rep["se"] ** 2
+                    if alt.startswith("noise se^2"):
+                        nv = se2
+                    else:
+                        nv = ty.variant_noise(X, sd=rep["sd"], se=rep["se"], pip=pip)
+                        if alt.startswith("noise min"):
+                            floor = ty.variant_noise(X, sd=np.zeros_like(X), se=rep["se"], pip=pip)
+                            nv = np.maximum(np.minimum(rep["sd"] ** 2, se2), floor)
+                    grid = ty.canonical_grid(X, nv)
+                    lib = ty.type_library(model.all_weights_, model.all_covariances_, names, nv,
+                                          min_signal=model.type_min_signal, min_weight=1.0 / mask.sum(),
+                                          scales=model.type_scales, null_scales=(0.0,), canonical_scales=grid)
+                    if alt.startswith("shared components"):
+                        lib = _with_unequal_shared(lib, np.median(nv, axis=0), grid)
+                    lib = ty.fit_type_weights(X, lib, nv, seed=r)
+                    P = ty.type_probabilities(X, lib, nv)
+                    if pip is not None and alt.startswith("causal claim"):
+                        C = P * pip.max(1)[:, None]
+                        C[:, 0] = 1.0 - C[:, 1:].sum(1)
+                    else:
+                        C = ty.causal_type_probabilities(P, pip) if pip is not None else P
+                    soft = summarize(X, layout[1], labels, model.categories_, trait_names=names,
+                                     type_probabilities=pd.DataFrame(P, columns=lib.types)).type_scores
+                    ap = {}
+                    for i, A in enumerate(kinds):
+                        if (rep["gtype"] == i).any():
+                            name = type_name(A, names)
+                            score = soft[soft["type"] == name].set_index("GENE")["gene_score"]
+                            ap[name] = float(average_precision_score(
+                                rep["gtype"] == i, score.reindex(genes).fillna(0.0).to_numpy() + tiebreak))
+                    for key, val in (("P", P), ("C", C), ("Ya", truths[0]), ("Yc", truths[1]), ("ap", ap)):
+                        acc[alt][key].append(val)
+                print(json.dumps({"alternatives": method, "seed": seed, "rep": r}), flush=True)
+            for alt in ALTERNATIVES:
+                if alt.startswith("causal claim") and method != "susie":
+                    continue
+                a = acc[alt]
+                row = {"seed": seed, "shrinker": method, "alternative": alt, "n_replicates": n_rep,
+                       "association": _top_bin(np.concatenate(a["P"]), np.concatenate(a["Ya"])),
+                       "mean_ap": {type_name(A, names): float(np.mean([d[type_name(A, names)] for d in a["ap"]
+                                                                        if type_name(A, names) in d])) for A in kinds}}
+                if method == "susie":
+                    row["causal"] = _top_bin(np.concatenate(a["C"]), np.concatenate(a["Yc"]))
+                out.append(row)
+    return {"rows": out, "min_bin": MIN_BIN}
+
+
+def _alternatives_md(d: dict) -> list[str]:
+    def cell(b: dict | None) -> str:
+        return "-" if b is None else f"{b['n']}: {b['mean_predicted']:.3f} / {b['observed']:.3f} ({b['max_gap']:.3f})"
+
+    rows = [[str(r["seed"]), r["shrinker"], r["alternative"], cell(r["association"]), cell(r.get("causal")),
+             " / ".join(f"{v:.3f}" for v in r["mean_ap"].values())] for r in d["rows"]]
+    return ["## Alternatives measured (not defaults)", "",
+            "Two traits, the same fits for every alternative; per layout seed (11 = the bench seed, others held out) "
+            "and shrinker. Cells: predictions >= 0.9 (signal types pooled): number, mean predicted / observed, and "
+            f"in brackets the largest gap over all pooled bins with >= {d['min_bin']} predictions. Last column: "
+            "gene-level average precision (`gene_score`) for T1-specific / T2-specific / shared.", "",
+            *_md_table(["seed", "shrinker", "alternative", "p_<type> vs association truth",
+                        "causal_p_<type> vs causal truth", "average precision"], rows), ""]
 
 
 def null_case(n_rep: int, seed: int, steps: int) -> dict:
@@ -447,8 +669,11 @@ def main() -> None:
     ap.add_argument("--null-reps", type=int, default=10)
     ap.add_argument("--reliability-reps", type=int, default=10)
     ap.add_argument("--steps", type=int, default=300, help="SVI steps of each dp_mixture fit")
+    ap.add_argument("--alternatives-reps", type=int, default=16)
+    ap.add_argument("--held-out-seeds", type=int, nargs="*", default=[5151],
+                    help="layout seeds of the alternatives part besides --seed")
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--parts", default="two,three,null,reliability,demo,speed")
+    ap.add_argument("--parts", default="two,three,null,reliability,alternatives,demo,speed")
     ap.add_argument("--demo-seeds", default="0-11",
                     help="seeds of the demo part, 'a-b' or a comma list (issue 13's goal names 0-3)")
     ap.add_argument("--tables-only", action="store_true")
@@ -468,6 +693,9 @@ def main() -> None:
         res["three_traits"] = case(3, reps3, args.seed, args.steps)
     if "null" in parts:
         res["null"] = null_case(nulls, args.seed, args.steps)
+    if "alternatives" in parts:
+        res["alternatives"] = alternatives_case(2 if args.quick else args.alternatives_reps,
+                                                [args.seed, *args.held_out_seeds], args.steps)
     if "reliability" in parts:
         res["reliability"] = reliability_case(2 if args.quick else args.reliability_reps, args.seed, args.steps)
     if "demo" in parts:
@@ -541,7 +769,21 @@ def _reliability_md(rel: dict) -> list[str]:
                 *_md_table(["type", "bin", "predictions", "mean predicted", "observed", "within 0.1"], cells), "",
                 f"Largest gap over the judged bins: {max(judged):.3f} "
                 f"({'within' if max(judged) <= 0.1 else 'NOT within'} 0.1).", ""]
+        calls = rel.get("top_bin_specific_calls", {}).get("causal" if claim == "causal" else "association")
+        if calls and claim != "association vs causal":
+            out += _calls_md(calls, "the causal truth" if claim == "causal" else "the association truth")
     return out
+
+
+def _calls_md(calls: dict[str, int], truth: str) -> list[str]:
+    """Why the top-bin calls of the trait-specific types are right or wrong (``_miss_causes``)."""
+    n = sum(calls.values())
+    if not n:
+        return []
+    rows = [[k, str(v), f"{v / n:.3f}"] for k, v in calls.items() if v or k == "correct"]
+    return [f"Calls of a trait-specific type with probability >= 0.9, against {truth}, by why they are right or "
+            "wrong (trait t is the called trait; r^2 to the nearest causal variant of t in the block):", "",
+            *_md_table(["call", "variants", "share"], rows), ""]
 
 
 def render(res: dict) -> str:
@@ -585,6 +827,8 @@ def render(res: dict) -> str:
                                 for b in pooled]), "",
                     "Largest gap per type over bins with >= " f"{MIN_BIN} predictions: "
                     + ", ".join(f"{k} {v:.3f}" for k, v in gaps.items()) + ".", ""]
+        if "top_bin_specific_calls" in c:
+            out += _calls_md(c["top_bin_specific_calls"], "the association truth")
     if "null" in res:
         n = res["null"]
         out += ["## Null GWAS (no causal variant, two traits)", "",
@@ -595,6 +839,8 @@ def render(res: dict) -> str:
                 f"{n['previous_share_in_prioritised_clusters']:.3f} of all variants in prioritised clusters.", ""]
     if "reliability" in res:
         out += _reliability_md(res["reliability"])
+    if "alternatives" in res:
+        out += _alternatives_md(res["alternatives"])
     if "demo" in res:
         out += _demo_md(res["demo"])
     if "speed" in res:
