@@ -190,7 +190,10 @@ def run_part(n_variants: int, n_traits: int, workers: list[int], client, seed: i
                          "steps": steps,
                          "group_walls": {"shrink": round(units["map_wall_seconds"], 2),
                                          "clusterings": walls.get("cluster"), "gene tests": walls.get("enrich")},
-                         "inputs_and_report_seconds": round(wall - sum(steps.values()), 1), "units": units,
+                         # the main process's time outside the three parallel phases (reading and checking the
+                         # inputs, writing and reading back tables, the gene summaries, the report): serial work
+                         "outside_phases_seconds": round(wall - units["map_wall_seconds"] - walls.get("cluster", 0.0)
+                                                         - walls.get("enrich", 0.0), 1), "units": units,
                          "identical_to_first": same, "load_average": _load(), "peak_mb_main": _self_peak_mb()})
             print(json.dumps(runs[-1]), flush=True)
     return {"n_variants": data["n_variants"], "n_blocks": data["n_blocks"], "n_traits": n_traits,
@@ -376,6 +379,11 @@ def render(result: dict) -> str:
                     cells = [f"{np.median(ratios[g]):.2f}x" for g in groups]
                     total = np.median([first_of[r["round"]]["wall_seconds"] / r["wall_seconds"] for r in mine])
                     lines.append(f"| {label} | " + " | ".join(cells) + f" | {total:.2f}x |")
+        if all("outside_phases_seconds" in r for r in p["runs"]):
+            lines += ["", "Seconds of the main process outside the three phases (reading and checking the inputs, "
+                      "writing the tables, gene summaries, report; serial whatever the workers): "
+                      + ", ".join(f"{r['backend']}" + (f" round {r['round'] + 1}" if len(rounds) > 1 else "")
+                                  + f" {r['outside_phases_seconds']:.1f}" for r in p["runs"]) + "."]
         lines += ["", "Shrink units: " + "; ".join(f"{r['backend']}: {_units(r['units'])}" for r in p["runs"]), ""]
         if key == "many":
             r = p["runs"][-1]
