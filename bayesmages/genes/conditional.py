@@ -37,6 +37,13 @@ test's p-value is the Cauchy combination (ACAT; :func:`bayesmages.stats.multites
 exact p-values, valid for any dependence between them (exact when they are independent or equal).
 ``GeneStatistics`` carries both statistics; :func:`bayesmages.genes.enrichment.test` combines them.
 
+**An optional third part.** ``GeneStatistics.single`` holds the Cauchy terms of the gene's one-variant
+p-values P(chi2_1 > r_i^2 / C_ii) (variants with C_ii >= ``wald_min_variance``), each exact under H0 given A;
+``conditional_pvalues(st, single=True)`` adds their Cauchy combination to the combination. A single causal
+variant in a large gene is where it helps (its signal is not spread over the gene's degrees of freedom), but
+it also shows most clearly the spill-over of outside signals that neither the shrinker nor the rules below
+condition on, so it raises the false share of BH calls; the default does not use it (docs/genes.md).
+
 **Why condition on the shrinker's selection.** The marginal test answers "is the gene marginally
 associated", and LD spill-over makes most genes near a causal one marginally associated (simulations:
 two thirds of its BH calls false). Conditioning on *every* other variant of the block (the joint Wald
