@@ -57,19 +57,23 @@ def msprime_blocks():
     return bm.simulate.simulate_ld_blocks(3, 250, n_samples=1500, seed=2024)
 
 
-def test_exact_null_given_the_conditioning_set():
-    # With the conditioning set fixed (a strong outside signal at variant 20), the neighbour gene's residual is
-    # N(0, C) exactly whatever that signal's size: P(p < alpha) must match alpha within binomial error.
+def neighbour_of_strong_signal(seed: int, n: int):
+    # A null gene (variants 21-30) next to a strong causal variant (20) that the shrinker selects: n replicates.
     R = ar1(40, 0.9)
     gmap = GeneMap(pd.DataFrame({"GENE": ["null_neighbour"], "CHR": "1", "n_variants": [10]}), [np.arange(21, 31)])
     zeta = np.zeros(40)
     zeta[20] = 25.0
     lam = np.zeros(40)
     lam[20] = 25.0  # z ~ 25 at the causal variant; raw z of the neighbour gene is ~ 0.9^k * 25
-    rng = np.random.default_rng(0)
+    z = lam @ R + null_z(R, n, np.random.default_rng(seed))
+    return R, gmap, z, [gene_statistics(zi, zeta, [R], gmap) for zi in z]
+
+
+def test_exact_null_given_the_conditioning_set():
+    # With the conditioning set fixed (a strong outside signal at variant 20), the neighbour gene's residual is
+    # N(0, C) exactly whatever that signal's size: P(p < alpha) must match alpha within binomial error.
     n = 4000
-    z = lam @ R + null_z(R, n, rng)
-    sts = [gene_statistics(zi, zeta, [R], gmap) for zi in z]
+    R, gmap, z, sts = neighbour_of_strong_signal(0, n)
     p = np.array([pvals(st)[0] for st in sts])
     p_q = np.array([marginal_pvals(st)[0] for st in sts])  # the Q_g part alone
     p_w = np.array([stats.chi2.sf(st.wald[0], st.wald_df[0]) for st in sts])  # the Wald part alone
@@ -91,16 +95,8 @@ def test_single_variant_part_is_valid_given_the_conditioning_set():
     # three-part combination, on the set-up of the exactness test above: the neighbour gene of a strong conditioned
     # signal. Each one-variant p-value is exact given A; their Cauchy combination is exact in the tail for any
     # dependence (Liu & Xie 2020) and approximate in the bulk, so only the tail levels are checked.
-    R = ar1(40, 0.9)
-    gmap = GeneMap(pd.DataFrame({"GENE": ["null_neighbour"], "CHR": "1", "n_variants": [10]}), [np.arange(21, 31)])
-    zeta = np.zeros(40)
-    zeta[20] = 25.0
-    lam = np.zeros(40)
-    lam[20] = 25.0
-    rng = np.random.default_rng(10)
     n = 4000
-    z = lam @ R + null_z(R, n, rng)
-    sts = [gene_statistics(zi, zeta, [R], gmap) for zi in z]
+    _, _, _, sts = neighbour_of_strong_signal(10, n)
     assert all(st.single_n[0] == 10 for st in sts)  # every variant keeps conditional variance >= 0.01 here
     p_single = np.array([np.arctan2(1.0, st.single[0] / st.single_n[0]) / np.pi for st in sts])
     p_three = np.array([enrichment.conditional_pvalues(st, single=True)[0][0] for st in sts])
