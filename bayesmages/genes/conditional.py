@@ -37,6 +37,13 @@ test's p-value is the Cauchy combination (ACAT; :func:`bayesmages.stats.multites
 exact p-values, valid for any dependence between them (exact when they are independent or equal).
 ``GeneStatistics`` carries both statistics; :func:`bayesmages.genes.enrichment.test` combines them.
 
+**An optional third part.** ``GeneStatistics.single`` holds the Cauchy terms of the gene's one-variant
+p-values P(chi2_1 > r_i^2 / C_ii) (variants with C_ii >= ``wald_min_variance``), each exact under H0 given A;
+``conditional_pvalues(st, single=True)`` adds their Cauchy combination to the combination. A single causal
+variant in a large gene is where it helps (its signal is not spread over the gene's degrees of freedom), but
+it also shows most clearly the spill-over of outside signals that neither the shrinker nor the rules below
+condition on, so it raises the false share of BH calls; the default does not use it (docs/genes.md).
+
 **Why condition on the shrinker's selection.** The marginal test answers "is the gene marginally
 associated", and LD spill-over makes most genes near a causal one marginally associated (simulations:
 two thirds of its BH calls false). Conditioning on *every* other variant of the block (the joint Wald
@@ -60,9 +67,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import erfc
 
 from bayesmages.errors import InputError
 from bayesmages.genes.mapping import GeneMap, block_layout
+from bayesmages.stats.multitest import cauchy_terms
 
 __all__ = ["DEFAULT_LEAD_Z", "DEFAULT_MIN_VARIANCE", "DEFAULT_PROXY_R", "DEFAULT_STRONG_Z", "DEFAULT_THRESHOLD",
            "DEFAULT_WALD_MIN_VARIANCE", "GeneStatistics", "gene_statistics", "gene_statistics_traits"]
@@ -112,6 +121,13 @@ class GeneStatistics:
         (chi2 with ``wald_df`` degrees of freedom under H0); None when not computed.
     wald_df : numpy.ndarray or None
         (G,) number of those directions.
+    single : numpy.ndarray or None
+        (G,) sum over the gene's variants i with C_ii >= ``wald_min_variance`` of the Cauchy terms
+        tan((1/2 - p_i) pi) of their exact one-variant p-values p_i = P(chi2_1 > r_i^2 / C_ii); None when not
+        computed. Their mean is the single-variant Cauchy statistic (see
+        :func:`bayesmages.genes.units.conditional_pvalues`).
+    single_n : numpy.ndarray or None
+        (G,) number of those variants.
     """
 
     Q: np.ndarray
@@ -119,6 +135,8 @@ class GeneStatistics:
     n_conditioned: np.ndarray
     wald: np.ndarray | None = None
     wald_df: np.ndarray | None = None
+    single: np.ndarray | None = None
+    single_n: np.ndarray | None = None
 
 
 def _pinv_psd(M: np.ndarray) -> np.ndarray:
@@ -253,6 +271,8 @@ def gene_statistics_traits(z: np.ndarray, zeta: np.ndarray | None, blocks: list[
     wald = np.zeros((n_traits, n_genes))
     wald_df = np.zeros((n_traits, n_genes), dtype=np.int64)
     wald_min = max(opts["wald_min_variance"], min_variance)
+    single = np.zeros((n_traits, n_genes))
+    single_n = np.zeros((n_traits, n_genes), dtype=np.int64)
     n_cond = np.zeros((n_traits, n_genes), dtype=np.int64)
     parts: list[list[list[np.ndarray]]] = [[[] for _ in range(n_genes)] for _ in range(n_traits)]
     by_block: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -312,13 +332,19 @@ def gene_statistics_traits(z: np.ndarray, zeta: np.ndarray | None, blocks: list[
                 by_size.setdefault(loc.size, []).append((t, g, r, (C + C.T) / 2))
         for items in by_size.values():
             w, U = np.linalg.eigh(np.stack([c for _, _, _, c in items]))
-            for (t, g, r, _), wk, Uk in zip(items, w, U):
+            for (t, g, r, c), wk, Uk in zip(items, w, U):
                 keep = wk >= min_variance
                 proj2 = (Uk[:, keep].T @ r) ** 2
                 Q[t, g] += float(np.sum(proj2))
                 in_wald = wk[keep] >= wald_min
                 wald[t, g] += float(np.sum(proj2[in_wald] / wk[keep][in_wald]))
                 wald_df[t, g] += int(in_wald.sum())
+                var = np.diag(c)
+                testable = var >= wald_min
+                # Cauchy terms of the exact chi2_1 p-values P(|N(0,1)| > |r_i| / sqrt(C_ii)) (averaged by the caller)
+                single[t, g] += float(np.sum(cauchy_terms(erfc(np.abs(r[testable]) / np.sqrt(2 * var[testable])))))
+                single_n[t, g] += int(testable.sum())
                 parts[t][g].append(wk[keep])
     return [GeneStatistics(Q=Q[t], weights=[np.concatenate(p) if p else np.empty(0) for p in parts[t]],
-                           n_conditioned=n_cond[t], wald=wald[t], wald_df=wald_df[t]) for t in range(n_traits)]
+                           n_conditioned=n_cond[t], wald=wald[t], wald_df=wald_df[t], single=single[t],
+                           single_n=single_n[t]) for t in range(n_traits)]

@@ -33,7 +33,7 @@ from bayesmages.errors import InputError
 from bayesmages.genes.conditional import GeneStatistics, gene_statistics_traits
 from bayesmages.genes.mapping import GeneMap, block_layout
 from bayesmages.io.ldrefs import LDRefs, spill_blocks
-from bayesmages.stats.multitest import cauchy_rows
+from bayesmages.stats.multitest import cauchy_terms
 from bayesmages.stats.quadform import pvalue_many
 
 __all__ = ["CHUNKS_PER_WORKER", "TAPER", "GeneUnit", "as_ld_blocks", "conditional_pvalues", "form_pvalues",
@@ -155,13 +155,18 @@ def form_pvalues(q_stat: np.ndarray, eigs: list[np.ndarray]) -> tuple[np.ndarray
     return p, method
 
 
-def conditional_pvalues(st: GeneStatistics) -> tuple[np.ndarray, np.ndarray]:
+def conditional_pvalues(st: GeneStatistics, single: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """p-values of the conditional test: Cauchy combination of the exact p-values of Q_g and of the Wald form W_g.
 
     Both are exact under H0 given the conditioning set (Q_g against sum_k c_k chi2_1, W_g against chi2 with
     ``wald_df`` degrees of freedom); the equal-weight Cauchy combination is a valid p-value whatever their
-    dependence (:mod:`bayesmages.genes.conditional` says why both). Genes without a Wald direction keep the
-    p-value of Q_g. Returns the p-values and how the Q_g part was computed (as :func:`form_pvalues`).
+    dependence (:mod:`bayesmages.genes.conditional` says why both). With ``single=True`` a third part joins the
+    combination: the Cauchy combination of the gene's exact one-variant p-values P(chi2_1 > r_i^2 / C_ii)
+    (``st.single`` holds the sum of their Cauchy terms, ``st.single_n`` how many), also exact given the
+    conditioning set. It ranks associated genes slightly better but lets more spill-over through (docs/genes.md,
+    "what was tried"), so the default test does not use it. A part without a testable direction or variant is
+    left out; genes with the Q_g part alone keep its p-value. Returns the p-values and how the Q_g part was
+    computed (as :func:`form_pvalues`).
 
     Examples
     --------
@@ -171,13 +176,23 @@ def conditional_pvalues(st: GeneStatistics) -> tuple[np.ndarray, np.ndarray]:
     0.05
     """
     p_q, method = form_pvalues(st.Q, st.weights)
-    if st.wald is None or st.wald_df is None:
-        return p_q, method
-    ok = st.wald_df > 0
+    terms = [cauchy_terms(p_q)]
+    counts = [np.ones(p_q.size)]
+    if st.wald is not None and st.wald_df is not None:
+        ok = st.wald_df > 0
+        terms.append(np.where(ok, cauchy_terms(chi2.sf(st.wald, np.maximum(st.wald_df, 1))), 0.0))
+        counts.append(ok.astype(np.float64))
+    if single:
+        if st.single is None or st.single_n is None:
+            raise InputError("conditional_pvalues: single=True needs statistics with the single-variant part")
+        ok = st.single_n > 0
+        # the mean of the part's terms is its own Cauchy statistic, standard Cauchy under H0
+        terms.append(np.where(ok, st.single / np.maximum(st.single_n, 1), 0.0))
+        counts.append(ok.astype(np.float64))
+    n = np.sum(counts, axis=0)
     p = p_q.copy()
-    if ok.any():
-        p_w = chi2.sf(st.wald[ok], st.wald_df[ok])
-        p[ok] = cauchy_rows(np.column_stack([p_q[ok], p_w]))
+    several = n > 1
+    p[several] = np.arctan2(1.0, np.sum(terms, axis=0)[several] / n[several]) / np.pi
     return p, method
 
 
@@ -251,7 +266,9 @@ def run_unit(unit: GeneUnit) -> dict[str, Any]:
             joint = GeneStatistics(Q=np.concatenate([s.Q for s in sts]), weights=[w for s in sts for w in s.weights],
                                    n_conditioned=np.concatenate([s.n_conditioned for s in sts]),
                                    wald=np.concatenate([s.wald for s in sts if s.wald is not None]),
-                                   wald_df=np.concatenate([s.wald_df for s in sts if s.wald_df is not None]))
+                                   wald_df=np.concatenate([s.wald_df for s in sts if s.wald_df is not None]),
+                                   single=np.concatenate([s.single for s in sts if s.single is not None]),
+                                   single_n=np.concatenate([s.single_n for s in sts if s.single_n is not None]))
             p, how = conditional_pvalues(joint) if unit.method == "conditional" else form_pvalues(joint.Q,
                                                                                                    joint.weights)
             out = [(s.Q, p[t * n_genes:(t + 1) * n_genes], how[t * n_genes:(t + 1) * n_genes], s.n_conditioned)

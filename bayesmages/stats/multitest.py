@@ -8,7 +8,7 @@ import numpy as np
 
 from bayesmages.errors import InputError
 
-__all__ = ["bh", "cauchy", "cauchy_rows", "cauchy_statistic"]
+__all__ = ["bh", "cauchy", "cauchy_rows", "cauchy_statistic", "cauchy_terms"]
 
 
 def cauchy(p: Sequence[float] | np.ndarray, weights: Sequence[float] | np.ndarray | None = None) -> float:
@@ -63,12 +63,20 @@ def cauchy_statistic(p: Sequence[float] | np.ndarray, weights: Sequence[float] |
     if w.size != pv.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise InputError(f"cauchy: need {pv.size} non-negative weights with a positive sum")
     w = w / w.sum()
-    return float(np.sum(w * _cauchy_terms(pv)))
+    return float(np.sum(w * cauchy_terms(pv)))
 
 
-def _cauchy_terms(pv: np.ndarray) -> np.ndarray:
-    # tan((1/2 - p) pi) = 1 / tan(p pi): no cancellation for tiny p
-    return 1.0 / np.tan(np.clip(pv, 1e-300, 1.0) * np.pi)
+def cauchy_terms(p: np.ndarray) -> np.ndarray:
+    """The Cauchy combination's terms ``tan((1/2 - p) pi)`` of p-values (elementwise; see :func:`cauchy`).
+
+    Computed as ``1 / tan(p pi)``, without cancellation for tiny p; p below 1e-300 counts as 1e-300.
+
+    Examples
+    --------
+    >>> np.round(cauchy_terms(np.array([0.5, 0.25])), 6).tolist()
+    [0.0, 1.0]
+    """
+    return 1.0 / np.tan(np.clip(np.asarray(p, dtype=np.float64), 1e-300, 1.0) * np.pi)
 
 
 def cauchy_rows(p: np.ndarray) -> np.ndarray:
@@ -83,7 +91,7 @@ def cauchy_rows(p: np.ndarray) -> np.ndarray:
     if pv.ndim != 2 or pv.shape[1] == 0 or not np.all((pv >= 0) & (pv <= 1)):
         raise InputError(f"cauchy_rows: expected a (G, k) array of p-values in [0, 1] without NaN, got shape "
                          f"{pv.shape}")
-    return np.arctan2(1.0, _cauchy_terms(pv).mean(axis=1)) / np.pi
+    return np.arctan2(1.0, cauchy_terms(pv).mean(axis=1)) / np.pi
 
 
 def bh(p: Sequence[float] | np.ndarray) -> np.ndarray:
