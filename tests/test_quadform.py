@@ -244,6 +244,46 @@ def test_davies_fault_codes_surface_like_r():
     assert p[0] < 1e-6
 
 
+def test_davies_many_quantiles_equal_one_at_a_time():
+    """Many quantiles in one call run the algorithm per quantile (own term count, convergence
+    factor, fault) and sum the inversion terms together: each result, fault codes included, must
+    be what the quantile gives alone, to the last bit (the sums are taken per quantile in the
+    same order). Random weight sets of several shapes; q in the bulk, the tails, beyond the
+    cut-offs, 0 and negative; term limits small enough to raise faults 1 and 4."""
+    rng = np.random.default_rng(16)
+    seen = set()
+    for t in range(60):
+        m = int(rng.integers(1, 35))
+        lam = [rng.gamma(0.5, size=m), np.r_[rng.uniform(5, 50), rng.uniform(0, 0.1, m - 1)],
+               rng.uniform(0.5, 1.5, m), np.exp(rng.normal(0, 3, m))][t % 4]
+        mu, sd = lam.sum(), math.sqrt(2 * np.sum(lam**2))
+        q = np.r_[mu + sd * rng.normal(0, 3, 12), 0.0, -1.0, mu, mu + 40 * sd, 1e-3 * mu]
+        acc, lim = [1e-6, 1e-9, 1e-3, 1e-6][t % 4], [10_000, 10_000, 20, 50, 200][t % 5]
+        p, fault = davies(q, lam, acc=acc, lim=lim)
+        for i, qi in enumerate(q):
+            p1, f1 = davies(qi, lam, acc=acc, lim=lim)
+            assert (p1[0], f1[0]) == (p[i], fault[i]), (t, i)
+        # order and company do not matter either
+        p_rev, f_rev = davies(q[::-1], lam, acc=acc, lim=lim)
+        np.testing.assert_array_equal(p_rev[::-1], p)
+        np.testing.assert_array_equal(f_rev[::-1], fault)
+        seen.update(fault.tolist())
+    assert {0, 1, 4} <= seen  # the fault paths were exercised
+
+
+def test_davies_many_quantiles_within_acc_of_closed_forms():
+    """Independent reference: equal weights give a scaled chi-square(k); a weighted pair of
+    chi-square(1) terms is checked against the exact engine. Davies' error is absolute (acc)."""
+    q = np.linspace(0.2, 40.0, 60)
+    p, fault = davies(q, [2.0] * 5, acc=1e-6)
+    assert not fault.any()
+    np.testing.assert_allclose(p, stats.chi2.sf(q / 2.0, 5), rtol=0, atol=1e-6)
+    p, fault = davies(q, [3.0, 0.7, 0.2], acc=1e-6)
+    ok = fault == 0  # near q = 0 Davies needs more than lim terms (fault 1, p = 2), as in R
+    assert ok.sum() >= 55
+    np.testing.assert_allclose(p[ok], pvalue(q[ok], [3.0, 0.7, 0.2]), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("lam", [[2.0, 1.0, 0.5], [5.0, 0.3, 0.2, 0.1], [1.0, 1.0, 1.0, 1.0], [1.0] * 30 + [1e-3] * 5])
 def test_liu_params_match_the_moments_of_q(lam):
     """Independent of the code's algebra: the chi-square that Liu et al. (2009) fit must have the

@@ -56,6 +56,9 @@ class _LamMemo:
         self.lam_list = lam.tolist()
         self.nonneg = bool(np.all(lam >= 0.0))
         self.lam_ordered = lam[self.order].tolist()
+        # (j, lambda_j, |lambda_j|, |lambda_j| / (log(2) / 8)) from the end of lam_ordered: cfe's scan
+        self.cfe_terms = [(float(j), lt, abs(lt), abs(lt) / _LOG28)
+                          for j, lt in reversed(list(enumerate(self.lam_ordered)))]
         self.calls: dict[tuple, Any] = {}
         # Sums over the weights at a point u (they do not depend on sigsq or q; the searches in
         # findu and ctff visit the same points again and again).
@@ -138,13 +141,13 @@ def _exp1(x: float) -> float:
 class _Davies:
     """State of one Davies evaluation (weights ``lam`` are the chi2_1 coefficients)."""
 
-    def __init__(self, lam: np.ndarray, q: float, lim: int) -> None:
+    def __init__(self, lam: np.ndarray, q: float, lim: int, memo: _LamMemo | None = None) -> None:
         self.lam = lam
         self.q = q
         self.lim = lim
         self.count = 0
         self.sigsq = 0.0
-        memo = _lam_memo(lam)
+        memo = _lam_memo(lam) if memo is None else memo
         self.memo = memo
         self.mean = memo.mean
         self.lmax = memo.lmax
@@ -152,8 +155,7 @@ class _Davies:
         # Weights sorted by |lambda| descending, for the convergence-factor coefficient.
         self.order = memo.order
         self.fail = False
-        self.intl = 0.0
-        self.ersm = 0.0
+        self.jobs: list[tuple[int, float, float | None, float]] = []
 
     def counter(self) -> None:
         self.count += 1
@@ -162,7 +164,9 @@ class _Davies:
 
     def errbd(self, u: float) -> tuple[float, float]:
         """Chernoff-type bound on a tail probability at ``u``; also returns the cut-off point."""
-        self.counter()
+        self.count += 1  # counter(), inlined: this is the hot path
+        if self.count > self.lim:
+            raise _LimitReached
         xconst = u * self.sigsq
         sum1 = u * xconst
         sums = self.memo.errbd_sums.get(u)
@@ -171,7 +175,8 @@ class _Davies:
             if len(self.memo.errbd_sums) < _MEMO_CALLS:
                 self.memo.errbd_sums[u] = sums
         s_c, s_1 = sums
-        return _exp1(-0.5 * (sum1 + s_1)), xconst + s_c
+        e = -0.5 * (sum1 + s_1)
+        return (0.0 if e < -50.0 else math.exp(e)), xconst + s_c
 
     def _memoised(self, name: str, fn: Any, *args: float) -> Any:
         """``fn(*args)``, memoised per (weights, sigsq, args); replays the evaluation count.
@@ -228,7 +233,9 @@ class _Davies:
 
     def truncation(self, u: float, tausq: float) -> float:
         """Bound on the integration error from truncating the integral at ``u``."""
-        self.counter()
+        self.count += 1
+        if self.count > self.lim:
+            raise _LimitReached
         sum2 = (self.sigsq + tausq) * u * u
         prod1 = 2.0 * sum2
         sums = self.memo.trunc_sums.get(u)
@@ -240,14 +247,15 @@ class _Davies:
         prod1 += s1
         prod2 += prod1
         prod3 += prod1
-        xx = _exp1(-0.25 * prod2) / math.pi
-        yy = _exp1(-0.25 * prod3) / math.pi
+        e2, e3 = -0.25 * prod2, -0.25 * prod3
+        xx = (0.0 if e2 < -50.0 else math.exp(e2)) / math.pi
+        yy = (0.0 if e3 < -50.0 else math.exp(e3)) / math.pi
         err1 = 1.0 if s == 0 else xx * 2.0 / s
         err2 = 2.5 * yy if prod3 > 1.0 else 1.0
-        err1 = min(err1, err2)
+        err1 = err2 if err2 < err1 else err1  # min(err1, err2), without the builtin's call cost
         half = 0.5 * sum2
         err2 = 1.0 if half <= yy else yy / half
-        return min(err1, err2)
+        return err2 if err2 < err1 else err1
 
     def _findu(self, ut: float, accx: float) -> float:
         """Smallest convenient truncation point with truncation error below ``accx``."""
@@ -270,28 +278,12 @@ class _Davies:
         return ut
 
     def integrate(self, nterm: int, interv: float, tausq: float, mainx: bool) -> None:
-        """Add ``nterm + 1`` terms of the inversion sum at step ``interv`` (vectorised)."""
-        inpi = interv / math.pi
-        u = (np.arange(nterm, -1, -1, dtype=np.float64) + 0.5) * interv
-        x = 2.0 * u[:, None] * self.lam[None, :]
-        at = np.arctan(x)
-        s_at = at.sum(axis=1)
-        lin = -2.0 * u * self.q
-        sum1 = lin + s_at
-        # With non-negative weights every arctan is >= 0 and |.| changes nothing.
-        sum2 = np.abs(lin) + (s_at if self.memo.nonneg else np.abs(at).sum(axis=1))
-        sum3 = -0.5 * self.sigsq * u * u - 0.25 * np.log1p(x * x).sum(axis=1)
-        if sum3[0] >= -50.0:  # sum3 falls with u and u[0] is the largest: no cut-off needed
-            e = np.exp(sum3)
-        else:
-            e = np.where(sum3 < -50.0, 0.0, np.exp(np.maximum(sum3, -50.0)))
-        xx = inpi * e / u
-        if not mainx:
-            z = -0.5 * tausq * u * u
-            xx = xx * (1.0 - np.where(z < -50.0, 0.0, np.exp(np.maximum(z, -50.0))))
-        # Summed from the largest u down, like the reference, to keep round-off comparable.
-        self.intl += float((np.sin(0.5 * sum1) * xx).sum())
-        self.ersm += float((0.5 * sum2 * xx).sum())
+        """Record ``nterm + 1`` terms of the inversion sum at step ``interv`` (see :func:`_integrate_jobs`).
+
+        Nothing in the control flow depends on the sums, so they are computed afterwards, for all
+        quantiles of a :func:`davies_many` call at once; ``sigsq`` is the value at this step.
+        """
+        self.jobs.append((nterm, interv, None if mainx else tausq, self.sigsq))
 
     def cfe(self, x: float) -> float:
         """Coefficient of tausq in the error when a convergence factor is used at ``x``."""
@@ -299,18 +291,14 @@ class _Davies:
         axl = abs(x)
         sxl = 1.0 if x > 0 else -1.0
         sum1 = 0.0
-        ordered = self.memo.lam_ordered
-        for j in range(len(ordered) - 1, -1, -1):
-            lt = ordered[j]
+        for j, lt, lj, axl2 in self.memo.cfe_terms:  # from the smallest |weight| up
             if lt * sxl > 0.0:
-                lj = abs(lt)
                 axl1 = axl - lj
-                axl2 = lj / _LOG28
                 if axl1 > axl2:
                     axl = axl1
                 else:
-                    axl = min(axl, axl2)
-                    sum1 = (axl - axl1) / lj + float(j)  # j remaining chi2_1 terms of larger weight
+                    axl = axl2 if axl2 < axl else axl  # min(axl, axl2)
+                    sum1 = (axl - axl1) / lj + j  # j remaining chi2_1 terms of larger weight
                     break
         if sum1 > 100.0:
             self.fail = True
@@ -375,15 +363,75 @@ class _Davies:
             return -1.0, 1
         nt = math.floor(xnt + 0.5)
         self.integrate(nt, intv, 0.0, True)
-        qfval = 0.5 - self.intl
+        return math.nan, 0  # finished by finish() once the recorded sums are computed
+
+    def finish(self, acc: float, intl: float, ersm: float) -> tuple[float, int]:
+        """(P(Q < q), ifault) from the sums of the recorded integrations."""
+        qfval = 0.5 - intl
         ifault = 0
         # Round-off test of the reference (allowing for radix 8 or 16 machines).
-        upx = self.ersm
+        upx = ersm
         x = upx + acc / 10.0
         for j in (1.0, 2.0, 4.0, 8.0):
             if j * x == j * upx:
                 ifault = 2
         return qfval, ifault
+
+
+_ROWS_PER_BATCH = 20_000  # integration terms evaluated per vectorised step (bounds the memory)
+
+
+def _integrate_jobs(states: list[_Davies], lam: np.ndarray) -> list[tuple[float, float]]:
+    """Compute the recorded integrations of every state: per state, ``(intl, ersm)``.
+
+    The terms of all jobs are stacked (one row of weights per term) and evaluated in one pass;
+    every row and every job is summed as it would be alone (row sums along the weights, each
+    job's own pairwise sum), so a quantile's result does not depend on the others of the call.
+    """
+    jobs = [(k, job) for k, st in enumerate(states) for job in st.jobs]
+    out = [(0.0, 0.0)] * len(states)
+    nonneg = bool(np.all(lam >= 0.0))
+    start = 0
+    while start < len(jobs):
+        stop, rows = start, 0
+        while stop < len(jobs) and (stop == start or rows + jobs[stop][1][0] + 1 <= _ROWS_PER_BATCH):
+            rows += jobs[stop][1][0] + 1
+            stop += 1
+        chunk = jobs[start:stop]
+        nterm = np.array([j[0] for _, j in chunk], dtype=np.int64)
+        interv = np.array([j[1] for _, j in chunk])
+        sigsq = np.array([j[3] for _, j in chunk])
+        qv = np.array([states[k].q for k, _ in chunk])
+        lens = nterm + 1
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        job = np.repeat(np.arange(len(chunk)), lens)
+        step = interv[job]
+        u = ((nterm[job] - (np.arange(int(ends[-1])) - starts[job])).astype(np.float64) + 0.5) * step
+        x = 2.0 * u[:, None] * lam[None, :]
+        at = np.arctan(x)
+        s_at = at.sum(axis=1)
+        lin = -2.0 * u * qv[job]
+        sum1 = lin + s_at
+        # With non-negative weights every arctan is >= 0 and |.| changes nothing.
+        sum2 = np.abs(lin) + (s_at if nonneg else np.abs(at).sum(axis=1))
+        sum3 = -0.5 * sigsq[job] * u * u - 0.25 * np.log1p(x * x).sum(axis=1)
+        e = np.where(sum3 < -50.0, 0.0, np.exp(np.maximum(sum3, -50.0)))
+        xx = (step / math.pi) * e / u
+        aux = np.array([j[2] is not None for _, j in chunk])
+        if aux.any():
+            tausq = np.array([0.0 if j[2] is None else j[2] for _, j in chunk])[job]
+            z = -0.5 * tausq * u * u
+            factor = 1.0 - np.where(z < -50.0, 0.0, np.exp(np.maximum(z, -50.0)))
+            xx = np.where(aux[job], xx * factor, xx)
+        t_int = np.sin(0.5 * sum1) * xx
+        t_err = 0.5 * sum2 * xx
+        for (k, _), a, b in zip(chunk, starts.tolist(), ends.tolist()):
+            intl, ersm = out[k]
+            # summed from the largest u down, like the reference, to keep round-off comparable
+            out[k] = (intl + float(t_int[a:b].sum()), ersm + float(t_err[a:b].sum()))
+        start = stop
+    return out
 
 
 def davies_one(q: float, lam: np.ndarray, acc: float, lim: int) -> tuple[float, int]:
@@ -411,16 +459,17 @@ def davies_one(q: float, lam: np.ndarray, acc: float, lim: int) -> tuple[float, 
     >>> round(p, 3), fault
     (0.05, 0)
     """
-    state = _Davies(np.asarray(lam, dtype=np.float64), float(q), int(lim))
-    try:
-        qfval, ifault = state.run(float(acc))
-    except _LimitReached:
-        qfval, ifault = -1.0, 4
-    return 1.0 - qfval, ifault
+    p, fault = davies_many(np.array([float(q)]), lam, acc, lim)
+    return float(p[0]), int(fault[0])
 
 
 def davies_many(q: np.ndarray, lam: np.ndarray, acc: float, lim: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`davies_one` for many quantiles with the same weights: ``(p, fault)`` arrays.
+
+    Each quantile runs the reference's control flow on its own (term counts, convergence
+    factors and faults per quantile); the inversion sums, most of the cost, are then evaluated
+    for all quantiles in one vectorised pass (:func:`_integrate_jobs`). Each result is what the
+    quantile gives alone.
 
     Examples
     --------
@@ -430,11 +479,25 @@ def davies_many(q: np.ndarray, lam: np.ndarray, acc: float, lim: int) -> tuple[n
     """
     lam = np.asarray(lam, dtype=np.float64)
     qs = np.asarray(q, dtype=np.float64).ravel()
-    p = np.empty(qs.size)
+    acc = float(acc)
+    qf = np.empty(qs.size)
     fault = np.zeros(qs.size, dtype=np.int64)
+    pending: list[int] = []
+    states: list[_Davies] = []
+    memo = _lam_memo(lam)
     for i, qi in enumerate(qs.tolist()):
-        p[i], fault[i] = davies_one(qi, lam, acc, lim)
-    return p, fault
+        state = _Davies(lam, qi, int(lim), memo)
+        try:
+            qf[i], fault[i] = state.run(acc)
+        except _LimitReached:
+            qf[i], fault[i] = -1.0, 4
+            continue
+        if state.jobs and fault[i] == 0 and math.isnan(qf[i]):
+            pending.append(i)
+            states.append(state)
+    for i, state, (intl, ersm) in zip(pending, states, _integrate_jobs(states, lam)):
+        qf[i], fault[i] = state.finish(acc, intl, ersm)
+    return 1.0 - qf, fault
 
 
 def davies_grid(q: np.ndarray, lam: np.ndarray, acc: float, max_terms: int = 20_000) -> np.ndarray | None:

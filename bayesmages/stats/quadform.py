@@ -49,7 +49,7 @@ from scipy import integrate, special, stats
 
 from bayesmages.errors import AccuracyWarning, InputError
 from bayesmages.stats._contour import contour_tail, contour_tail_slopes
-from bayesmages.stats.davies import davies_one
+from bayesmages.stats.davies import davies_many
 
 __all__ = [
     "METHODS",
@@ -132,11 +132,9 @@ def davies(
         raise InputError(f"davies: need acc > 0 and lim >= 1, got acc={acc!r}, lim={lim!r}")
     lam = _weights(eigenvalues)
     qs, _ = _quantiles(q)
-    out = np.empty(qs.size)
-    fault = np.zeros(qs.size, dtype=np.int64)
-    for i, qi in enumerate(qs):
-        out[i], fault[i] = davies_one(qi, lam, acc, int(lim))
-    return out, fault
+    # All quantiles in one call: each follows the algorithm on its own (its own term count,
+    # convergence factor and fault), and the inversion sums are evaluated together.
+    return davies_many(qs, lam, float(acc), int(lim))
 
 
 def imhof(
