@@ -51,13 +51,18 @@ class UnitError(BayesmagesError):
     """A work unit failed; the message names the unit and the original error."""
 
 
-def _start_worker(preload: tuple[str, ...] = ()) -> None:
-    """Initializer of a pool worker: one thread, and the modules its units will need imported now."""
+def _start_worker(preload: tuple[str, ...] = (), warm: Callable[[], Any] | None = None) -> None:
+    """Initializer of a pool worker: one thread, the modules its units will need imported now, then ``warm()``."""
     import importlib
 
     _single_thread()
     for name in preload:
         importlib.import_module(name)
+    if warm is not None:
+        try:
+            warm()
+        except Exception:  # only a warm-up: a real problem surfaces, named, in the first unit
+            pass
 
 
 def _single_thread() -> None:
@@ -202,7 +207,7 @@ def map_units(
 _POOLS: dict[int, Any] = {}
 
 
-def _pool(workers: int, preload: Sequence[str] = ()) -> Any:
+def _pool(workers: int, preload: Sequence[str] = (), warm: Callable[[], Any] | None = None) -> Any:
     import atexit
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -210,15 +215,18 @@ def _pool(workers: int, preload: Sequence[str] = ()) -> Any:
     pool = _POOLS.get(workers)
     if pool is None or getattr(pool, "_broken", False):
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(tuple(preload),))
+                                   initializer=_start_worker, initargs=(tuple(preload), warm))
         if not _POOLS:
             atexit.register(shutdown_pools)
         _POOLS[workers] = pool
     return pool
 
 
-def start_pool(workers: int, preload: Sequence[str] = ()) -> None:
+def start_pool(workers: int, preload: Sequence[str] = (), warm: Callable[[], Any] | None = None) -> None:
     """Start the kept pool of ``workers`` processes now, without waiting for it, importing ``preload`` in each.
+
+    ``warm``: a module-level function each worker runs once after the imports (first-call costs that
+    imports do not pay, e.g. the first Pyro fit of a process, :func:`bayesmages.pipeline.steps.warm_up_worker`).
 
     A spawned worker imports torch and the modules of its units before its first unit runs (seconds); a
     caller that knows it will map units later (``run`` does, after reading its inputs) starts the pool
@@ -231,7 +239,7 @@ def start_pool(workers: int, preload: Sequence[str] = ()) -> None:
     """
     if workers < 2 or workers in _POOLS:
         return
-    pool = _pool(workers, preload)
+    pool = _pool(workers, preload, warm)
     # spawned pools start workers on demand: one no-op task per worker starts them all
     for _ in range(workers):
         pool.submit(_single_thread)

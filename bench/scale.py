@@ -40,6 +40,7 @@ import pandas as pd
 import bayesmages as bm
 from bayesmages.parallel import map_units, shutdown_pools, start_pool
 from bayesmages.pipeline.runner import WORKER_MODULES
+from bayesmages.pipeline.steps import warm_up_worker
 
 HERE = Path(__file__).resolve().parent
 
@@ -227,7 +228,7 @@ def main() -> None:
     t0 = time.perf_counter()
     # start the kept pool outside the timings, its workers importing what the run's units use (as `run` does
     # while it reads its inputs)
-    start_pool(max(args.workers), preload=WORKER_MODULES)
+    start_pool(max(args.workers), preload=WORKER_MODULES, warm=warm_up_worker)
     map_units(abs, [-1, -2, -3, -4], workers=max(args.workers))
     pool_start = time.perf_counter() - t0
     client = cluster = None
@@ -243,6 +244,7 @@ def main() -> None:
 
             for module in WORKER_MODULES:
                 client.run(lambda m: importlib.import_module(m) and None, module)
+            client.run(warm_up_worker)  # and pay their first fit's cost, as the local workers did
         except ImportError:
             print("dask.distributed is not installed: no Dask runs", flush=True)
     result: dict = {"settings": {"quick": args.quick, "sizes": sizes, "workers": args.workers,

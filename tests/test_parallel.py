@@ -79,6 +79,38 @@ def test_started_pool_spawns_every_worker_at_once_and_is_reused():
         parallel._POOLS.pop(3).shutdown(wait=True)
 
 
+def mark_warm():
+    os.environ["BAYESMAGES_TEST_WARMED"] = "yes"
+
+
+def warmed(_unit):
+    return os.environ.get("BAYESMAGES_TEST_WARMED")
+
+
+def failing_warm_up():
+    raise RuntimeError("warm-up failed")
+
+
+def test_pool_workers_run_the_warm_up_once_and_a_failing_one_does_not_break_the_pool():
+    """start_pool(warm=) runs the warm-up in every worker before its first unit; a warm-up that raises is only
+    skipped (the units still run); the pipeline's warm-up (a tiny dp_mixture fit) runs in a worker."""
+    from bayesmages import parallel
+    from bayesmages.pipeline.steps import warm_up_worker
+
+    parallel.shutdown_pools()  # a kept pool (from an earlier test) would be reused as it is, without warm-up
+    parallel.start_pool(2, warm=mark_warm)
+    try:
+        assert map_units(warmed, [0, 1, 2, 3], workers=2) == ["yes"] * 4
+    finally:
+        parallel._POOLS.pop(2).shutdown(wait=True)
+    parallel.start_pool(2, warm=failing_warm_up)
+    try:
+        assert map_units(abs, [-1, -2], workers=2) == [1, 2]
+    finally:
+        parallel._POOLS.pop(2).shutdown(wait=True)
+    warm_up_worker()  # in this process: must run without error (the pool would swallow it)
+
+
 _FAULTS_SCRIPT = """
 import resource
 import numpy as np

@@ -299,8 +299,8 @@ def run(
     if scheduler is None and isinstance(workers, int) and workers > 1:
         from bayesmages.parallel import start_pool
 
-        # the workers import torch and the step modules while the inputs are read
-        start_pool(workers, preload=WORKER_MODULES)
+        # the workers import torch and the step modules, and pay their first fit's cost, while the inputs are read
+        start_pool(workers, preload=WORKER_MODULES, warm=steps.warm_up_worker)
     inputs = load_inputs(gwas, ld, genes, traits, ld_panel=ld_panel, gwas_format=gwas_format, n=n,
                          progress=progress)
     multi = _multi_traits(multi_traits, inputs.traits)
