@@ -44,7 +44,8 @@ from bayesmages._threads import limit_blas_threads
 from bayesmages.errors import BayesmagesError, InputError
 from bayesmages.infer import progress_enabled, spawn_seeds
 
-__all__ = ["UnitError", "dask_client", "glibc_malloc_defaults", "map_units", "shutdown_pools"]
+__all__ = ["UnitError", "dask_client", "glibc_malloc_defaults", "map_units", "scheduler_threads", "shutdown_pools",
+           "start_pool"]
 
 
 class UnitError(BayesmagesError):
@@ -325,6 +326,22 @@ def _map_dask(
         finally:
             bar.close()
         return results
+
+
+def scheduler_threads(scheduler: Any) -> int:
+    """Worker threads of a Dask cluster now (``scheduler``: an address or a client), at least 1.
+
+    Used to cut work into a few units per thread, as local maps cut a few per worker: every unit has a
+    fixed cost, so a cluster of 2 single-thread workers is best served by about as many units as 2 local
+    processes, and a cluster of 64 by more.
+
+    Raises
+    ------
+    InputError
+        As :func:`dask_client`.
+    """
+    with dask_client(scheduler) as client:
+        return max(1, int(sum(client.nthreads().values())))
 
 
 @contextmanager

@@ -174,6 +174,8 @@ def run_part(n_variants: int, n_traits: int, workers: list[int], client, seed: i
             steps = {k: round(sum(v for n, v in timings.items() if n.startswith(prefix)), 2)
                      for k, prefix in STEP_GROUPS.items()}
             units = next(r.info.get("units") for r in res.steps if r.name.startswith("shrink_"))
+            # the gene tests of all traits are one map: every enrich step carries the same accounting
+            gene_units = next((r.info.get("units") for r in res.steps if r.name.startswith("enrich_")), None)
             snapshot = (res.shrinkage[["beta_shrunk", "sd"]].to_numpy(),
                         np.concatenate([res.enrichment[t]["p_value"].to_numpy() for t in res.traits]),
                         res.clusters["multi"].labels if "multi" in res.clusters else None)
@@ -195,6 +197,7 @@ def run_part(n_variants: int, n_traits: int, workers: list[int], client, seed: i
                          # inputs, writing and reading back tables, the gene summaries, the report): serial work
                          "outside_phases_seconds": round(wall - units["map_wall_seconds"] - walls.get("cluster", 0.0)
                                                          - walls.get("enrich", 0.0), 1), "units": units,
+                         "gene_units": _gene_units(gene_units),
                          "identical_to_first": same, "load_average": _load(), "peak_mb_main": _self_peak_mb()})
             print(json.dumps(runs[-1]), flush=True)
     return {"n_variants": data["n_variants"], "n_blocks": data["n_blocks"], "n_traits": n_traits,
@@ -309,6 +312,24 @@ def _units(u: dict | None) -> str:
             f"peak MB per process: {peaks}")
 
 
+def _gene_units(u: dict | None) -> dict | None:
+    """The gene-test map's accounting without its per-unit lists."""
+    if not u:
+        return None
+    keep = ("n_units", "unit_cpu_seconds", "cpu_seconds_per_process", "map_wall_seconds", "processes",
+            "first_unit_start_seconds", "tail_seconds", "gather_seconds")
+    return {k: u[k] for k in keep if k in u}
+
+
+def _gene_units_text(u: dict | None) -> str:
+    if not u:
+        return "—"
+    return (f"{u['n_units']} units: {u['unit_cpu_seconds']:.1f} CPU s (per process "
+            + ", ".join(f"{c:.1f}" for c in u["cpu_seconds_per_process"])
+            + f") in {u['map_wall_seconds']:.1f} wall s; first unit started after "
+            f"{u['first_unit_start_seconds']:.2f} s, processes finished {u['tail_seconds']:.2f} s apart")
+
+
 def render(result: dict) -> str:
     """scale.md from the content of scale.json."""
     st = result["settings"]
@@ -387,6 +408,10 @@ def render(result: dict) -> str:
                       + ", ".join(f"{r['backend']}" + (f" round {r['round'] + 1}" if len(rounds) > 1 else "")
                                   + f" {r['outside_phases_seconds']:.1f}" for r in p["runs"]) + "."]
         lines += ["", "Shrink units: " + "; ".join(f"{r['backend']}: {_units(r['units'])}" for r in p["runs"]), ""]
+        if any(r.get("gene_units") for r in p["runs"]):
+            lines += ["Gene-test units (CPU of the thread that ran each unit): "
+                      + "; ".join(f"{r['backend']}" + (f" round {r['round'] + 1}" if len(rounds) > 1 else "")
+                                  + f": {_gene_units_text(r.get('gene_units'))}" for r in p["runs"]), ""]
         if key == "many":
             r = p["runs"][-1]
             if p["n_variants"] >= 1_000_000:

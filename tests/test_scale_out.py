@@ -95,6 +95,9 @@ def test_enrichment_on_dask_equals_local(gwas_files, cluster):
         by_ref = bm.genes.enrichment.test(shrunk, source, genes, beta_hat=beta, se=se, variants=gwas,
                                           scheduler=client)
     pd.testing.assert_frame_equal(local, by_ref)
+    # as many chunks as 4 per worker thread (2 here) cut out of the 9 genes; the old fixed 64 gave one per gene
+    assert bm.parallel.scheduler_threads(cluster.scheduler_address) == 2
+    assert 2 <= by_ref.attrs["units"]["n_units"] <= 4 * 2
 
 
 def test_skat_sets_on_dask_equal_serial(cluster):

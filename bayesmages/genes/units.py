@@ -46,9 +46,6 @@ __all__ = ["CHUNKS_PER_WORKER", "TAPER", "GeneUnit", "as_ld_blocks", "conditiona
 CHUNKS_PER_WORKER = 4
 #: Estimated cost of the first chunk over that of the last (linear in between).
 TAPER = 4.0
-#: Dask: about four chunks per worker thread would need a live client to count; 64 chunks keep transfers
-#: small and load balanced on clusters of up to a few dozen workers.
-DASK_CHUNKS = 64
 #: Cost model of one gene-trait pair, in units of the fixed per-gene cost (the Python-level work of cutting
 #: rows and conditioning: tens of microseconds): plus its size cubed over GENE_COST_SIZE^3 (the
 #: eigendecomposition of C_g). Fitted to per-chunk CPU seconds measured on the 100,000-variant benchmark
@@ -330,12 +327,14 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
     Serial (``workers=1``, no scheduler): one unit in this process. Local workers: :data:`CHUNKS_PER_WORKER`
     chunks per worker of decreasing cost, largest first, each opening its LD blocks itself (from ``ld`` when it is an
     :class:`~bayesmages.io.ldrefs.LDRefs`, else from temporary files written here, a repeated block object
-    once). Dask: :data:`DASK_CHUNKS` chunks, each naming its blocks when ``ld`` is an LDRefs (the workers
-    must read its files) and carrying them otherwise. Results are identical for any of these.
+    once). Dask: :data:`CHUNKS_PER_WORKER` chunks per worker thread of the cluster (counted when the map starts;
+    a fixed cost per chunk made 64 chunks cost 2 single-thread workers ~0.7 CPU s more than 8), each naming its
+    blocks when ``ld`` is an LDRefs (the workers must read its files) and carrying them otherwise. Results are
+    identical for any of these.
     """
     import tempfile
 
-    from bayesmages.parallel import map_units
+    from bayesmages.parallel import map_units, scheduler_threads
 
     wall0 = time.perf_counter()
     n_traits = len(traits["eps"]) if method == "epsilon" else traits["z"].shape[0]
@@ -343,7 +342,8 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
         results = [run_unit(GeneUnit(gmap, blocks, method, traits))]
         costs = [float(gene_costs(gmap).sum()) * n_traits]
     else:
-        n = DASK_CHUNKS if scheduler is not None else CHUNKS_PER_WORKER * workers
+        slots = scheduler_threads(scheduler) if scheduler is not None else workers
+        n = CHUNKS_PER_WORKER * slots
         with tempfile.TemporaryDirectory(prefix="bayesmages-ld-") as tmp:
             if isinstance(ld, LDRefs):
                 source: Any = ld
@@ -353,7 +353,7 @@ def map_gene_units(gmap: GeneMap, ld: Any, blocks: list[np.ndarray], method: str
                 source = None
             units = make_units(gmap, blocks, method, traits, min(n, max(1, len(gmap))),
                                (lambda used: [blocks[b] for b in used]) if source is None
-                               else (lambda used: (source, used)), taper=TAPER if scheduler is None else 1.0)
+                               else (lambda used: (source, used)), taper=TAPER)
             # largest first: the last units to start are small, so the workers finish together
             order = sorted(range(len(units)), key=lambda i: -units[i].cost)
             names = _names(units)

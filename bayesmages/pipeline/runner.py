@@ -438,7 +438,9 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         shrunk.append(steps.read_shrinkage(folder / name))
     shrinkage = pd.concat(shrunk, ignore_index=True)
     shrunk.clear()  # the per-trait tables are in the long table now: one copy of each, not two
-    effects = _wide(shrinkage, inputs.traits)
+    # each trait's rows of the long table, found once (a factorize of T x m names) for every step below
+    positions = steps.trait_rows(shrinkage)
+    effects = steps.wide(shrinkage, inputs.traits, rows=positions)
 
     fit_settings = {"truncation": s["truncation"], "restarts": s["restarts"]}
     clusters: dict[str, ClusterOutput] = {}
@@ -447,7 +449,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     # Every clustering is one independent dp_mixture fit with its own step seed: the pending ones are
     # computed together over the workers (largest first), then landed one by one as before.
     fits = steps.cluster_fits(shrinkage, inputs.traits, shrink_keys, seed=seed, select=s["select"],
-                              quantile=s["quantile"], multi=s["multi_traits"], **fit_settings)
+                              quantile=s["quantile"], multi=s["multi_traits"], rows=positions, **fit_settings)
     todo = {n: kw for n, (spec, kw) in fits.items() if force or not steps.is_finished(folder, n, spec)}
     t0 = time.perf_counter()
     if todo:
@@ -469,7 +471,6 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     # The conditional and marginal gene tests of all pending traits are one map of units (genes x traits);
     # the epsilon test needs each trait's clustering, so it runs trait by trait below.
     t0 = time.perf_counter()
-    positions = steps.trait_rows(shrinkage)
     # the columns the gene tests read, per trait (not a copy of every column of every trait)
     tested = shrinkage[["beta_shrunk", "beta_hat", "se"]]
     batched = steps.gene_tests(inputs, {t: tested.iloc[positions[t]] for t in inputs.traits if force or not

@@ -402,16 +402,18 @@ def wide(shrinkage: pd.DataFrame, traits: Sequence[str], column: str = "beta_shr
 
 def cluster_fits(shrinkage: pd.DataFrame, traits: Sequence[str], shrink_keys: Mapping[str, str], *, seed: int,
                  truncation: int, restarts: int, select: str, quantile: float,
-                 multi: Sequence[str] | None = None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+                 multi: Sequence[str] | None = None, rows: Mapping[str, np.ndarray] | None = None,
+                 ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """The clusterings of a run: per step name, its spec (for the step key) and its :func:`cluster_effects` arguments.
 
     One ``cluster_<trait>`` per trait and, with two or more ``multi`` traits (default: all ``traits``),
-    ``cluster_multi`` of those traits on the selected variants.
+    ``cluster_multi`` of those traits on the selected variants. ``rows``: :func:`trait_rows` of ``shrinkage``
+    when the caller has it.
     """
     from bayesmages.cluster import select_variants
 
     fit_settings = {"truncation": truncation, "restarts": restarts}
-    rows = trait_rows(shrinkage)
+    rows = trait_rows(shrinkage) if rows is None else rows
     effects = wide(shrinkage, traits, rows=rows)
     fits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for t in traits:
