@@ -16,19 +16,30 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from bayesmages.errors import InputError
 
-with warnings.catch_warnings():
-    # arviz 0.2x announces its 1.x refactor with a FutureWarning on every import; users of
-    # bayesmages cannot act on it, so it is not passed on.
-    warnings.simplefilter("ignore", FutureWarning)
+if TYPE_CHECKING:
     import arviz as az
+
+
+def _arviz() -> Any:
+    """Import arviz on first use.
+
+    With matplotlib it costs a process 1.5-5 s to import, which every command and worker would pay through
+    :mod:`bayesmages.model` although most never build an InferenceData.
+    """
+    with warnings.catch_warnings():
+        # arviz 0.2x announces its 1.x refactor with a FutureWarning on every import; users of
+        # bayesmages cannot act on it, so it is not passed on.
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+
+    return arviz
 
 __all__ = ["plot_elbo", "summarize_draws", "to_inference_data"]
 
@@ -92,6 +103,9 @@ def to_inference_data(
         per_draw[name] = arr if chains else arr[None, ...]
     if per_draw:
         kwargs["sample_stats"] = per_draw
+    import xarray as xr
+
+    az = _arviz()
     idata = az.from_dict(**kwargs)
     if elbo is not None:
         histories = dict(elbo) if isinstance(elbo, Mapping) else {"elbo": np.asarray(elbo, dtype=float)}
@@ -147,6 +161,7 @@ def summarize_draws(
             for q in quantiles:
                 row[f"q{round(100 * q, 3):g}"] = np.quantile(x, q)
             if chains:
+                az = _arviz()
                 per_chain = arr[(slice(None), slice(None), *idx)]
                 row["r_hat"] = float(az.rhat(per_chain))
                 row["ess_bulk"] = float(az.ess(per_chain, method="bulk"))
@@ -177,7 +192,7 @@ def plot_elbo(elbo: Any, *, ax: Any = None, skip: int = 0, title: str | None = N
     """
     import matplotlib.pyplot as plt
 
-    if isinstance(elbo, az.InferenceData):
+    if isinstance(elbo, _arviz().InferenceData):
         elbo = elbo["sample_stats"]["elbo"].values
     elif hasattr(elbo, "elbo_"):
         elbo = elbo.elbo_
