@@ -18,7 +18,7 @@ sits on one of them), which the sum ignores. It is what keeps the interval hones
 posterior is confidently wrong (an effect on the wrong member of an LD group, two causal
 variants of opposite sign that mask each other): the exact variance under SuSiE's fitted
 approximation gave 0.48-0.89 causal coverage on msprime blocks where this rule gave 0.78-1.0
-(bench/results/shrink_susie.md; the choice is explained in docs/shrink.md).
+(bench/results/shrink_intervals.md; the choice is explained in docs/shrink.md).
 
 With ``R = I`` it is ``z_j -/+ 1.645``: the marginal interval. It is the one-step ("debiased")
 estimate of high-dimensional regression with the identity as the approximate inverse of R.
