@@ -44,6 +44,8 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
     "shrink": ("Shrinkage accuracy and speed vs the elastic net", "shrink.md", "shrink.md", []),
     "shrink_susie": ("Fine-mapping shrinkage (method=\"susie\") vs R susieR, same run", "shrink_susie.md",
                      "shrink_susie.md", []),
+    "shrink_intervals": ("Candidate 90% intervals for the shrink table (nn, susie)", "shrink_intervals.md",
+                         "shrink_intervals.md", []),
     "cluster": ("DP mixture vs scikit-learn", "cluster.md", "cluster.md", []),
     "skat": ("SKAT family: per-gene time, type-I error, power", "skat.md", "skat_quick.md", []),
     "skat_binary": ("Binary-trait SKAT family: type-I error at low case fractions", "skat_binary.md",

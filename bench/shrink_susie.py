@@ -100,17 +100,61 @@ def score(reps: list[dict], susie: dict[int, dict] | None) -> dict:
     return res
 
 
-def rss_setting(R_true: np.ndarray, R_fit: dict[str, tuple[np.ndarray, float]], *, n: int, p_causal: float,
-                h2: tuple[float, float], reps: int, seed: int, Ls: tuple[int, ...], susie_R: str | None) -> dict:
-    """RSS replicates drawn with R_true; ours fitted with each LD of ``R_fit`` (name -> (R, ld_lambda))."""
+def rss_replicates(R_true: np.ndarray, *, n: int, p_causal: float, h2: tuple[float, float], reps: int,
+                   seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``reps`` RSS replicates ``(beta, beta_hat, se)`` drawn with R_true (also used by bench/shrink_intervals.py)."""
     rng = np.random.default_rng(seed)
     sampler = RSSSampler(R_true)
     m = R_true.shape[0]
-    rows, B, S = [], [], []
+    out = []
     for _ in range(reps):
         beta = simulate_effects(np.full(m, 0.25), p_causal=p_causal, h2=rng.uniform(*h2), R=R_true,
                                 seed=int(rng.integers(2**31)))
         b, s = sampler.sample(beta, n, seed=int(rng.integers(2**31)))
+        out.append((beta, b, s))
+    return out
+
+
+def genotype_replicates(n_people: int, *, h2: float, reps: int,
+                        seed: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """In-sample LD of msprime genotypes of ``n_people`` and ``reps`` replicates ``(truth, beta_hat, se)``.
+
+    1-5 causal variants, per-block h2, marginal OLS regressions; ``truth`` on the standardised scale of
+    the regressions (y scaled to unit variance).
+    """
+    sim = simulate_ld_blocks(1, 600, n_samples=n_people, seed=seed, return_genotypes=True)[0]
+    G = sim.G.astype(np.float64)
+    X = (G - G.mean(0)) / G.std(0)
+    R = ld_from_genotypes(G)
+    rng = np.random.default_rng(seed + 1)
+    m = R.shape[0]
+    out = []
+    for _ in range(reps):
+        k = int(rng.integers(1, 6))
+        beta = np.zeros(m)
+        idx = rng.choice(m, size=k, replace=False)
+        beta[idx] = rng.normal(size=k)
+        g = X @ beta
+        beta *= np.sqrt(h2 / g.var())
+        y = X @ beta + rng.normal(size=n_people) * np.sqrt(1 - h2)
+        gw = gwas_from_genotypes(G, y, standardize=True)
+        out.append((beta / y.std(), gw["BETA"].to_numpy(), gw["SE"].to_numpy()))
+    return R, out
+
+
+def mismatch_ld(seed: int = 777) -> tuple[np.ndarray, np.ndarray]:
+    """LD of a GWAS sample (5,000 people) and of a reference panel (1,000 others), one msprime population."""
+    sim = simulate_ld_blocks(1, 600, n_samples=6000, seed=seed, return_genotypes=True)[0]
+    G = sim.G.astype(np.float64)
+    keep = (G[:5000].std(0) > 0) & (G[5000:].std(0) > 0)
+    return ld_from_genotypes(G[:5000, keep]), ld_from_genotypes(G[5000:, keep])
+
+
+def rss_setting(R_true: np.ndarray, R_fit: dict[str, tuple[np.ndarray, float]], *, n: int, p_causal: float,
+                h2: tuple[float, float], reps: int, seed: int, Ls: tuple[int, ...], susie_R: str | None) -> dict:
+    """RSS replicates drawn with R_true; ours fitted with each LD of ``R_fit`` (name -> (R, ld_lambda))."""
+    rows, B, S = [], [], []
+    for beta, b, s in rss_replicates(R_true, n=n, p_causal=p_causal, h2=h2, reps=reps, seed=seed):
         row: dict = {"beta": beta, "ours": {}, "ours_seconds": {}}
         for name, (Rf, lam) in R_fit.items():
             row["ours"][name], row["ours_seconds"][name] = _ours(b, s, Rf, n, lam)
@@ -126,24 +170,9 @@ def rss_setting(R_true: np.ndarray, R_fit: dict[str, tuple[np.ndarray, float]], 
 
 def genotype_setting(n_people: int, *, h2: float, reps: int, seed: int, have_r: bool) -> dict:
     """In-sample LD from msprime genotypes of ``n_people``; 1-5 causal variants; marginal OLS regressions."""
-    sim = simulate_ld_blocks(1, 600, n_samples=n_people, seed=seed, return_genotypes=True)[0]
-    G = sim.G.astype(np.float64)
-    X = (G - G.mean(0)) / G.std(0)
-    R = ld_from_genotypes(G)
-    rng = np.random.default_rng(seed + 1)
-    m = R.shape[0]
+    R, reps_ = genotype_replicates(n_people, h2=h2, reps=reps, seed=seed)
     rows, B, S = [], [], []
-    for _ in range(reps):
-        k = int(rng.integers(1, 6))
-        beta = np.zeros(m)
-        idx = rng.choice(m, size=k, replace=False)
-        beta[idx] = rng.normal(size=k)
-        g = X @ beta
-        beta *= np.sqrt(h2 / g.var())
-        y = X @ beta + rng.normal(size=n_people) * np.sqrt(1 - h2)
-        gw = gwas_from_genotypes(G, y, standardize=True)
-        b, s = gw["BETA"].to_numpy(), gw["SE"].to_numpy()
-        truth = beta / y.std()  # the standardised scale of the regressions (y scaled to unit variance)
+    for truth, b, s in reps_:
         row: dict = {"beta": truth, "ours": {}, "ours_seconds": {}}
         row["ours"]["in-sample LD"], row["ours_seconds"]["in-sample LD"] = _ours(b, s, R, n_people)
         rows.append(row)
@@ -240,10 +269,7 @@ def main() -> int:
             add(f"msprime genotypes, in-sample LD (n = {n_people:,})", f"1-5 causal, h2 = {h2}",
                 genotype_setting(n_people, h2=h2, reps=small, seed=n_people + int(h2 * 100), have_r=bool(version)))
     # LD mismatch: one msprime population, GWAS sample LD vs a reference panel of other people.
-    sim = simulate_ld_blocks(1, 600, n_samples=6000, seed=777, return_genotypes=True)[0]
-    G = sim.G.astype(np.float64)
-    keep = (G[:5000].std(0) > 0) & (G[5000:].std(0) > 0)
-    R_gwas, R_ref = ld_from_genotypes(G[:5000, keep]), ld_from_genotypes(G[5000:, keep])
+    R_gwas, R_ref = mismatch_ld()
     fits = {"ours, in-sample LD": (R_gwas, 0.0), "ours, panel LD": (R_ref, 0.0),
             "ours, panel LD, ld_lambda 0.1": (R_ref, 0.1)}
     add("msprime, LD mismatch (GWAS 5,000 vs panel 1,000)", "sparse 1%, n = 300,000",

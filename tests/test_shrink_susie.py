@@ -235,8 +235,8 @@ def test_shrink_method_susie_columns_units_and_symmetry():
     b, s, R, n = ref["beta_hat"][0], ref["se"][0], ref["R"], float(ref["n"])
     out = bm.shrink.shrink(b, s, R, method="susie", n=n)
     assert list(out.columns) == [*bm.shrink.OUTPUT_COLUMNS, "pip", "cs"]
-    # (the mean of a mixture with a large atom at 0 can lie outside its central interval, so only lower <= upper)
-    assert (out.lower <= out.upper).all()
+    # (the interval is centred at the LD-conditional estimate, not at the posterior mean: only lower < upper)
+    assert (out.lower < out.upper).all()
     assert (out.sd >= 0).all() and out.pip.between(0, 1).all()
     assert out.loc[out.pip > 0.9, "cs"].str.startswith("1:L").all()
     scaled = bm.shrink.shrink(7 * b, 7 * s, R, method="susie", n=n)
@@ -289,7 +289,7 @@ def test_registered_model_fit_summary_save_load(tmp_path):
     ref = np.load(DATA / "susier_rss_reference.npz")
     model = bm.get_model("susie_rss", L=10).fit((ref["beta_hat"][1], ref["se"][1], ref["R"], float(ref["n"])))
     summ = model.summary()
-    assert list(summ.columns) == ["mean", "sd", "lower", "upper", "pip", "cs"]
+    assert list(summ.columns) == ["mean", "sd", "lower", "upper", "credible_lower", "credible_upper", "pip", "cs"]
     draws = model.sample_posterior(4000, seed=0)["beta"]
     # draws follow the fitted mixture: their mean matches the posterior mean (Monte Carlo, 4,000 draws)
     np.testing.assert_allclose(draws.mean(0), model.mean_, atol=5 * model.sd_.max() / np.sqrt(4000))

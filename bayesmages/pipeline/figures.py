@@ -158,8 +158,8 @@ def plot_top_variants(shrinkage: pd.DataFrame, *, n_top: int = 20, traits: Seque
         top = tab.iloc[np.argsort(-np.abs(tab["beta_shrunk"].to_numpy(np.float64)), kind="stable")[:n_top]]
         y = np.arange(len(top))
         mean = top["beta_shrunk"].to_numpy(np.float64)
-        # The interval is drawn as a segment, not as +- errors around the mean: a posterior with an atom
-        # at 0 (method="susie") can have its mean outside its central interval.
+        # The interval is drawn as a segment, not as +- errors around the mean: it is LD-conditional,
+        # centred at c_j rather than at beta_shrunk (bayesmages/shrink/intervals.py).
         lo, hi = top["lower"].to_numpy(np.float64), top["upper"].to_numpy(np.float64)
         ok = np.isfinite(lo) & np.isfinite(hi)
         ax.hlines(y[ok], lo[ok], hi[ok], color="C0", lw=1.2)

@@ -230,7 +230,7 @@ def shrink(
     progress: bool = False,
     ld_cache: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """Shrink GWAS effects for LD: posterior-style mean, sd and central 90% interval per variant.
+    """Shrink GWAS effects for LD: posterior-style mean, sd and a 90% interval per variant.
 
     Parameters
     ----------
@@ -277,8 +277,13 @@ def shrink(
     pandas.DataFrame
         Columns ``SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper`` (+ ``pip, cs``
         for ``method="susie"``); one row per variant in input order. ``attrs["units"]``: the work
-        units' accounting (:func:`bayesmages.shrink.units.unit_stats`). ``lower``/``upper``: the central
-        90% interval (the posterior mixture's quantiles for ``"susie"``, ``mean -/+ 1.645 sd`` for ``"nn"``).
+        units' accounting (:func:`bayesmages.shrink.units.unit_stats`). ``beta_shrunk``, ``sd``: the
+        shrinker's posterior mean and sd. ``lower``/``upper``: the LD-conditional 90% interval
+        (:func:`bayesmages.shrink.intervals.conditional_interval`), centred at
+        ``c_j = beta_hat_j - se_j sum_{k != j} R_jk beta_shrunk_k / se_k`` (``"susie"``: on its
+        n-adjusted scale), not at ``beta_shrunk``, with half-width
+        ``1.645 se_j sqrt(1 + sum_{k != j} R_jk^2 (sd_k / se_k)^2)``: it covers null and causal
+        effects alike (docs/shrink.md has the measured coverage and where it stops). NaN for ``"enet"``.
 
     Raises
     ------

@@ -22,6 +22,7 @@ from bayesmages.errors import InputError, NotFittedError
 from bayesmages.model import BayesianModel
 from bayesmages.priors import PriorSpec
 from bayesmages.registry import register_model
+from bayesmages.shrink.intervals import conditional_interval
 from bayesmages.shrink.susie import SusieFit, credible_sets, fit_susie_rss, mixture_quantiles
 
 __all__ = ["MAX_BLOCK", "N_RANGE", "SusieRSS", "adjust_z", "check_n", "regularise_ld"]
@@ -112,7 +113,9 @@ class SusieRSS(BayesianModel):
     coverage, min_purity : float
         Credible-set coverage and purity (smallest |r| inside a set).
     level : float
-        Central posterior interval reported as ``lower``/``upper``.
+        Coverage of the reported interval ``lower_``/``upper_`` (LD-conditional,
+        :func:`bayesmages.shrink.intervals.conditional_interval`) and of the posterior's central
+        interval ``credible_lower_``/``credible_upper_``.
 
     Examples
     --------
@@ -236,7 +239,10 @@ class SusieRSS(BayesianModel):
                             max_iter=self.max_iter, tol=self.tol)
         w, mu, sd = fit.mixture()
         tail = (1.0 - self.level) / 2.0
-        lo, hi = mixture_quantiles(w, mu, sd, (tail, 1.0 - tail))
+        # the posterior's own interval (an atom at 0 for variants without an effect) ...
+        cred_lo, cred_hi = mixture_quantiles(w, mu, sd, (tail, 1.0 - tail))
+        # ... and the reported one: LD-conditional, covering small and null effects alike (shrink/intervals.py)
+        lo, hi = conditional_interval(z, Rr, fit.mean, fit.var, level=self.level)
         # Back to the units of beta_hat: the RSS scale of z_adj is sqrt(n - 1) times the standardised
         # effect, and the per-allele effect is the standardised one times sd_y / sd_x = se sqrt(z^2 + n - 2)
         # (from se of a simple regression); without n, se alone.
@@ -246,6 +252,7 @@ class SusieRSS(BayesianModel):
         self.mean_ = fit.mean * unit
         self.sd_ = np.sqrt(fit.var) * unit
         self.lower_, self.upper_ = lo * unit, hi * unit
+        self.credible_lower_, self.credible_upper_ = cred_lo * unit, cred_hi * unit
         self.pip_ = fit.pip
         self.credible_sets_ = credible_sets(fit, Rr, coverage=self.coverage, min_purity=self.min_purity)
         self.n_ = n
@@ -270,9 +277,14 @@ class SusieRSS(BayesianModel):
         return labels
 
     def summary(self, n: int = 2000, seed: int = 0) -> pd.DataFrame:
-        """One row per variant: posterior mean, sd, interval, PIP and credible set."""
+        """One row per variant: posterior mean and sd, intervals, PIP and credible set.
+
+        ``lower``/``upper``: the LD-conditional interval (:mod:`bayesmages.shrink.intervals`);
+        ``credible_lower``/``credible_upper``: the posterior's own central interval.
+        """
         self._check_fitted()
         return pd.DataFrame({"mean": self.mean_, "sd": self.sd_, "lower": self.lower_, "upper": self.upper_,
+                             "credible_lower": self.credible_lower_, "credible_upper": self.credible_upper_,
                              "pip": self.pip_, "cs": self.cs_labels()})
 
     def sample_posterior(self, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:

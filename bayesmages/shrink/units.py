@@ -99,15 +99,12 @@ class ShrinkUnit:
 
 def _block(unit: ShrinkUnit, k: int) -> tuple[np.ndarray, ...]:
     """(mean, sd, lower, upper[, pip, cs]) of every trait of the unit's k-th block, each (T, m)."""
-    from bayesmages.shrink.network import Z90
-
     b, s = unit.beta_hat[k], unit.se[k]
     R = unit.matrix(k)
     if unit.method == "nn":
         # one set of LD features, all traits predicted in one batch
         features = unit.model.block_features(R)
-        mean, sd = unit.model.predict(b, s, R, features=features)
-        return mean, sd, mean - Z90 * sd, mean + Z90 * sd
+        return unit.model.predict_interval(b, s, R, features=features)
     rows: list[tuple[Any, ...]] = []
     for t in range(b.shape[0]):
         if unit.method == "enet":
