@@ -111,13 +111,15 @@ def _long_table(m: int, traits: list[str], pip: bool, seed: int = 0) -> pd.DataF
     ("auto", True, True, True),     # susie table and LD: deconvolved
     ("deconvolved", False, True, True),
     ("shrunk", True, True, False),
+    (None, True, True, False),      # the default: the previous rule
 ])
 def test_cluster_fits_types_from(types_from, pip, with_blocks, deconvolved):
     traits = ["A", "B"]
     table = _long_table(200, traits, pip)
     blocks = [_ar1(120, 0.6), _ar1(80, 0.3)] if with_blocks else None
+    chosen = {} if types_from is None else {"types_from": types_from}
     fits = steps.cluster_fits(table, traits, {"A": "ka", "B": "kb"}, seed=0, truncation=5, restarts=1,
-                              select="quantile", quantile=0.9, blocks=blocks, types_from=types_from)
+                              select="quantile", quantile=0.9, blocks=blocks, **chosen)
     spec, kwargs = fits["cluster_multi"]
     assert ("observed" in kwargs) is deconvolved
     assert spec["types"] == ("probabilities-v5-deconvolved" if deconvolved else "probabilities-v4")
