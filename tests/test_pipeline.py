@@ -342,7 +342,11 @@ def test_run_with_another_shrinker(sim, tmp_path, method):
         assert causal == [f"causal_p_{t}" for t in ("non-prioritised", "specific:T1", "specific:T2", "shared:T1+T2")]
         np.testing.assert_allclose(variants[causal].sum(1), 1.0, atol=1e-9)
         assert (variants["causal_p_specific:T1"] <= variants["p_specific:T1"] + 1e-12).all()
-    else:
+    step = json.loads((out / "cluster_multi" / "step.json").read_text())
+    # run types with types_from="auto": from the LD-deconvolved effects for a joint shrinker (susie), else shrunk
+    expected = ("deconvolved", "probabilities-v5-deconvolved") if method == "susie" else ("shrunk", "probabilities-v4")
+    assert (step["info"]["types_from"], step["spec"]["types"]) == expected
+    if method != "susie":
         assert table.sd.isna().all()
         assert not causal  # no PIPs: only the association-type claim
     with pytest.raises(InputError, match="shrink_method"):

@@ -544,7 +544,7 @@ class DPMixture(BayesianModel):
                 "probabilities use every cluster and are not affected.", PruningWarning, stacklevel=3)
 
     def association_types(self, effects: Any = None, *, sd: Any = None, se: Any = None, noise_var: Any = None,
-                          pip: Any = None, seed: int = 0) -> pd.DataFrame:
+                          pip: Any = None, seed: int = 0, null_scales: Sequence[float] | None = None) -> pd.DataFrame:
         """Per-variant association-type probabilities (see :mod:`bayesmages.cluster.types`).
 
         Every fitted cluster (pruned ones included, by ``all_weights_``) is split into type-structured
@@ -570,6 +570,10 @@ class DPMixture(BayesianModel):
             :func:`~bayesmages.cluster.types.variant_noise`).
         seed : int
             Seed of the row subset EM uses on very large inputs.
+        null_scales : sequence of float, optional
+            Null components ``N(0, c x noise)`` (see :func:`~bayesmages.cluster.types.type_library`); default
+            ``type_null_scales``, or ``(0,)`` with ``sd``. Observations whose noise is known (LD-deconvolved
+            GWAS effects with ``se^2``, :mod:`bayesmages.cluster.observations`) take ``(0,)``.
 
         Returns
         -------
@@ -584,10 +588,11 @@ class DPMixture(BayesianModel):
             X, _, _ = prepare_effects(effects, self.trait_names_, self._label)
         if X.shape[1] != self.n_traits_:
             raise InputError(f"{self._label}: effects have {X.shape[1]} traits; the fit has {self.n_traits_}")
-        null_scales = self.type_null_scales
+        explicit = null_scales is not None
+        null_scales = tuple(null_scales) if null_scales is not None else self.type_null_scales
         if noise_var is None:
             noise_var = variant_noise(X, sd=sd, se=se, pip=pip)
-            if sd is not None:
+            if sd is not None and not explicit:
                 null_scales = (0.0,)  # the shrinker's sd is the null scale of each variant
         # Clusters expected to hold at least one fitted row; the others are the prior, not the data.
         n_fit = self._fit_data.num_data

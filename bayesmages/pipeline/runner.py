@@ -449,7 +449,8 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     # Every clustering is one independent dp_mixture fit with its own step seed: the pending ones are
     # computed together over the workers (largest first), then landed one by one as before.
     fits = steps.cluster_fits(shrinkage, inputs.traits, shrink_keys, seed=seed, select=s["select"],
-                              quantile=s["quantile"], multi=s["multi_traits"], rows=positions, **fit_settings)
+                              quantile=s["quantile"], multi=s["multi_traits"], rows=positions,
+                              blocks=inputs.blocks, types_from="auto", **fit_settings)
     todo = {n: kw for n, (spec, kw) in fits.items() if force or not steps.is_finished(folder, n, spec)}
     t0 = time.perf_counter()
     if todo:
