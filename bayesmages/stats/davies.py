@@ -28,6 +28,7 @@ chi-squared random variables. Applied Statistics 29, 323-333.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from typing import Any
@@ -53,17 +54,26 @@ class _LamMemo:
         self.lmin = min(float(lam.min()), 0.0)
         self.order = np.argsort(-np.abs(lam), kind="stable")
         self.sd2 = float(np.sum(2.0 * lam * lam))
-        self.lam_list = lam.tolist()
+        self.lam = lam
         self.nonneg = bool(np.all(lam >= 0.0))
-        self.lam_ordered = lam[self.order].tolist()
-        # (j, lambda_j, |lambda_j|, |lambda_j| / (log(2) / 8)) from the end of lam_ordered: cfe's scan
-        self.cfe_terms = [(float(j), lt, abs(lt), abs(lt) / _LOG28)
-                          for j, lt in reversed(list(enumerate(self.lam_ordered)))]
+        self.lam_ord = lam[self.order]
         self.calls: dict[tuple, Any] = {}
         # Sums over the weights at a point u (they do not depend on sigsq or q; the searches in
         # findu and ctff visit the same points again and again).
         self.errbd_sums: dict[float, tuple[float, float]] = {}
         self.trunc_sums: dict[float, tuple[float, float, float, float]] = {}
+        self.jit_memo: Any = None  # the compiled path's tables of the same memo (_davies_jit.new_memo)
+
+    # The Python implementation's lists, built when it first runs on these weights (the compiled one
+    # does not need them).
+    @functools.cached_property
+    def lam_list(self) -> list[float]:
+        return self.lam.tolist()
+
+    @functools.cached_property
+    def cfe_terms(self) -> list[tuple[float, float, float, float]]:
+        """(j, lambda_j, |lambda_j|, |lambda_j| / (log(2) / 8)) from the smallest |weight| up: cfe's scan."""
+        return [(float(j), lt, abs(lt), abs(lt) / _LOG28) for j, lt in reversed(list(enumerate(self.lam_ord.tolist())))]
 
 
 _MEMO: dict[bytes, _LamMemo] = {}
@@ -123,6 +133,24 @@ def _lam_memo(lam: np.ndarray) -> _LamMemo:
                 _MEMO.clear()  # holders of an evicted memo keep using their reference
             memo = _MEMO[key] = _LamMemo(lam)
     return memo
+
+
+# The compiled davies_many's module (bayesmages.stats._davies_jit, numba), imported on first use: None
+# until then, False where numba cannot be imported (this module's Python implementation is then used).
+_COMPILED: Any = None
+
+
+def _compiled() -> Any:
+    """The compiled implementation, or None where numba is not importable."""
+    global _COMPILED
+    if _COMPILED is None:
+        try:
+            from bayesmages.stats import _davies_jit
+        except ImportError:
+            _COMPILED = False
+        else:
+            _COMPILED = _davies_jit
+    return _COMPILED or None
 
 
 class _LimitReached(Exception):
@@ -480,11 +508,20 @@ def davies_many(q: np.ndarray, lam: np.ndarray, acc: float, lim: int) -> tuple[n
     lam = np.asarray(lam, dtype=np.float64)
     qs = np.asarray(q, dtype=np.float64).ravel()
     acc = float(acc)
+    memo = _lam_memo(lam)
+    compiled = _compiled()
+    if compiled is not None:
+        if memo.jit_memo is None:
+            memo.jit_memo = compiled.new_memo()
+        try:
+            return compiled.davies_many_compiled(qs, lam, acc, int(lim), memo.lam_ord, memo.mean, memo.lmax,
+                                                 memo.lmin, memo.sd2, memo.nonneg, memo.jit_memo)
+        except (ArithmeticError, ValueError):
+            pass  # where the interpreter would raise or leave a fast path: the code below, as always
     qf = np.empty(qs.size)
     fault = np.zeros(qs.size, dtype=np.int64)
     pending: list[int] = []
     states: list[_Davies] = []
-    memo = _lam_memo(lam)
     for i, qi in enumerate(qs.tolist()):
         state = _Davies(lam, qi, int(lim), memo)
         try:
