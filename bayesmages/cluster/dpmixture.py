@@ -119,7 +119,7 @@ class DPMixture(DPMixtureOutput):
         Each type-structured component is also used scaled by these factors (a grid, as mash does).
     type_canonical : bool
         Also give every type canonical components (independent effects on its traits at a grid of
-        scales, :func:`bayesmages.cluster.types.canonical_grid`), so that a type too rare to form a
+        scales, :func:`bayesmages.cluster.typelib.canonical_grid`), so that a type too rare to form a
         cluster of its own can still be recognised (docs/cluster.md).
 
     Examples

@@ -135,7 +135,7 @@ class DPMixtureOutput(BayesianModel):
         seed : int
             Seed of the row subset EM uses on very large inputs.
         null_scales : sequence of float, optional
-            Null components ``N(0, c x noise)`` (see :func:`~bayesmages.cluster.types.type_library`); default
+            Null components ``N(0, c x noise)`` (see :func:`~bayesmages.cluster.typelib.type_library`); default
             ``type_null_scales``, or ``(0,)`` with ``sd``. Observations whose noise is known (LD-deconvolved
             GWAS effects with ``se^2``, :mod:`bayesmages.cluster.observations`) take ``(0,)``.
 
