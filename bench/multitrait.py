@@ -500,7 +500,7 @@ def _with_unequal_shared(lib, level: np.ndarray, grid: list[float]):
     combination of unequal scales s_t of ``grid`` (the canonical components have one scale for all traits of A)."""
     from dataclasses import replace
 
-    from bayesmages.cluster.types import _subsets
+    from bayesmages.cluster.typelib import _subsets
 
     p = level.size
     mats, tix, src = list(lib.covariances), list(lib.type_index), list(lib.cluster)

@@ -326,7 +326,7 @@ def test_causal_type_probabilities_reject_bad_input():
 def test_type_weight_em_reaches_the_penalised_optimum():
     # SQUAREM-accelerated EM against plain EM run to a far tighter tolerance: same maximiser of
     # sum log(L w) + sum (prior - 1) log w, and never a lower objective than the plain EM it replaces.
-    from bayesmages.cluster.types import _penalised_em
+    from bayesmages.cluster.typefit import _penalised_em
 
     rng = np.random.default_rng(3)
     scales = np.geomspace(0.1, 20.0, 12)  # overlapping components: the slow case for plain EM

@@ -37,7 +37,7 @@ CHECKED_ELSEWHERE = {
     "bayesmages.pipeline.figures.plot_cluster_covariances": "tests/test_pipeline.py",
     "bayesmages.pipeline.figures.plot_top_variants": "tests/test_pipeline.py",
     "bayesmages.model.BayesianModel.plot_elbo": "tests/test_cluster_model.py",
-    "bayesmages.cluster.dpmixture.DPMixture.plot_clusters": "tests/test_cluster_model.py",
+    "bayesmages.cluster.dpoutput.DPMixtureOutput.plot_clusters": "tests/test_cluster_model.py",
 }
 
 

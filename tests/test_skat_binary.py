@@ -17,7 +17,7 @@ from scipy import stats
 
 import bayesmages as bm
 from bayesmages.errors import InputError
-from bayesmages.skat import binary
+from bayesmages.skat import binary, er, spa
 from bayesmages.stats import poibin
 
 R_EXAMPLES = Path(__file__).resolve().parent / "data" / "skat_reference" / "r_examples"
@@ -69,7 +69,7 @@ def test_er_law_is_the_conditional_bernoulli_law():
     y = (rng.random(n) < 1 / (1 + np.exp(-(-1.0 + 1.2 * x)))).astype(float)
     null = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
     carriers = np.array([0, 5, 11, 17])
-    law = binary._carrier_law(null, carriers)
+    law = er._carrier_law(null, carriers)
     codes = np.arange(16)
     Y = ((codes[:, None] >> np.arange(4)) & 1).astype(np.uint8)
     lp = law.log_prob(Y)
@@ -100,7 +100,7 @@ def test_er_case_carrier_sampler_matches_the_enumerated_law():
         n_case = n_case_extra + 1
         with np.errstate(divide="ignore"):
             log_nc = np.log(np.array([pmf[n_case - k] if 0 <= n_case - k < pmf.size else 0.0 for k in range(m + 1)]))
-        law = binary._CarrierLaw(p=p, log_nc=log_nc, y_obs=np.zeros(m))
+        law = er._CarrierLaw(p=p, log_nc=log_nc, y_obs=np.zeros(m))
         codes = np.arange(2**m)
         Y = ((codes[:, None] >> np.arange(m)) & 1).astype(np.uint8)
         lp = law.log_prob(Y)
@@ -133,7 +133,7 @@ def test_er_noncarrier_law_matches_the_direct_convolution(b0):
     null = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
     for m in (5, 40, 150, 400):
         carriers = np.sort(rng.choice(n, m, replace=False))
-        _, log_nc, n_case, _ = binary._noncarrier_log_pmf(null, carriers)
+        _, log_nc, n_case, _ = er._noncarrier_log_pmf(null, carriers)
         rest = np.ones(n, dtype=bool)
         rest[carriers] = False
         direct = poibin.pmf_direct(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)
@@ -162,13 +162,13 @@ def test_er_at_fft_size_matches_the_direct_computation(b0):
     null_dir = bm.skat.fit_null(y, x[:, None], trait="binary", adjustment=False)
     genes = [rng.binomial(2, 0.0004, size=(n, 6)).astype(float), rng.binomial(2, 0.002, size=(n, 6)).astype(float)]
     fft = [[bm.skat.test(Z, null_fft, test=t, method_bin="er").p_value for t in ("skat", "burden")] for Z in genes]
-    laws_fft = [binary._noncarrier_log_pmf(null_fft, np.flatnonzero(Z.any(1)))[1] for Z in genes]
+    laws_fft = [er._noncarrier_log_pmf(null_fft, np.flatnonzero(Z.any(1)))[1] for Z in genes]
     old = poibin.FFT_MIN_WORK
     try:
         poibin.FFT_MIN_WORK = 10**12
         direct = [[bm.skat.test(Z, null_dir, test=t, method_bin="er").p_value for t in ("skat", "burden")]
                   for Z in genes]
-        laws_dir = [binary._noncarrier_log_pmf_uncached(null_dir, np.flatnonzero(Z.any(1)))[1] for Z in genes]
+        laws_dir = [er._noncarrier_log_pmf_uncached(null_dir, np.flatnonzero(Z.any(1)))[1] for Z in genes]
     finally:
         poibin.FFT_MIN_WORK = old
     np.testing.assert_allclose(fft, direct, rtol=1e-8)
@@ -190,10 +190,10 @@ def test_spa_keeps_the_saddlepoint_where_the_exact_single_variant_law_is_costly(
     g = np.zeros(n)
     carriers = rng.choice(np.flatnonzero(y == 1), 25, replace=False)  # a strong score: |z| > 2
     g[np.concatenate([carriers, rng.choice(np.flatnonzero(y == 0), 35, replace=False)])] = 1.0
-    assert binary._exact_affordable(null, np.flatnonzero(g))
+    assert spa._exact_affordable(null, np.flatnonzero(g))
     exact = binary.spa_scores(g[:, None], np.ones(1), null)[2]["p_variants"][0]
-    monkeypatch.setattr(binary, "_DIRECT_MAX_WORK", 0.0)
-    assert not binary._exact_affordable(null, np.flatnonzero(g))
+    monkeypatch.setattr(spa, "_DIRECT_MAX_WORK", 0.0)
+    assert not spa._exact_affordable(null, np.flatnonzero(g))
     saddle = binary.spa_scores(g[:, None], np.ones(1), null)[2]["p_variants"][0]
     A = null.project(g[:, None])[:, 0] / null.sqrt_var
     assert saddle == binary.spa_pvalue(float(g @ null.residuals), A, null)
@@ -232,9 +232,9 @@ def test_er_resampling_agrees_with_enumeration(skatbinary, monkeypatch, test):
     _, null = skatbinary
     Z = pd.read_csv(R_EXAMPLES / "binary_Z04.csv").to_numpy(float)
     exact = bm.skat.test(Z, null, test=test, impute="bestguess", method_bin="er")
-    monkeypatch.setattr(binary, "ER_EXACT_MAX", 1)
+    monkeypatch.setattr(er, "ER_EXACT_MAX", 1)
     res = bm.skat.test(Z, null, test=test, impute="bestguess", method_bin="er", seed=11, n_resampling=40000)
-    assert res.method == "er-resampling" and res.extra["n_draws"] >= binary._ER_ROUND
+    assert res.method == "er-resampling" and res.extra["n_draws"] >= er._ER_ROUND
     se = math.sqrt(exact.p_value * (1 - exact.p_value) / res.extra["n_draws"])
     assert abs(res.p_value - exact.p_value) <= 4 * se
 

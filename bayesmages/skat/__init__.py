@@ -12,8 +12,9 @@ samples), :mod:`~bayesmages.skat.result`,
 :mod:`~bayesmages.skat.pvalues` (Davies/Liu, small-sample adjustment),
 :mod:`~bayesmages.skat.skato_exact` (the exact SKAT-O), :mod:`~bayesmages.skat.skato` (SKAT-O),
 :mod:`~bayesmages.skat.score_test` (SKAT, burden and SKAT-O from scores and their covariance),
-:mod:`~bayesmages.skat.adjusted` (binary moment adjustment), :mod:`~bayesmages.skat.binary` (ER and
-SPA for binary traits), :mod:`~bayesmages.skat.acat` (ACAT-V, ACAT-O),
+:mod:`~bayesmages.skat.adjusted` (binary moment adjustment), :mod:`~bayesmages.skat.er` (efficient
+resampling), :mod:`~bayesmages.skat.spa` (saddlepoint), :mod:`~bayesmages.skat.binary` (ER, SPA or
+the hybrid rule for binary traits), :mod:`~bayesmages.skat.acat` (ACAT-V, ACAT-O),
 :mod:`~bayesmages.skat.set_test` (:func:`test`),
 :mod:`~bayesmages.skat.ecskat` and :mod:`~bayesmages.skat.sets` (gene-set runner).
 

@@ -5,7 +5,8 @@ eigenvalues of ``Gw' P0 Gw / 2``. R's rules are reproduced: eigenvalue truncatio
 (``Get_Lambda``), Davies with acc 1e-6 / lim 10,000 and its liu.mod fallback outside (0, 1],
 liu and liu.mod from the traces. Tail probabilities come from :mod:`bayesmages.stats.quadform`
 (the project's single engine). The moment-adjusted binary p-values are in
-:mod:`bayesmages.skat.adjusted`; ER and saddlepoint ones in :mod:`bayesmages.skat.binary`.
+:mod:`bayesmages.skat.adjusted`; ER and saddlepoint ones in :mod:`bayesmages.skat.er`
+and :mod:`bayesmages.skat.spa` (chosen by :mod:`bayesmages.skat.binary`).
 """
 
 from __future__ import annotations

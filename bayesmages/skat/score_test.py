@@ -5,7 +5,7 @@
 from :mod:`bayesmages.skat.skato` (which dispatches ``method="exact"`` to
 :mod:`bayesmages.skat.skato_exact`). The one Q-to-p-value step of the package: shared by the
 plain tests (:mod:`bayesmages.skat.set_test`, hence ACAT's burden and SKAT components) and the
-saddlepoint-adjusted binary ones (:mod:`bayesmages.skat.binary`), which hand over an adjusted
+saddlepoint-adjusted binary ones (:mod:`bayesmages.skat.spa`), which hand over an adjusted
 covariance.
 """
 

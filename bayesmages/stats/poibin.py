@@ -11,7 +11,7 @@
   (4e-15 at 20,000; about 2e-13 of the largest entry), so entries far below 1e-14 (the far tails)
   come out as rounding noise, clipped at 0.
 
-Where the values used are far from 0 (the ER law of :mod:`bayesmages.skat.binary` reads the pmf
+Where the values used are far from 0 (the ER law of :mod:`bayesmages.skat.er` reads the pmf
 near its mode: with an intercept in the logistic null the observed case count is the fitted mean),
 the absolute error is what matters, and the FFT makes a 100,000-sample pmf take milliseconds
 instead of the direct recursion's minutes.
