@@ -36,6 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bayesmages.errors import InputError
+from bayesmages.shrink.intervals import neighbour_sum
 
 __all__ = ["deconvolved_effects", "deconvolved_observations"]
 
@@ -127,8 +128,8 @@ def _deconvolve(beta_hat: np.ndarray, se: np.ndarray, beta_shrunk: np.ndarray,
         if R.shape != (n, n):
             raise InputError(f"deconvolved_effects: LD block of shape {R.shape} is not square")
         part = zb[a:a + n]
-        # the diagonal is subtracted as stored (a regularised block may have R_jj slightly off 1)
-        neighbours = R @ part - np.diagonal(R)[:, None] * part
+        # the LD-conditional estimate of bayesmages.shrink.intervals (traits as rows there), on the effect scale
+        neighbours = neighbour_sum(R, part.T).T
         out[a:a + n] = B[a:a + n] - S[a:a + n] * neighbours
         resid = B[a:a + n] / S[a:a + n] - neighbours - np.diagonal(R)[:, None] * part  # z_hat - R b / se
         misfit[a:a + n] = np.mean(resid**2, axis=0)

@@ -34,7 +34,51 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["conditional_interval"]
+__all__ = ["conditional_estimate", "conditional_interval", "neighbour_sum"]
+
+
+def conditional_estimate(z: np.ndarray, R: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """LD-conditional estimate ``c_j = z_j - sum_{k != j} R_jk mean_k`` of each variant (z scale).
+
+    The centre of :func:`conditional_interval`, and the unshrunk observation the association types can
+    be computed from (:mod:`bayesmages.cluster.observations`). The diagonal is taken as stored (a
+    regularised block may have ``R_jj`` slightly off 1).
+
+    Parameters
+    ----------
+    z, mean : numpy.ndarray
+        (m,) or (T, m): z-scores of one block (T traits sharing R) and the neighbours' effects.
+    R : numpy.ndarray
+        (m, m) symmetric LD correlation matrix.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``z``.
+
+    Examples
+    --------
+    >>> R = np.array([[1.0, 0.9], [0.9, 1.0]])
+    >>> conditional_estimate(np.array([5.0, 4.5]), R, np.array([5.0, 0.0])).round(3).tolist()
+    [5.0, 0.0]
+    """
+    return np.asarray(z, dtype=np.float64) - neighbour_sum(R, mean)
+
+
+def neighbour_sum(R: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``sum_{k != j} R_jk mean_k`` for every variant j (rows of ``mean``: traits sharing the symmetric R).
+
+    Exactly 0 at ``R = I``, so that :func:`conditional_estimate` returns ``z`` itself there.
+
+    Examples
+    --------
+    >>> neighbour_sum(np.array([[1.0, 0.5], [0.5, 1.0]]), np.array([2.0, 0.0])).tolist()
+    [0.0, 1.0]
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    # one product with R per block for all traits; R is symmetric
+    return mean @ R - mean * np.diagonal(R)
 
 
 def conditional_interval(
@@ -67,12 +111,9 @@ def conditional_interval(
     >>> lo.round(3), hi.round(3)
     (array([ 1.355, -1.145]), array([4.645, 2.145]))
     """
-    z = np.asarray(z, dtype=np.float64)
-    mean = np.asarray(mean, dtype=np.float64)
     R = np.asarray(R, dtype=np.float64)
     diag = np.diagonal(R)
-    # one product with R (and one with R * R) per block for all traits; R is symmetric
-    c = z - mean @ R + mean * diag
+    c = conditional_estimate(z, R, mean)
     spread = np.ones_like(c)
     if var is not None:
         v = np.asarray(var, dtype=np.float64)
