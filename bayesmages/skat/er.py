@@ -58,6 +58,8 @@ _ER_CRITICAL = 25  # R's r.critical: resampling stops once B * p >= 25
 _ER_ROUND = 2_000  # first resampling round; each further round doubles the total (R's stopping rule decides)
 _DECONV_MAX_LOG_GAIN = math.log(1e4)  # ER: largest error gain of removing the carriers from the total pmf
 _DECONV_MAX_LOG_GAIN_FFT = math.log(10.0)  # the same when the total pmf came from the FFT (absolute error)
+_NONCARRIER_FFT_MIN_WORK = 1e6  # n * n_case above which the non-carriers' law is tried by FFT (ms, not 0.05 s)
+_FFT_MIN_READ = 1e-6  # smallest non-carrier pmf entry that ER may read from the FFT (absolute error 1e-14)
 
 
 def _check_binary(null: NullModel, what: str) -> None:
@@ -246,7 +248,7 @@ def _noncarrier_log_pmf_uncached(
     if log_gain > _deconv_max_log_gain(null):
         rest = np.ones(null.n, dtype=bool)
         rest[carriers] = False
-        pmf = poibin.pmf(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case)[: n_case + 1]
+        pmf = _noncarrier_pmf(np.clip(null.fitted[rest], 1e-12, 1 - 1e-12), n_case, p.size)
     elif np.all(p <= 0.5):
         # Deconvolve all carriers at once: the forward recursion of _remove for the product of
         # their factors (a stable filter: every pole -p/(1 - p) lies inside the unit circle), and
@@ -261,6 +263,22 @@ def _noncarrier_log_pmf_uncached(
     with np.errstate(divide="ignore"):
         log_nc = np.where(ok, np.log(np.where(ok, pmf[np.clip(j, 0, pmf.size - 1)], 1.0)), -np.inf)
     return p, log_nc, n_case, pb
+
+
+def _noncarrier_pmf(p_rest: np.ndarray, n_case: int, m: int) -> np.ndarray:
+    """The non-carriers' pmf, entries 0..n_case; ER reads entries n_case - m..n_case.
+
+    By FFT divide and conquer (absolute error below 1e-14 per entry, :mod:`bayesmages.stats.poibin`)
+    when the direct recursion's O(n n_case) is large, as long as every entry read is at least
+    :data:`_FFT_MIN_READ` (so its relative error stays below 1e-8; the carriers' own law, computed
+    directly, carries the far tail of a small p-value: measured at n = 10,000 and 20 % cases, single-
+    variant p-values down to 1e-53 equal the direct computation's to 7e-16 relative); else directly.
+    """
+    if p_rest.size * (n_case + 1.0) > _NONCARRIER_FFT_MIN_WORK:
+        pmf = poibin.pmf_fft(p_rest, n_case)[: n_case + 1]
+        if pmf[max(n_case - m, 0):].min() >= _FFT_MIN_READ:
+            return pmf
+    return poibin.pmf_direct(p_rest, n_case)[: n_case + 1]
 
 
 def _carrier_law(null: NullModel, carriers: np.ndarray) -> _CarrierLaw:

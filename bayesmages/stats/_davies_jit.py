@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
 
-import numba
 import numpy as np
+
+from bayesmages.stats._jit import jit
 
 __all__ = ["davies_many_compiled", "new_memo"]
 
@@ -41,15 +41,8 @@ _ROWS_PER_BATCH = 20_000  # as in davies.py: bounds the memory of one vectorised
 _PW_BLOCK = 128  # numpy's pairwise-summation block (PW_BLOCKSIZE)
 
 
-def _jit(fn: Any) -> Any:
-    """``numba.njit`` with an on-disk cache where numba finds a writable place for it."""
-    try:
-        return numba.njit(cache=True)(fn)
-    except RuntimeError:  # no cache locator (read-only install, no writable user cache)
-        return numba.njit(fn)
 
-
-@_jit
+@jit
 def _pairwise_block(a: np.ndarray, lo: int, n: int) -> float:
     """Pairwise sum of ``a[lo:lo + n]`` for ``n <= 128`` as numpy adds it: 8 running sums, then the rest."""
     if n < 8:
@@ -79,7 +72,7 @@ def _pairwise_block(a: np.ndarray, lo: int, n: int) -> float:
     return res
 
 
-@_jit
+@jit
 def _pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:
     """``a[lo:lo + n].sum()`` added in numpy's order (blocks of 128; above, the two halves' sums).
 
@@ -118,7 +111,7 @@ def _pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:
         d += 1
 
 
-@_jit
+@jit
 def _exp(e: float) -> float:
     """``math.exp`` as CPython evaluates it (an overflow raises)."""
     if e > 709.0:
@@ -126,7 +119,7 @@ def _exp(e: float) -> float:
     return math.exp(e)
 
 
-@_jit
+@jit
 def _floor(x: float) -> int:
     """``math.floor`` to an integer, raising where CPython's does (inf, nan)."""
     if math.isnan(x):
@@ -149,7 +142,7 @@ def new_memo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.zeros((_MEMO_SLOTS, 4)), np.empty((_MEMO_SLOTS, 4)), np.zeros(1, dtype=np.int64)
 
 
-@_jit
+@jit
 def _bits(v: float) -> int:
     """A cheap hash of a float (its mantissa and exponent; NaN and inf give 0)."""
     if not math.isfinite(v):
@@ -158,7 +151,7 @@ def _bits(v: float) -> int:
     return int(m * 9007199254740992.0) ^ (e * 40503)
 
 
-@_jit
+@jit
 def _find(mk: np.ndarray, kind: float, a: float, b: float, c: float) -> int:
     """Slot of the key (>= 0), or ``-1 - slot`` of the empty slot where it would go."""
     mask = mk.shape[0] - 1
@@ -175,7 +168,7 @@ def _find(mk: np.ndarray, kind: float, a: float, b: float, c: float) -> int:
         h = (h + 1) & mask
 
 
-@_jit
+@jit
 def _store(mk: np.ndarray, mv: np.ndarray, fill: np.ndarray, slot: int, kind: float, a: float, b: float,
            c: float, v0: float, v1: float, v2: float, v3: float) -> None:
     if fill[0] >= mk.shape[0] // 2 or math.isnan(a) or math.isnan(b) or math.isnan(c):
@@ -190,7 +183,7 @@ def _store(mk: np.ndarray, mv: np.ndarray, fill: np.ndarray, slot: int, kind: fl
 # st[0] > lim returns at once and its caller stops too (the Python path's _LimitReached).
 
 
-@_jit
+@jit
 def _errbd(u: float, sigsq: float, lam: np.ndarray, st: np.ndarray, lim: int, mk: np.ndarray, mv: np.ndarray,
            fill: np.ndarray) -> tuple[float, float]:
     st[0] += 1
@@ -218,7 +211,7 @@ def _errbd(u: float, sigsq: float, lam: np.ndarray, st: np.ndarray, lim: int, mk
     return (0.0 if e < -50.0 else _exp(e)), xconst + s_c
 
 
-@_jit
+@jit
 def _ctff_raw(accx: float, upn: float, sigsq: float, lam: np.ndarray, mean: float, lmax: float, lmin: float,
               st: np.ndarray, lim: int, mk: np.ndarray, mv: np.ndarray, fill: np.ndarray) -> tuple[float, float]:
     u2 = upn
@@ -245,7 +238,7 @@ def _ctff_raw(accx: float, upn: float, sigsq: float, lam: np.ndarray, mean: floa
     return c2, u2
 
 
-@_jit
+@jit
 def _ctff(accx: float, upn: float, sigsq: float, lam: np.ndarray, mean: float, lmax: float, lmin: float,
           st: np.ndarray, lim: int, mk: np.ndarray, mv: np.ndarray, fill: np.ndarray) -> tuple[float, float]:
     """Memoised ctff: a hit replays the evaluations the computation used (a fault at the same count)."""
@@ -262,7 +255,7 @@ def _ctff(accx: float, upn: float, sigsq: float, lam: np.ndarray, mean: float, l
     return c2, u2
 
 
-@_jit
+@jit
 def _truncation(u: float, tausq: float, sigsq: float, lam: np.ndarray, st: np.ndarray, lim: int, mk: np.ndarray,
                 mv: np.ndarray, fill: np.ndarray) -> float:
     st[0] += 1
@@ -300,7 +293,7 @@ def _truncation(u: float, tausq: float, sigsq: float, lam: np.ndarray, st: np.nd
     return err2 if err2 < err1 else err1
 
 
-@_jit
+@jit
 def _findu_raw(ut: float, accx: float, sigsq: float, lam: np.ndarray, st: np.ndarray, lim: int, mk: np.ndarray,
                mv: np.ndarray, fill: np.ndarray) -> float:
     u = ut / 4.0
@@ -338,7 +331,7 @@ def _findu_raw(ut: float, accx: float, sigsq: float, lam: np.ndarray, st: np.nda
     return ut
 
 
-@_jit
+@jit
 def _findu(ut: float, accx: float, sigsq: float, lam: np.ndarray, st: np.ndarray, lim: int, mk: np.ndarray,
            mv: np.ndarray, fill: np.ndarray) -> float:
     """Memoised findu (as :func:`_ctff`)."""
@@ -354,7 +347,7 @@ def _findu(ut: float, accx: float, sigsq: float, lam: np.ndarray, st: np.ndarray
     return out
 
 
-@_jit
+@jit
 def _cfe(x: float, lam_ord: np.ndarray, two: float, st: np.ndarray, lim: int) -> float:
     st[0] += 1
     if st[0] > lim:
@@ -381,7 +374,7 @@ def _cfe(x: float, lam_ord: np.ndarray, two: float, st: np.ndarray, lim: int) ->
     return two ** (sum1 / 4.0) / (math.pi * axl * axl)
 
 
-@_jit
+@jit
 def _run(c: float, lam: np.ndarray, lam_ord: np.ndarray, mean: float, lmax: float, lmin: float, sd2: float,
          acc: float, lim: int, two: float, st: np.ndarray, jobs: np.ndarray, mk: np.ndarray, mv: np.ndarray,
          fill: np.ndarray) -> tuple[float, int, int]:
@@ -480,7 +473,7 @@ def _run(c: float, lam: np.ndarray, lam_ord: np.ndarray, mean: float, lmax: floa
     return math.nan, 0, nj + 1
 
 
-@_jit
+@jit
 def _control(qs: np.ndarray, lam: np.ndarray, lam_ord: np.ndarray, mean: float, lmax: float, lmin: float,
              sd2: float, acc: float, lim: int, two: float, mk: np.ndarray, mv: np.ndarray,
              fill: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -524,7 +517,7 @@ def _control(qs: np.ndarray, lam: np.ndarray, lam_ord: np.ndarray, mean: float, 
     return qf, fault, out[:m], chunks[:nc]
 
 
-@_jit
+@jit
 def _rows(chunk: np.ndarray, qs: np.ndarray, lam: np.ndarray, x: np.ndarray,
           xsq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per integration term (the jobs' u from the largest down): u, -2 u q, sigsq and z; fills x, x^2.
@@ -558,7 +551,7 @@ def _rows(chunk: np.ndarray, qs: np.ndarray, lam: np.ndarray, x: np.ndarray,
     return u, lin, sig, z
 
 
-@_jit
+@jit
 def _row_sums(u: np.ndarray, at: np.ndarray, lg: np.ndarray, lin: np.ndarray, sig: np.ndarray,
               nonneg: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: half of sum1 = -2 u q + sum arctan; sum2 = |-2 u q| + sum |arctan|; sum3 (log-modulus)."""
@@ -577,7 +570,7 @@ def _row_sums(u: np.ndarray, at: np.ndarray, lg: np.ndarray, lin: np.ndarray, si
     return half1, sum2, sum3
 
 
-@_jit
+@jit
 def _floor50(v: np.ndarray) -> np.ndarray:
     """``np.maximum(v, -50.0)`` (NaN stays NaN, -0.0 stays -0.0)."""
     out = np.empty(v.size)
@@ -586,7 +579,7 @@ def _floor50(v: np.ndarray) -> np.ndarray:
     return out
 
 
-@_jit
+@jit
 def _job_sums(chunk: np.ndarray, u: np.ndarray, sum2: np.ndarray, sum3: np.ndarray, e: np.ndarray,
               z: np.ndarray, e_aux: np.ndarray, sin_half: np.ndarray, intl: np.ndarray, ersm: np.ndarray) -> None:
     """Add each job's sums of the integration and error terms to its quantile's totals."""
@@ -670,7 +663,7 @@ def _plain(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=np.float64, order="C")
 
 
-@_jit
+@jit
 def _finish(qf: np.ndarray, fault: np.ndarray, jobs: np.ndarray, intl: np.ndarray, ersm: np.ndarray,
             acc: float) -> None:
     """(P(Q < q), fault) of the quantiles with jobs, with the reference's round-off test."""

@@ -19,6 +19,8 @@ instead of the direct recursion's minutes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["FFT_MIN_WORK", "pmf", "pmf_direct", "pmf_fft"]
@@ -31,10 +33,15 @@ def pmf_direct(p: np.ndarray, k_max: int | None = None) -> np.ndarray:
     """Poisson-binomial pmf (p.size + 1,) by the direct recursion; entries above ``k_max`` left at 0.
 
     Entry j needs only entries <= j, so the computed entries are exact whatever ``k_max``:
-    O(n k_max) instead of O(n^2) when few successes matter.
+    O(n k_max) instead of O(n^2) when few successes matter. Runs compiled
+    (:mod:`bayesmages.stats._poibin_jit`: the same operations, with intermediate entries below the
+    smallest normal double flushed to 0) where numba can be imported, else in the interpreter.
     """
     p = np.asarray(p, dtype=np.float64).ravel()
     top = p.size if k_max is None else min(p.size, max(int(k_max), 0))
+    compiled = _compiled()
+    if compiled is not None:
+        return compiled(np.ascontiguousarray(p), top)
     out = np.zeros(p.size + 1)
     out[0] = 1.0
     for i, pi in enumerate(p.tolist()):
@@ -42,6 +49,23 @@ def pmf_direct(p: np.ndarray, k_max: int | None = None) -> np.ndarray:
         out[1 : j + 1] = out[1 : j + 1] * (1.0 - pi) + out[:j] * pi
         out[0] *= 1.0 - pi
     return out
+
+
+# The compiled kernel (bayesmages.stats._poibin_jit), imported on first use: None until then,
+# False where numba cannot be imported (the interpreter's loop is then used).
+_COMPILED: Any = None
+
+
+def _compiled() -> Any:
+    global _COMPILED
+    if _COMPILED is None:
+        try:
+            from bayesmages.stats._poibin_jit import pmf_direct_compiled
+        except ImportError:
+            _COMPILED = False
+        else:
+            _COMPILED = pmf_direct_compiled
+    return _COMPILED or None
 
 
 def _leaves(p: np.ndarray) -> np.ndarray:
