@@ -55,6 +55,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 import bayesmages as bm  # noqa: E402
 from bayesmages.io import write_json, write_text  # noqa: E402
@@ -83,6 +84,7 @@ R_SOURCE = ("R SKAT 2.2.5 s/gene at n = 10,000, 30 variants: the anchor speed of
             "set in ../shared/skat_reference holds p-values, not timings). The ratio therefore compares a time "
             "measured here with a constant.")
 ALPHAS = (1e-2, 1e-3)
+BINARY_CASE_FRACTIONS = (0.01, 0.05, 0.2)
 TESTS = ("skat", "burden", "skat-o", "ecskat")
 
 
@@ -92,7 +94,7 @@ def _machine() -> dict:
 
 
 # ----------------------------------------------------------------------------- (a) speed
-def bench_speed(n_genes: int, n_genes_skato: int, n_genes_qags: int, seed: int = 0) -> dict:
+def bench_speed(n_genes: int, n_genes_skato: int, n_genes_qags: int, n_genes_binary: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     n, p = 10_000, 30
     X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n), rng.normal(size=(n, 3))])
@@ -117,16 +119,32 @@ def bench_speed(n_genes: int, n_genes_skato: int, n_genes_qags: int, seed: int =
             ("acat-o", "acat-o", n_genes_skato, {}),
             ("skat (compat R: Davies)", "skat", n_genes, {"compat": "R"}),
             ("skat-o (compat R: R's integration)", "skat-o", n_genes_qags, {"compat": "R"}))
-    for label, test, k, kw in runs:
-        t0, c0 = time.perf_counter(), time.process_time()
-        for G in genes[:k]:
-            bm.skat.test(G, null, test=test, **kw)
-        per, cpu = (time.perf_counter() - t0) / k, (time.process_time() - c0) / k
-        r_sec = R_SECONDS.get(test)
-        # CPU time of this (single-threaded) process: what a gene costs, whatever the machine's load;
-        # the ratio uses it (wall time on the shared machine is kept next to it)
-        out[label] = {"genes": k, "seconds_per_gene": per, "cpu_seconds_per_gene": cpu, "r_seconds_per_gene": r_sec,
-                      "ratio_to_r": None if r_sec is None else cpu / r_sec, "goal_ratio": 1 / 3}
+    # binary traits, the default test (SPA scores, exact single-variant laws of rare variants; bench/skat_binary.py
+    # checks its type-I error): one null per case fraction, the same genotypes
+    for frac in BINARY_CASE_FRACTIONS:
+        eta = X @ [0.3, 0.2, 0.1, 0.0, -0.1] + np.log(frac / (1 - frac))
+        y_bin = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+        null_bin = bm.skat.fit_null(y_bin, X, trait="binary")
+        bm.skat.test(genes[0], null_bin, test="skat")  # the total case-count pmf, once per null
+        for test in ("skat", "skat-o"):
+            runs += ((f"{test} (binary, {frac:.0%} cases)", test, n_genes_binary, {"null": null_bin}),)
+    # BLAS on one thread whatever the environment (run_all imports numpy before this file sets its
+    # variables): R runs on one thread, and a second BLAS thread spinning on these thin products
+    # doubles the CPU time without shortening the wall time (measured: SKAT-O 18.5 vs 9.9 ms CPU, 9.2 ms wall)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for label, test, k, kw in runs:
+            kw = dict(kw)
+            use_null = kw.pop("null", null)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for G in genes[:k]:
+                bm.skat.test(G, use_null, test=test, **kw)
+            per, cpu = (time.perf_counter() - t0) / k, (time.process_time() - c0) / k
+            r_sec = None if "binary" in label else R_SECONDS.get(test)
+            # CPU time of this single-threaded process: what a gene costs, whatever the machine's load;
+            # the ratio uses it (wall time on the shared machine is kept next to it)
+            out[label] = {"genes": k, "seconds_per_gene": per, "cpu_seconds_per_gene": cpu,
+                          "r_seconds_per_gene": r_sec, "ratio_to_r": None if r_sec is None else cpu / r_sec,
+                          "goal_ratio": 1 / 3}
     out["load_average_after"] = os.getloadavg()[0]
     return out
 
@@ -269,8 +287,12 @@ def _markdown(res: dict) -> str:
         lines += ["", f"[1] {R_SOURCE} The same-run baselines are the compat R rows (R's computation replayed "
                   "in our code). Burden is timed against R's SKAT time (R's burden is SKAT with r.corr = 1, the "
                   "same code path); R SKAT has no ACAT, and no ACAT timing is recorded, so those rows have no "
-                  "ratio. The ratio uses our CPU time (one thread; the machine is shared and its load inflates wall "
-                  "time), the R constant is a wall time on an unloaded machine."]
+                  "ratio. The binary rows (the default test: saddlepoint scores with the exact law of each rare "
+                  "variant, logistic null; same genotypes) have no ratio either: no timing of R's SKATBinary exists "
+                  "here. The ratio uses our CPU time (BLAS limited to one thread; the machine is shared and its load "
+                  "inflates wall time), the R constant is a wall time on an unloaded machine. Host speed moves both "
+                  "of our columns from run to run (the same code measured 2.7x slower in a run of an earlier "
+                  "session), so a ratio to a constant is only as good as the host it was measured on."]
         if "compat_r_first_call_seconds" in sp:
             lines += ["", "The compat R rows run Davies' method compiled (numba, `bayesmages/stats/_davies_jit.py`; "
                       "the same numbers as the Python implementation, to the last bit). Its once-per-process cost "
@@ -331,7 +353,7 @@ def main() -> None:
     new: dict = {"mode": mode, "machine": f"{platform.processor() or platform.machine()}, {args.workers} "
                  "worker(s), shared"}
     if "speed" in parts:
-        new["speed"] = bench_speed(20, 5, 2) if args.quick else bench_speed(200, 50, 50)
+        new["speed"] = bench_speed(20, 5, 2, 5) if args.quick else bench_speed(200, 50, 50, 50)
         print(json.dumps(new["speed"], indent=1), flush=True)
     if "typei" in parts:
         new["type_i"] = bench_typei(2, 100, args.workers) if args.quick else bench_typei(20, 1000, args.workers)
