@@ -113,6 +113,25 @@ def test_adjustment_bootstrap_is_seeded_and_conditions_on_cases():
     np.testing.assert_array_equal(a.y_boot, b.y_boot)
     assert not np.array_equal(a.y_boot, c.y_boot)
     assert (a.y_boot.sum(0) == y.sum()).all()
+    assert a.y_boot.shape == (150, 200) and a.n_boot == 200
+
+
+def test_bootstrap_phenotypes_are_drawn_only_when_a_test_reads_them():
+    """R draws 10,000 bootstrap phenotypes for every binary null with n < 2,000 (about a second at
+    n = 2,000 here); only the moment-adjusted tests read them, so they are drawn on first access, from
+    the null's seed: the default (ER/SPA) test leaves them undrawn, and drawing later gives the same
+    phenotypes as drawing at once."""
+    X, y = _data(3, n=150, binary=True)
+    null = bm.skat.fit_null(y, X, trait="binary", n_resampling=300, seed=5)
+    assert null.adjustment and "_y_boot" not in null.__dict__
+    G = np.random.default_rng(2).binomial(2, 0.05, size=(150, 5)).astype(float)
+    bm.skat.test(G, null, test="skat")  # the default binary test (hybrid)
+    assert "_y_boot" not in null.__dict__
+    adjusted = bm.skat.test(G, null, test="skat", compat="R")  # R's moment adjustment reads them
+    assert "_y_boot" in null.__dict__ and np.isfinite(adjusted.p_value)
+    eager = bm.skat.fit_null(y, X, trait="binary", n_resampling=300, seed=5).y_boot
+    np.testing.assert_array_equal(null.y_boot, eager)
+    assert bm.skat.fit_null(y, X, trait="binary", adjustment=False).y_boot is None
 
 
 def test_bootstrap_draws_follow_fitted_probabilities():

@@ -12,7 +12,7 @@ Everything downstream works in p x p: the null object keeps an orthonormal basis
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,10 +59,14 @@ class NullModel:
     rank_deficient : bool
         Whether [1, X] was rank-deficient (handled as R does: its orthonormal basis is used).
     adjustment : bool
-        Whether bootstrap phenotypes for the small-sample moment adjustment are stored.
+        Whether the null carries bootstrap phenotypes for the small-sample moment adjustment.
+    n_boot : int
+        How many (``n_resampling`` of :func:`fit_null`; 0 without the adjustment).
     y_boot : numpy.ndarray or None
         (n, B) uint8 bootstrap phenotypes with the observed number of cases, drawn with
-        probabilities proportional to mu (binary adjustment).
+        probabilities proportional to mu (binary adjustment); ``None`` without it. Drawn from
+        ``seed`` on first access and kept: only the moment-adjusted tests (``method_bin="adjusted"``
+        and ``compat="R"``) read them, and drawing 10,000 of them at n = 2,000 takes seconds.
     """
 
     trait: str
@@ -77,9 +81,21 @@ class NullModel:
     n_iter: int = 0
     rank_deficient: bool = False
     adjustment: bool = False
-    y_boot: np.ndarray | None = field(default=None, repr=False)
+    n_boot: int = 0
     seed: int | None = None
     converged: bool = True
+
+    @property
+    def y_boot(self) -> np.ndarray | None:
+        """The bootstrap phenotypes (see the class docstring), drawn on first access."""
+        if not self.adjustment:
+            return None
+        cached = self.__dict__.get("_y_boot")
+        if cached is None:
+            n_case = int(np.rint(self.fitted + self.residuals).sum())
+            cached = self.__dict__["_y_boot"] = _bootstrap_phenotypes(self.fitted, n_case, self.n_boot,
+                                                                      0 if self.seed is None else self.seed)
+        return cached
 
     @property
     def sqrt_var(self) -> np.ndarray:
@@ -333,9 +349,10 @@ def fit_null(
     trait : {"continuous", "binary"}
         Gaussian identity (OLS, ``s2 = RSS / (n - q - 1)``) or Bernoulli logit (IRLS to 1e-8).
     adjustment : bool or None
-        Binary only: store ``n_resampling`` parametric-bootstrap phenotypes for the small-sample
-        moment adjustment of Lee et al. (2012). ``None`` (default) does so as R's
-        ``SKAT_Null_Model`` does: for a binary trait with n < 2,000 samples. Seeded.
+        Binary only: carry ``n_resampling`` parametric-bootstrap phenotypes for the small-sample
+        moment adjustment of Lee et al. (2012) (drawn on first use: :attr:`NullModel.y_boot`).
+        ``None`` (default) does so as R's ``SKAT_Null_Model`` does: for a binary trait with
+        n < 2,000 samples. Seeded.
     n_resampling : int
         Bootstrap size for the adjustment (R: 10,000).
     seed : int
@@ -423,11 +440,9 @@ def fit_null(
     if adjustment and trait != "binary":
         raise InputError("fit_null: adjustment=True is the binary small-sample adjustment; use trait='binary'")
     Qw, _ = np.linalg.qr(X1 * np.sqrt(var)[:, None])
-    y_boot = None
-    if adjustment:
-        if not isinstance(n_resampling, int) or n_resampling < 100:
-            raise InputError(f"fit_null: n_resampling must be an integer >= 100, got {n_resampling!r}")
-        y_boot = _bootstrap_phenotypes(fitted, int(y.sum()), n_resampling, seed)
+    if adjustment and (not isinstance(n_resampling, int) or n_resampling < 100):
+        raise InputError(f"fit_null: n_resampling must be an integer >= 100, got {n_resampling!r}")
+    # the bootstrap phenotypes are drawn on first use (NullModel.y_boot), from this seed
     return NullModel(trait=trait, n=n, X1=X1, coef=coef, fitted=fitted, residuals=res, var=var, s2=s2, Qw=Qw,
-                     n_iter=n_iter, rank_deficient=deficient, adjustment=adjustment, y_boot=y_boot, seed=seed,
-                     converged=converged)
+                     n_iter=n_iter, rank_deficient=deficient, adjustment=bool(adjustment),
+                     n_boot=n_resampling if adjustment else 0, seed=seed, converged=converged)
