@@ -25,14 +25,19 @@ def test_direct_recursion_matches_enumeration():
 @pytest.mark.parametrize(("n", "lo", "hi", "k_max"), [(150, 0.001, 0.05, 120), (3000, 0.0, 1.0, None),
                                                       (10_000, 0.05, 0.4, 2300), (40, 0.3, 0.7, 5)])
 def test_compiled_recursion_equals_the_interpreters(monkeypatch, n, lo, hi, k_max):
-    """The compiled kernel does the interpreter's operations in its order, so every entry it keeps equals the
+    """The compiled kernels do the interpreter's operations in its order, so every entry they keep equals the
     interpreter's to the last bit; it flushes intermediate subnormals to 0, which can only move entries within
     n * 2.2e-308 of 0 (the 3,000 x U(0, 1) case reaches 1e-308 in both tails)."""
     p = np.random.default_rng(n).uniform(lo, hi, size=n)
     assert poibin._compiled() is not None  # numba is a dependency: the default path is the compiled one
     compiled = poibin.pmf_direct(p, k_max)
-    monkeypatch.setattr(poibin, "_COMPILED", False)  # the interpreter's loop
+    leaves = poibin._leaves(p)  # the FFT's leaves: the same recursion, block by block
+    monkeypatch.setattr(poibin, "_COMPILED", False)  # the interpreter's loops
     python = poibin.pmf_direct(p, k_max)
+    python_leaves = poibin._leaves(p)
+    big_leaves = python_leaves > 64 * 1e-293
+    np.testing.assert_array_equal(leaves[big_leaves], python_leaves[big_leaves])
+    assert np.all(np.abs(leaves[~big_leaves] - python_leaves[~big_leaves]) <= 64 * 1e-293)
     big = python > n * 1e-293
     assert big.sum() > min(n, k_max or n) // 4  # the comparison covers the bulk, not only tails
     np.testing.assert_array_equal(compiled[big], python[big])

@@ -48,13 +48,14 @@ _HYBRID_ER_MAC = 40  # hybrid: ER up to this max(MAC, carriers) (R: ER/ER.A up t
 _HYBRID_ER_EXPECTED = 10.0  # hybrid: also ER while the carriers expect at most this many of the rarer outcome
 
 
-def expected_minority_carriers(G: np.ndarray, null: NullModel) -> float:
+def expected_minority_carriers(G: np.ndarray, null: NullModel, carrier_rows: np.ndarray | None = None) -> float:
     """Expected number of carriers with the rarer outcome under the null: sum of mu (or 1 - mu) over carriers.
 
     The hybrid rule's measure of how discrete a set's null law is: SPA is miscalibrated when it is
-    small (see :mod:`bayesmages.skat.spa`), ER's cost grows with it.
+    small (see :mod:`bayesmages.skat.spa`), ER's cost grows with it. ``carrier_rows`` (the rows of G
+    with a non-zero genotype, as a boolean mask) saves a pass over G when the caller has it.
     """
-    mu = null.fitted[np.any(G != 0, axis=1)]
+    mu = null.fitted[np.any(G != 0, axis=1) if carrier_rows is None else carrier_rows]
     s = float(mu.sum())
     return min(s, float(mu.size) - s)
 
@@ -86,10 +87,11 @@ def binary_test(
     p = G.shape[1]
     n_variants = p if n_variants is None else n_variants
     mac = float(G.sum())
-    m = int(np.any(G != 0, axis=1).sum())
+    carrier_rows = np.any(G != 0, axis=1)
+    m = int(carrier_rows.sum())
     expected = None
     if method_bin == "hybrid":
-        expected = expected_minority_carriers(G, null)
+        expected = expected_minority_carriers(G, null, carrier_rows)
         method_bin = "er" if max(mac, m) <= _HYBRID_ER_MAC or expected <= _HYBRID_ER_EXPECTED else "spa"
     if method_bin == "spa":
         Sw, Phi, info = _spa_scores_cached(G, w, null, seed)

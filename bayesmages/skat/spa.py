@@ -119,6 +119,14 @@ def spa_pvalue(s: float, g: np.ndarray, null: NullModel, cutoff: float = _SPA_CU
     return min(1.0, _spa_tail(a, g, mu, eta) + _spa_tail(-a, g, mu, eta))
 
 
+def _n_case(null: NullModel) -> int:
+    """The observed number of cases, kept on the null model (every variant of every set asks for it)."""
+    cache = null.__dict__.setdefault("_er_cache", {})
+    if "n_case" not in cache:
+        cache["n_case"] = int(np.rint(null.fitted + null.residuals).sum())
+    return cache["n_case"]
+
+
 def _exact_affordable(null: NullModel, carriers: np.ndarray) -> bool:
     """Whether a single variant's exact law is cheap to compute.
 
@@ -130,8 +138,7 @@ def _exact_affordable(null: NullModel, carriers: np.ndarray) -> bool:
     p = np.clip(null.fitted[carriers], 1e-12, 1 - 1e-12)
     with np.errstate(divide="ignore"):
         log_gain = float(-np.log(np.abs(1.0 - 2.0 * p)).sum())
-    n_case = float(np.rint(null.fitted + null.residuals).sum())
-    return log_gain <= _deconv_max_log_gain(null) or null.n * n_case <= _DIRECT_MAX_WORK
+    return log_gain <= _deconv_max_log_gain(null) or null.n * float(_n_case(null)) <= _DIRECT_MAX_WORK
 
 
 def _chi2_1_isf(p: np.ndarray) -> np.ndarray:
@@ -171,12 +178,19 @@ def spa_scores(
     p_var = np.ones(p)
     Gt: np.ndarray | None = None
     moderate = np.zeros(p, dtype=bool)  # exact p-values with 1 < |z| <= 2: may only widen the variance
+    GT: np.ndarray | None = None  # G's columns as contiguous rows (G is C-ordered: its columns are strided)
     for j in range(p):
         if var[j] <= 0 or S[j] == 0:
             continue
         z = S[j] / math.sqrt(var[j])
-        exact = mac[j] < _ER_SINGLE_MAC or (mac[j] < _SPA_MIN_MAC and np.unique(G[:, j]).size <= 3)
-        exact = exact and _exact_affordable(null, np.flatnonzero(G[:, j]))
+        exact = False
+        if mac[j] < _SPA_MIN_MAC:
+            if GT is None:
+                GT = np.ascontiguousarray(G.T)
+            carriers = np.flatnonzero(GT[j])
+            # hard calls: at most three genotype values, 0 included (as np.unique(G[:, j]).size <= 3)
+            hard = np.unique(GT[j, carriers]).size + (carriers.size < GT.shape[1]) <= 3
+            exact = (mac[j] < _ER_SINGLE_MAC or hard) and _exact_affordable(null, carriers)
         if abs(z) <= (_ER_CUTOFF if exact else _SPA_CUTOFF):
             p_var[j] = 2.0 * ndtr(-abs(z))
         elif exact:
@@ -217,7 +231,12 @@ def _spa_scores_cached(
     the genotypes, the weights and the seed.
     """
     cache = null.__dict__.setdefault("_er_cache", {})
-    h = hashlib.blake2b(np.ascontiguousarray(G).tobytes(), digest_size=16)
+    # rare-variant genotypes are mostly zeros: their non-zero positions and values identify them, at a
+    # quarter of the cost of hashing every entry
+    flat = np.ascontiguousarray(G, dtype=np.float64).ravel()
+    nz = np.flatnonzero(flat)
+    h = hashlib.blake2b(nz.tobytes(), digest_size=16)
+    h.update(flat[nz].tobytes())
     h.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
     h.update(str((G.shape, seed)).encode())
     key = h.digest()

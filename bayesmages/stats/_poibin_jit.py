@@ -42,3 +42,17 @@ def pmf_direct_compiled(p: np.ndarray, top: int) -> np.ndarray:
         if out[0] < _TINY:
             out[0] = 0.0
     return out
+
+
+@jit
+def leaves_compiled(P: np.ndarray) -> np.ndarray:
+    """(n_blocks, b + 1) pmfs of the rows of the (n_blocks, b) probabilities ``P`` (the FFT's leaves).
+
+    Row by row the recursion of :func:`pmf_direct_compiled` without truncation, which is what the
+    vectorised ``poibin._leaves`` does to all rows at once (the same operations per entry).
+    """
+    nb, b = P.shape
+    out = np.zeros((nb, b + 1))
+    for r in range(nb):
+        out[r] = pmf_direct_compiled(P[r], b)
+    return out

@@ -56,16 +56,27 @@ def pmf_direct(p: np.ndarray, k_max: int | None = None) -> np.ndarray:
 _COMPILED: Any = None
 
 
-def _compiled() -> Any:
+def _kernels() -> Any:
+    """The compiled module, or None where numba is not importable."""
     global _COMPILED
     if _COMPILED is None:
         try:
-            from bayesmages.stats._poibin_jit import pmf_direct_compiled
+            from bayesmages.stats import _poibin_jit
         except ImportError:
             _COMPILED = False
         else:
-            _COMPILED = pmf_direct_compiled
+            _COMPILED = _poibin_jit
     return _COMPILED or None
+
+
+def _compiled() -> Any:
+    kernels = _kernels()
+    return None if kernels is None else kernels.pmf_direct_compiled
+
+
+def _compiled_leaves() -> Any:
+    kernels = _kernels()
+    return None if kernels is None else kernels.leaves_compiled
 
 
 def _leaves(p: np.ndarray) -> np.ndarray:
@@ -73,6 +84,9 @@ def _leaves(p: np.ndarray) -> np.ndarray:
     nb = -(-p.size // _BLOCK)
     P = np.zeros((nb, _BLOCK))
     P.ravel()[: p.size] = p  # padding with p = 0: a point mass at 0, the identity of convolution
+    compiled = _compiled_leaves()
+    if compiled is not None:
+        return compiled(P)
     out = np.zeros((nb, _BLOCK + 1))
     out[:, 0] = 1.0
     for i in range(_BLOCK):
