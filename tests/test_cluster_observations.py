@@ -139,6 +139,9 @@ def test_cluster_fits_refuses_bad_types_from():
         steps.cluster_fits(table, ["A", "B"], {"A": "a", "B": "b"}, types_from="raw", **args)
     with pytest.raises(InputError, match="needs the LD blocks"):
         steps.cluster_fits(table, ["A", "B"], {"A": "a", "B": "b"}, types_from="deconvolved", **args)
+    # one trait: no multi-trait fit, but a bad value is still refused
+    with pytest.raises(InputError, match="types_from: expected one of"):
+        steps.cluster_fits(_long_table(50, ["A"], False), ["A"], {"A": "a"}, types_from="raw", **args)
 
 
 def test_cluster_step_types_the_deconvolved_observations(tmp_path):

@@ -438,6 +438,11 @@ def cluster_fits(shrinkage: pd.DataFrame, traits: Sequence[str], shrink_keys: Ma
     """
     from bayesmages.cluster import select_variants
 
+    # checked whatever the number of traits: a bad value is a mistake even where no multi-trait fit runs
+    if types_from not in TYPES_FROM:
+        raise InputError(f"types_from: expected one of {', '.join(TYPES_FROM)}, got {types_from!r}")
+    if types_from == "deconvolved" and blocks is None:
+        raise InputError("types_from='deconvolved' needs the LD blocks (blocks=...)")
     fit_settings = {"truncation": truncation, "restarts": restarts}
     rows = trait_rows(shrinkage) if rows is None else rows
     effects = wide(shrinkage, traits, rows=rows)
@@ -451,10 +456,6 @@ def cluster_fits(shrinkage: pd.DataFrame, traits: Sequence[str], shrink_keys: Ma
         name = f"cluster_{MULTI}"
         rule = {"select": select, "quantile": quantile if select == "quantile" else None}
         # "types": what the step writes beyond the clustering (per-variant association types, issue 13)
-        if types_from not in TYPES_FROM:
-            raise InputError(f"types_from: expected one of {', '.join(TYPES_FROM)}, got {types_from!r}")
-        if types_from == "deconvolved" and blocks is None:
-            raise InputError("types_from='deconvolved' needs the LD blocks (blocks=...)")
         deconvolve = types_from == "deconvolved" or (types_from == "auto" and blocks is not None
                                                      and "pip" in shrinkage)
         spec = {"effects": [shrink_keys[t] for t in multi], **fit_settings, **rule,
