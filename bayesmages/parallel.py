@@ -45,7 +45,7 @@ from bayesmages.errors import BayesmagesError, InputError
 from bayesmages.infer import progress_enabled, spawn_seeds
 
 __all__ = ["UnitError", "dask_client", "glibc_malloc_defaults", "map_units", "scheduler_threads", "shutdown_pools",
-           "start_pool"]
+           "start_pool", "warm_dask"]
 
 
 class UnitError(BayesmagesError):
@@ -221,6 +221,45 @@ def _pool(workers: int, preload: Sequence[str] = (), warm: Callable[[], Any] | N
             atexit.register(shutdown_pools)
         _POOLS[workers] = pool
     return pool
+
+
+#: Warm-ups already run in this process (a Dask worker serves many runs: each warms it once)
+_WARMED: set[tuple[tuple[str, ...], str]] = set()
+
+
+def _warm_dask_worker(preload: tuple[str, ...], warm: Callable[[], Any] | None) -> None:
+    """A Dask worker's counterpart of :func:`_start_worker`, run once per process and warm-up."""
+    key = (preload, "" if warm is None else f"{warm.__module__}.{warm.__qualname__}")
+    if key in _WARMED:
+        return
+    _start_worker(preload, warm)
+    _WARMED.add(key)
+
+
+def warm_dask(scheduler: Any, preload: Sequence[str] = (), warm: Callable[[], Any] | None = None) -> None:
+    """Have every worker of a Dask cluster import ``preload`` and run ``warm()`` now, without waiting for it.
+
+    What :func:`start_pool` does for local workers: a fresh Dask worker pays the imports of torch and
+    the step modules, and the first fit's one-off costs, in its first unit; ``run`` calls this before
+    reading its inputs so that those costs overlap the reading. One task per worker, pinned to it and
+    left to finish after the client goes (``fire_and_forget``); a worker that is already warm returns at
+    once. Units submitted meanwhile queue behind the warm-up, as they would behind its cost anyway.
+
+    Raises
+    ------
+    InputError
+        As :func:`dask_client`.
+    """
+    import uuid
+
+    with dask_client(scheduler) as client:
+        from dask.distributed import fire_and_forget
+
+        run_id = uuid.uuid4().hex
+        addresses = list(client.scheduler_info().get("workers", {}))
+        fire_and_forget([client.submit(_warm_dask_worker, tuple(preload), warm, workers=[addr],
+                                       allow_other_workers=False, pure=False, key=f"bayesmages-warm-{run_id}-{i}")
+                         for i, addr in enumerate(addresses)])
 
 
 def start_pool(workers: int, preload: Sequence[str] = (), warm: Callable[[], Any] | None = None) -> None:

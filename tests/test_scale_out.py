@@ -274,3 +274,53 @@ def test_run_identical_with_one_two_workers_and_dask(tmp_path, cluster):
             assert (outs[name] / rel).read_bytes() == (outs["serial"] / rel).read_bytes(), f"{name}: {rel} differs"
     enrich = pd.read_csv(outs["serial"] / "enrich_T1" / "gene_enrichment.csv")
     assert len(enrich) > 3 and enrich["p_value"].between(0, 1).all()
+
+
+def _worker_warmups():
+    from bayesmages import parallel
+
+    return sorted(parallel._WARMED)
+
+
+def test_warm_dask_imports_and_warms_every_worker_once(cluster):
+    """run() warms a Dask cluster as it starts a local pool: every worker imports the step modules and runs
+    the warm-up once, in the background; a second call finds them warm and does nothing again."""
+    from bayesmages import parallel
+
+    preload = ("bayesmages.genes.enrichment",)
+    with distributed.Client(cluster) as client:
+        parallel.warm_dask(client.scheduler.address, preload=preload, warm=_count_warm_up)
+        client.wait_for_workers(2)
+        deadline = 120  # seconds: the warm-up imports torch in a fresh worker
+        import time
+
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < deadline:
+            done = client.run(_worker_warmups)
+            if all(v for v in done.values()):
+                break
+            time.sleep(0.5)
+        done = client.run(_worker_warmups)
+        assert len(done) == 2 and all(len(v) == 1 and v[0][0] == preload for v in done.values())
+        parallel.warm_dask(client, preload=preload, warm=_count_warm_up)  # already warm: a no-op
+        time.sleep(1.0)
+        counts = client.run(_count_warm_up_calls)
+        assert sorted(counts.values()) == [1, 1]
+        assert all("bayesmages.genes.enrichment" in mods for mods in client.run(_loaded_modules).values())
+
+
+_WARM_CALLS = [0]
+
+
+def _count_warm_up():
+    _WARM_CALLS[0] += 1
+
+
+def _count_warm_up_calls():
+    return _WARM_CALLS[0]
+
+
+def _loaded_modules():
+    import sys
+
+    return [m for m in sys.modules if m.startswith("bayesmages.")]

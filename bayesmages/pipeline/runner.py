@@ -296,10 +296,14 @@ def run(
 
     # Checked before reading the inputs (which can take minutes): a folder that is not ours is refused now.
     outdir = OutputDir(out, overwrite=overwrite, command="run", legacy=_legacy_files, what="out").check()
-    if scheduler is None and isinstance(workers, int) and workers > 1:
+    # the workers import torch and the step modules, and pay their first fit's cost, while the inputs are read
+    if scheduler is not None:
+        from bayesmages.parallel import warm_dask
+
+        warm_dask(scheduler, preload=WORKER_MODULES, warm=steps.warm_up_worker)
+    elif isinstance(workers, int) and workers > 1:
         from bayesmages.parallel import start_pool
 
-        # the workers import torch and the step modules, and pay their first fit's cost, while the inputs are read
         start_pool(workers, preload=WORKER_MODULES, warm=steps.warm_up_worker)
     inputs = load_inputs(gwas, ld, genes, traits, ld_panel=ld_panel, gwas_format=gwas_format, n=n,
                          progress=progress)
