@@ -294,14 +294,18 @@ def test_warm_dask_imports_and_warms_every_worker_once(cluster):
         deadline = 120  # seconds: the warm-up imports torch in a fresh worker
         import time
 
+        ours = (preload, f"{__name__}._count_warm_up")
+
+        def warmed() -> dict:
+            # the module's cluster is shared: earlier tests' runs left their own warm-ups there too
+            return {w: ours in [tuple(k) if isinstance(k, list) else k for k in v]
+                    for w, v in client.run(_worker_warmups).items()}
+
         t0 = time.monotonic()
-        while time.monotonic() - t0 < deadline:
-            done = client.run(_worker_warmups)
-            if all(v for v in done.values()):
-                break
+        while time.monotonic() - t0 < deadline and not all(warmed().values()):
             time.sleep(0.5)
-        done = client.run(_worker_warmups)
-        assert len(done) == 2 and all(len(v) == 1 and v[0][0] == preload for v in done.values())
+        done = warmed()
+        assert len(done) == 2 and all(done.values())
         parallel.warm_dask(client, preload=preload, warm=_count_warm_up)  # already warm: a no-op
         time.sleep(1.0)
         counts = client.run(_count_warm_up_calls)
