@@ -180,13 +180,20 @@ def _c(r: dict) -> str:
     return f"{r['all']:.3f} / {r['causal']:.3f} / {r['null']:.3f}"
 
 
+def _mark(r: dict) -> str:
+    if r["rule"] == "conditional" and r["kappa"] == 1:
+        return " (previous rule)"
+    return " (the table's rule)" if r["rule"] == "conditional or marginal" and r["kappa"] == INTERVAL_KAPPA else ""
+
+
 def render(out: dict) -> str:
     """Markdown of the calibration study (from its JSON)."""
     lines = [f"# Calibration of the neural shrinker's uncertainty on held-out msprime simulations "
              f"({out['date_utc']} UTC)", ""]
     for name, s in out["sets"].items():
         lines.append(f"* {name}: {s['blocks']} msprime blocks (seed {s['seed']}), {s['variants']:,} variant "
-                     f"replicates, {s['causal']:,} causal" + (f"; overrides {s['overrides']}" if s["overrides"] else ""))
+                     f"replicates, {s['causal']:,} causal"
+                     + (f"; overrides {s['overrides']}" if s["overrides"] else ""))
     lines += ["", "## 1. The sd: mean square and 90% quantile of |zeta - mean| / sd", "",
               "| set | mean square all / causal / null | `mean -/+ 1.645 sd` coverage all / causal / null |",
               "|---|---|---|"]
@@ -201,21 +208,23 @@ def render(out: dict) -> str:
             lines += [f"| {r['upper_edge']:.2f} | {r['causal_share']:.3f} | {r['mean_square']:.1f} | "
                       f"{r['q90_over_1.645']:.2f} |" for r in s["sd"][feat]]
     lines += ["", "## 2. The factor kappa on the neighbours' variances that 90% coverage needs, per decile of |c|", "",
-              "| set | decile (upper edge) | variants / causal | kappa for all | kappa for causal |", "|---|---|---|---|---|"]
+              "| set | decile (upper edge) | variants / causal | kappa for all | kappa for causal |",
+              "|---|---|---|---|---|"]
     for name, s in out["sets"].items():
         lines += [f"| {name} | {r['upper_edge']:.2f} | {r['n']:,} / {r['n_causal']:,} | {r['kappa_all']:.2f} | "
                   f"{r['kappa_causal']:.2f} |" for r in s["kappa_by_c"]]
     lines += ["", "## 3. Interval rules over kappa (coverage all / causal / null; median width in se)", "",
               "| set | rule | kappa | coverage | median width |", "|---|---|---|---|---|"]
     for name, rows in [*((n, s["scan"]) for n, s in out["sets"].items()), ("pooled", out["pooled_scan"])]:
-        lines += [f"| {name} | {r['rule']}{' (previous rule)' if r['rule'] == 'conditional' and r['kappa'] == 1 else ''}"
-                  f" | {r['kappa']:g} | {_c(r)} | {r['median_width']:.2f} |" for r in rows]
+        lines += [f"| {name} | {r['rule']}{_mark(r)} | {r['kappa']:g} | {_c(r)} | {r['median_width']:.2f} |"
+                  for r in rows]
     ch, sh = out["chosen"], out["shipped"]
     lines += ["", "Chosen (pooled causal coverage >= 0.85, then the smallest median width): "
               + ("none reaches 0.85" if ch is None else f"`{ch['rule']}` with kappa = {ch['kappa']:g}")
               + f"; the package ships `{sh['rule']}` with kappa = {sh['kappa']:g} "
               "(`NeuralShrinker.predict_interval`, `bayesmages.shrink.network.INTERVAL_KAPPA`).", "",
-              f"Total {out['seconds_total']:.0f} s (load average at the end {out['load_average_end']:.1f}, shared machine)."]
+              f"Total {out['seconds_total']:.0f} s (load average at the end {out['load_average_end']:.1f}, "
+              "shared machine)."]
     return "\n".join(lines) + "\n"
 
 

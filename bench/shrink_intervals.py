@@ -225,8 +225,8 @@ def render(out: dict) -> str:
              f"{out['replicates_other']} in the others (the data of bench/shrink_susie.py). Coverage over all / "
              "causal / null variants; width: median of (upper - lower) / se. The rule was chosen on the msprime "
              f"('tuning') settings; the real block is held out. Chosen: susie **{CHOSEN['susie']}**; nn "
-             f"**{CHOSEN['nn']}** (from bench/shrink_calibration.py's msprime calibration simulations; nn's rule before "
-             "was conditional, independent).", "",
+             f"**{CHOSEN['nn']}** (from bench/shrink_calibration.py's msprime calibration simulations; nn's rule "
+             "before was conditional, independent).", "",
              "| split | LD | setting | method | rule | coverage all / causal / null | median width (se) |",
              "|---|---|---|---|---|---|---|"]
     for r in out["results"]:
