@@ -16,7 +16,10 @@ causal effects too small or too shared to be detected. Candidates, all from the 
   the marginal ``z_j -/+ 1.645`` (``union_interval`` without variances);
 * ``conditional, independent, or marginal`` (nn only; its rule now): the hull of ``conditional, independent``
   and the marginal interval (``union_interval``), chosen on separate msprime calibration simulations
-  (bench/shrink_calibration.py).
+  (bench/shrink_calibration.py);
+* ``conditional, outward x3, or marginal`` (nn only; a candidate from bench/shrink_calibration.py): three
+  times the neighbours' variances on the side of ``c_j`` away from zero, none on the side towards zero,
+  hulled with the marginal interval.
 
 Data: the settings and seeds of bench/shrink_susie.py (so the replicates are the same). susie's rule was
 chosen on the msprime settings (``split = "tuning"``): smallest mean |coverage - 0.90| over all-variant
@@ -46,6 +49,7 @@ from scipy.special import ndtri
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from shrink_calibration import outward
 from shrink_susie import REAL_LD, genotype_replicates, mismatch_ld, rss_replicates
 
 import bayesmages as bm
@@ -61,7 +65,8 @@ Q90 = float(ndtri(0.95))
 RULES = {"susie": ("posterior", "conditional, neighbours known", "conditional, exact under q",
                    "conditional, independent"),
          "nn": ("posterior", "conditional, neighbours known", "conditional, independent",
-                "conditional (neighbours known) or marginal", "conditional, independent, or marginal")}
+                "conditional (neighbours known) or marginal", "conditional, independent, or marginal",
+                "conditional, outward x3, or marginal")}
 CHOSEN = {"susie": "conditional, independent", "nn": "conditional, independent, or marginal"}
 
 
@@ -113,6 +118,12 @@ def susie_rules(b: np.ndarray, s: np.ndarray, R: np.ndarray, n: float, lam: floa
             "conditional, independent": (model.lower_, model.upper_), "_se": unit}
 
 
+def _outward(z: np.ndarray, R: np.ndarray, mean: np.ndarray, var: np.ndarray, s: np.ndarray) -> tuple:
+    lo, hi = conditional_interval(z, R, mean, var)
+    lo, hi = outward((lo + hi) / 2, (hi - lo) / 2, z)
+    return lo * s, hi * s
+
+
 def nn_rules(model, b: np.ndarray, s: np.ndarray, R: np.ndarray) -> dict:
     mean, sd, lo, hi = model.predict_interval(b, s, R)
     known = conditional_interval(b / s, R, mean / s)
@@ -124,7 +135,9 @@ def nn_rules(model, b: np.ndarray, s: np.ndarray, R: np.ndarray) -> dict:
             "conditional, neighbours known": (known[0] * s, known[1] * s),
             "conditional, independent": (indep[0] * s, indep[1] * s),
             "conditional (neighbours known) or marginal": (hull_known[0] * s, hull_known[1] * s),
-            "conditional, independent, or marginal": (lo, hi), "_se": s}
+            "conditional, independent, or marginal": (lo, hi),
+            "conditional, outward x3, or marginal": _outward(b / s, R, mean / s, 3 * (sd / s) ** 2, s),
+            "_se": s}
 
 
 def score(truths: list[np.ndarray], outs: list[dict]) -> dict:

@@ -161,3 +161,4 @@ def union_interval(
     q = float(ndtri(0.5 + level / 2.0))
     z = np.asarray(z, dtype=np.float64)
     return np.minimum(lo, z - q), np.maximum(hi, z + q)
+
