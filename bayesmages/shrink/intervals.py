@@ -161,4 +161,3 @@ def union_interval(
     q = float(ndtri(0.5 + level / 2.0))
     z = np.asarray(z, dtype=np.float64)
     return np.minimum(lo, z - q), np.maximum(hi, z + q)
-
