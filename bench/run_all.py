@@ -46,6 +46,8 @@ BENCHMARKS: dict[str, tuple[str, str, str, list[str]]] = {
                      "shrink_susie.md", []),
     "shrink_intervals": ("Candidate 90% intervals for the shrink table (nn, susie)", "shrink_intervals.md",
                          "shrink_intervals.md", []),
+    "shrink_calibration": ("Calibration of the neural shrinker's uncertainty (held-out msprime)",
+                           "shrink_calibration.md", "shrink_calibration.md", []),
     "cluster": ("DP mixture vs scikit-learn", "cluster.md", "cluster.md", []),
     "skat": ("SKAT family: per-gene time, type-I error, power", "skat.md", "skat_quick.md", []),
     "skat_binary": ("Binary-trait SKAT family: type-I error at low case fractions", "skat_binary.md",

@@ -9,12 +9,21 @@ causal effects too small or too shared to be detected. Candidates, all from the 
   ``sum_{k != j} R_jk b_k`` under the fitted approximation -- a mixture over which single effect sits on
   j, each effect's term with its exact mean and variance given that, the background's exact variance --
   added to the unit noise; quantiles of that mixture;
-* ``conditional, independent`` (the rule chosen; bayesmages/shrink/intervals.py): ``c_j -/+ 1.645
-  sqrt(1 + sum_{k != j} R_jk^2 var_k)`` with the marginal posterior variances.
+* ``conditional, independent`` (susie's rule; nn's until issue 14's calibration work;
+  bayesmages/shrink/intervals.py): ``c_j -/+ 1.645 sqrt(1 + sum_{k != j} R_jk^2 var_k)`` with the marginal
+  posterior variances;
+* ``conditional (neighbours known) or marginal`` (nn only): the hull of ``conditional, neighbours known`` and
+  the marginal ``z_j -/+ 1.645`` (``union_interval`` without variances);
+* ``conditional, independent, or marginal`` (nn only; its rule now): the hull of ``conditional, independent``
+  and the marginal interval (``union_interval``), chosen on separate msprime calibration simulations
+  (bench/shrink_calibration.py);
+* ``conditional, outward x3, or marginal`` (nn only; a candidate from bench/shrink_calibration.py): three
+  times the neighbours' variances on the side of ``c_j`` away from zero, none on the side towards zero,
+  hulled with the marginal interval.
 
-Data: the settings and seeds of bench/shrink_susie.py (so the replicates are the same). The rule was
+Data: the settings and seeds of bench/shrink_susie.py (so the replicates are the same). susie's rule was
 chosen on the msprime settings (``split = "tuning"``): smallest mean |coverage - 0.90| over all-variant
-and causal coverage, per method; the real UK Biobank block is reported as held out.
+and causal coverage; the real UK Biobank block is reported as held out.
 
 Usage: python bench/shrink_intervals.py [--quick] [--tables-only]
 Writes bench/results/shrink_intervals.json and shrink_intervals.md (the Markdown only from the JSON).
@@ -40,12 +49,13 @@ from scipy.special import ndtri
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from shrink_calibration import outward
 from shrink_susie import REAL_LD, genotype_replicates, mismatch_ld, rss_replicates
 
 import bayesmages as bm
 from bayesmages.io import read_ld, write_json, write_text
 from bayesmages.shrink import load_default
-from bayesmages.shrink.intervals import conditional_interval
+from bayesmages.shrink.intervals import conditional_interval, union_interval
 from bayesmages.shrink.susie import SusieFit, mixture_quantiles
 from bayesmages.shrink.susie_model import adjust_z, regularise_ld
 from bayesmages.simulate.genotypes import simulate_ld_blocks
@@ -54,8 +64,10 @@ OUT = Path(__file__).resolve().parent / "results"
 Q90 = float(ndtri(0.95))
 RULES = {"susie": ("posterior", "conditional, neighbours known", "conditional, exact under q",
                    "conditional, independent"),
-         "nn": ("posterior", "conditional, neighbours known", "conditional, independent")}
-CHOSEN = "conditional, independent"
+         "nn": ("posterior", "conditional, neighbours known", "conditional, independent",
+                "conditional (neighbours known) or marginal", "conditional, independent, or marginal",
+                "conditional, outward x3, or marginal")}
+CHOSEN = {"susie": "conditional, independent", "nn": "conditional, independent, or marginal"}
 
 
 def exact_q_mixture(fit: SusieFit, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,12 +118,26 @@ def susie_rules(b: np.ndarray, s: np.ndarray, R: np.ndarray, n: float, lam: floa
             "conditional, independent": (model.lower_, model.upper_), "_se": unit}
 
 
+def _outward(z: np.ndarray, R: np.ndarray, mean: np.ndarray, var: np.ndarray, s: np.ndarray) -> tuple:
+    lo, hi = conditional_interval(z, R, mean, var)
+    lo, hi = outward((lo + hi) / 2, (hi - lo) / 2, z)
+    return lo * s, hi * s
+
+
 def nn_rules(model, b: np.ndarray, s: np.ndarray, R: np.ndarray) -> dict:
     mean, sd, lo, hi = model.predict_interval(b, s, R)
     known = conditional_interval(b / s, R, mean / s)
+    indep = conditional_interval(b / s, R, mean / s, (sd / s) ** 2)
+    hull_known = union_interval(b / s, R, mean / s)
+    hull = union_interval(b / s, R, mean / s, (sd / s) ** 2)
+    assert np.allclose(hull[0] * s, lo) and np.allclose(hull[1] * s, hi)  # the table's interval (kappa = 1)
     return {"posterior": (mean - Q90 * sd, mean + Q90 * sd),
             "conditional, neighbours known": (known[0] * s, known[1] * s),
-            "conditional, independent": (lo, hi), "_se": s}
+            "conditional, independent": (indep[0] * s, indep[1] * s),
+            "conditional (neighbours known) or marginal": (hull_known[0] * s, hull_known[1] * s),
+            "conditional, independent, or marginal": (lo, hi),
+            "conditional, outward x3, or marginal": _outward(b / s, R, mean / s, 3 * (sd / s) ** 2, s),
+            "_se": s}
 
 
 def score(truths: list[np.ndarray], outs: list[dict]) -> dict:
@@ -211,13 +237,15 @@ def render(out: dict) -> str:
              f"{out['replicates']} replicates in the real block's sparse n = 300,000 setting, "
              f"{out['replicates_other']} in the others (the data of bench/shrink_susie.py). Coverage over all / "
              "causal / null variants; width: median of (upper - lower) / se. The rule was chosen on the msprime "
-             f"('tuning') settings; the real block is held out. Chosen: **{CHOSEN}**.", "",
+             f"('tuning') settings; the real block is held out. Chosen: susie **{CHOSEN['susie']}**; nn "
+             f"**{CHOSEN['nn']}** (from bench/shrink_calibration.py's msprime calibration simulations; nn's rule "
+             "before was conditional, independent).", "",
              "| split | LD | setting | method | rule | coverage all / causal / null | median width (se) |",
              "|---|---|---|---|---|---|---|"]
     for r in out["results"]:
         for meth in RULES:
             for rule, v in r[meth].items():
-                mark = " (chosen)" if rule == CHOSEN else ""
+                mark = " (chosen)" if rule == CHOSEN[meth] else ""
                 lines.append(f"| {r['split']} | {r['ld']} | {r['setting']} | {meth} | {rule}{mark} | "
                              f"{v['all']:.3f} / {v['causal']:.3f} / {v['null']:.3f} | {v['median_width_se']:.2f} |")
     lines += ["", "Choice criterion on the tuning settings, mean |coverage - 0.90| over all-variant and causal "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from bayesmages.shrink.api import OUTPUT_COLUMNS, load_default, shrink
 from bayesmages.shrink.enet import enet_shrink
 from bayesmages.shrink.features import block_features, ld_scores, neighbours, validate_block
-from bayesmages.shrink.intervals import conditional_estimate, conditional_interval
+from bayesmages.shrink.intervals import conditional_estimate, conditional_interval, union_interval
 from bayesmages.shrink.ldcheck import ld_mismatch
 from bayesmages.shrink.network import NeuralShrinker
 from bayesmages.shrink.train import TrainConfig, simulate_training_data
@@ -31,5 +31,6 @@ __all__ = [
     "neighbours",
     "shrink",
     "simulate_training_data",
+    "union_interval",
     "validate_block",
 ]

@@ -278,12 +278,13 @@ def shrink(
         Columns ``SNP, CHR, POS, trait, beta_hat, se, beta_shrunk, sd, lower, upper`` (+ ``pip, cs``
         for ``method="susie"``); one row per variant in input order. ``attrs["units"]``: the work
         units' accounting (:func:`bayesmages.shrink.units.unit_stats`). ``beta_shrunk``, ``sd``: the
-        shrinker's posterior mean and sd. ``lower``/``upper``: the LD-conditional 90% interval
-        (:func:`bayesmages.shrink.intervals.conditional_interval`), centred at
-        ``c_j = beta_hat_j - se_j sum_{k != j} R_jk beta_shrunk_k / se_k`` (``"susie"``: on its
-        n-adjusted scale), not at ``beta_shrunk``, with half-width
-        ``1.645 se_j sqrt(1 + sum_{k != j} R_jk^2 (sd_k / se_k)^2)``: it covers null and causal
-        effects alike (docs/shrink.md has the measured coverage and where it stops). NaN for ``"enet"``.
+        shrinker's posterior mean and sd. ``lower``/``upper``: a 90% interval built around the
+        LD-conditional estimate ``c_j = beta_hat_j - se_j sum_{k != j} R_jk beta_shrunk_k / se_k``, not
+        centred at ``beta_shrunk``. ``"susie"`` (on its n-adjusted scale):
+        :func:`bayesmages.shrink.intervals.conditional_interval`, ``c_j -/+ 1.645 se_j sqrt(1 + sum_{k != j}
+        R_jk^2 (sd_k / se_k)^2)``; ``"nn"``: :func:`bayesmages.shrink.intervals.union_interval`, the hull of
+        that interval and the marginal ``beta_hat_j -/+ 1.645 se_j`` (docs/shrink.md has the measured
+        coverage and where it stops). NaN for ``"enet"``.
 
     Raises
     ------

@@ -26,6 +26,11 @@ Where it stops being exact: a causal effect put with confidence on a near-copy (
 1) of the causal variant; two causal variants in LD that the shrinker misses together; LD that
 is not the GWAS sample's (a reference panel: ``e`` is then not ``N(0, R)``).
 
+A shrinker whose posterior means often put a causal effect on an LD neighbour, and whose posterior
+variances do not say so (the neural shrinker), gets :func:`union_interval` instead: the hull of the
+conditional interval and the marginal interval ``z_j -/+ 1.645``, each exact under its own hypothesis
+(the neighbours' effects are the posterior's / the neighbours carry nothing of variant j's signal).
+
 Everything here is on the z scale; callers multiply by their per-variant unit (``se``).
 """
 
@@ -34,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["conditional_estimate", "conditional_interval", "neighbour_sum"]
+__all__ = ["conditional_estimate", "conditional_interval", "neighbour_sum", "union_interval"]
 
 
 def conditional_estimate(z: np.ndarray, R: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -120,3 +125,39 @@ def conditional_interval(
         spread += v @ (R * R) - v * diag * diag
     half = float(ndtri(0.5 + level / 2.0)) * np.sqrt(spread)
     return c - half, c + half
+
+
+def union_interval(
+    z: np.ndarray, R: np.ndarray, mean: np.ndarray, var: np.ndarray | None = None, *, level: float = 0.9,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hull of the LD-conditional interval and the marginal interval ``z_j -/+ q`` (z scale).
+
+    The conditional interval is exact when the neighbours' effects are right, the marginal one when the
+    neighbours carry none of variant j's signal (``z_j ~ N(b_j + sum_{k != j} R_jk b_k, 1)``); their hull
+    covers ``b_j`` with probability at least ``level`` under either hypothesis, and everything between
+    them (an effect shared between j and its neighbours). It is the neural shrinker's interval (with
+    its sds as ``var``): no rescaling of its sds made the conditional interval cover the causal effects
+    without over-covering the null ones (docs/shrink.md gives the calibration numbers).
+
+    Parameters
+    ----------
+    z, R, mean, var, level
+        As in :func:`conditional_interval` (``var=None``: the neighbours taken as known).
+
+    Returns
+    -------
+    lower, upper : numpy.ndarray
+        Same shape as ``z``: ``min(c_j - h_j, z_j - q)``, ``max(c_j + h_j, z_j + q)`` with ``c_j -/+ h_j`` the
+        conditional interval and ``q`` the standard-normal ``(1 + level) / 2`` quantile.
+
+    Examples
+    --------
+    >>> R = np.array([[1.0, 0.9], [0.9, 1.0]])
+    >>> lo, hi = union_interval(np.array([5.0, 4.5]), R, np.array([5.0, 0.0]))
+    >>> lo.round(3).tolist(), hi.round(3).tolist()
+    ([3.355, -1.645], [6.645, 6.145])
+    """
+    lo, hi = conditional_interval(z, R, mean, var, level=level)
+    q = float(ndtri(0.5 + level / 2.0))
+    z = np.asarray(z, dtype=np.float64)
+    return np.minimum(lo, z - q), np.maximum(hi, z + q)

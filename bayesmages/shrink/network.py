@@ -39,10 +39,13 @@ from bayesmages.shrink.train import (
     train_point,
 )
 
-__all__ = ["Z90", "NeuralShrinker"]
+__all__ = ["INTERVAL_KAPPA", "Z90", "NeuralShrinker"]
 
 #: standard-normal quantile of a central 90% interval
 Z90 = 1.6448536269514722
+#: factor on the neighbours' variances in the table's interval (:meth:`NeuralShrinker.predict_interval`),
+#: chosen on held-out msprime calibration simulations (bench/shrink_calibration.py)
+INTERVAL_KAPPA = 1.0
 MODES = ("point", "bayesian", "ensemble")
 
 
@@ -358,21 +361,28 @@ class NeuralShrinker(BayesianModel):
     def predict_interval(
         self, beta_hat: Any, se: Any, R: Any, *, features: BlockFeatures | None = None, level: float = 0.9,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`predict` and the LD-conditional interval of :mod:`bayesmages.shrink.intervals`.
+        """:meth:`predict` and the 90% interval of the shrink table (``lower``/``upper``).
+
+        The interval is :func:`bayesmages.shrink.intervals.union_interval`: the hull of the LD-conditional
+        interval ``c_j -/+ 1.645 sqrt(1 + kappa sum_{k != j} R_jk^2 sd_k^2)`` (``c_j = z_j - sum_{k != j} R_jk
+        beta_shrunk_k / se_k``, sds on the z scale, ``kappa`` = :data:`INTERVAL_KAPPA`) and the marginal
+        interval ``z_j -/+ 1.645``, times ``se_j``. The marginal part covers the causal effects that the
+        network attributed to an LD neighbour; the choice and its coverage on held-out msprime simulations
+        are in docs/shrink.md and bench/results/shrink_calibration.md.
 
         Returns
         -------
         mean, sd, lower, upper : numpy.ndarray
-            Same shape as ``beta_hat``; ``lower``/``upper`` centred at ``c_j = beta_hat_j - se_j sum_{k != j}
-            R_jk beta_shrunk_k / se_k``, not at ``mean`` (the shrink table's ``lower``/``upper``).
+            Same shape as ``beta_hat``; ``lower``/``upper`` are not centred at ``mean``.
         """
-        from bayesmages.shrink.intervals import conditional_interval
+        from bayesmages.shrink.intervals import union_interval
 
         mean, sd = self.predict(beta_hat, se, R, features=features)
         b = np.asarray(beta_hat, dtype=np.float64)
         s = np.asarray(se, dtype=np.float64)
         # on the network's z scale (z = beta_hat / se), all traits of a block in one product
-        lo, hi = conditional_interval(b / s, np.asarray(R, dtype=np.float64), mean / s, (sd / s) ** 2, level=level)
+        lo, hi = union_interval(b / s, np.asarray(R, dtype=np.float64), mean / s, INTERVAL_KAPPA * (sd / s) ** 2,
+                                level=level)
         return mean, sd, lo * s, hi * s
 
     # ----------------------------------------------------------------- posterior access
