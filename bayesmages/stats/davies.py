@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from bayesmages.stats._compiled import load_compiled
+
 __all__ = ["davies_grid", "davies_many", "davies_one"]
 
 _LOG28 = 0.0866  # log(2) / 8, used in the convergence-factor coefficient
@@ -144,12 +146,7 @@ def _compiled() -> Any:
     """The compiled implementation, or None where numba is not importable."""
     global _COMPILED
     if _COMPILED is None:
-        try:
-            from bayesmages.stats import _davies_jit
-        except ImportError:
-            _COMPILED = False
-        else:
-            _COMPILED = _davies_jit
+        _COMPILED = load_compiled("bayesmages.stats._davies_jit")
     return _COMPILED or None
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from bayesmages.stats._compiled import load_compiled
+
 __all__ = ["FFT_MIN_WORK", "pmf", "pmf_direct", "pmf_fft"]
 
 FFT_MIN_WORK = 100_000_000  # n * (k + 1) above which :func:`pmf` uses the FFT (direct: ~0.1 s CPU at 1e8)
@@ -60,12 +62,7 @@ def _kernels() -> Any:
     """The compiled module, or None where numba is not importable."""
     global _COMPILED
     if _COMPILED is None:
-        try:
-            from bayesmages.stats import _poibin_jit
-        except ImportError:
-            _COMPILED = False
-        else:
-            _COMPILED = _poibin_jit
+        _COMPILED = load_compiled("bayesmages.stats._poibin_jit")
     return _COMPILED or None
 
 
