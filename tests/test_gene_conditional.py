@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,42 @@ def test_single_variant_part_finds_one_causal_variant_in_a_large_gene():
     p2 = np.array([enrichment.conditional_pvalues(st)[0][0] for st in sts])
     p3 = np.array([enrichment.conditional_pvalues(st, single=True)[0][0] for st in sts])
     assert np.mean(p3 < 0.05) > np.mean(p2 < 0.05) + 0.1, (np.mean(p3 < 0.05), np.mean(p2 < 0.05))
+
+
+def test_conditional_single_by_name_in_test_and_test_traits():
+    # method="conditional+single" is conditional_pvalues(..., single=True) of the same statistics, named in the
+    # gene table's test column; the default's p-values are unchanged, and local workers give the same table
+    R = ar1(60, 0.7)
+    gmap = tiled([20, 20, 20])
+    rng = np.random.default_rng(21)
+    lam = np.zeros(60)
+    lam[[5, 45]] = [6.0, -5.0]
+    se = np.full(60, 0.002)
+    z = [lam @ R + null_z(R, 1, rng)[0] for _ in range(2)]
+    zeta = [np.where(np.abs(zi) > 4, zi, 0.0) for zi in z]
+    res = enrichment.test(zeta[0] * se, R, gmap, beta_hat=z[0] * se, se=se, method="conditional+single")
+    st = gene_statistics(z[0], zeta[0], [R], gmap)
+    np.testing.assert_array_equal(res.p_value.to_numpy(), enrichment.conditional_pvalues(st, single=True)[0])
+    assert set(res["test"]) == {"conditional+single"} and res.attrs["test"] == "conditional+single"
+    default = enrichment.test(zeta[0] * se, R, gmap, beta_hat=z[0] * se, se=se)
+    np.testing.assert_array_equal(default.p_value.to_numpy(), enrichment.conditional_pvalues(st)[0])
+    assert not np.array_equal(default.p_value.to_numpy(), res.p_value.to_numpy())  # the part changes something
+    both = enrichment.test_traits({"T1": zeta[0] * se, "T2": zeta[1] * se}, R, gmap, beta_hat={
+        "T1": z[0] * se, "T2": z[1] * se}, se={"T1": se, "T2": se}, method="conditional+single", workers=2)
+    pd.testing.assert_frame_equal(both["T1"].drop(columns=[]), res, check_like=False)
+    assert set(both["T2"]["test"]) == {"conditional+single"}
+    with pytest.raises(InputError, match="conditional, conditional\\+single, marginal, epsilon; got 'single'"):
+        enrichment.test(zeta[0] * se, R, gmap, beta_hat=z[0] * se, se=se, method="single")
+
+
+def test_cli_test_choices_are_the_library_tests():
+    # the CLI spells the names out (its parser does not import numpy); they must stay the library's
+    from bayesmages.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.choices and "enrich" in a.choices).choices
+    for cmd, flag in (("enrich", "--test"), ("run", "--gene-test")):
+        action = next(a for a in sub[cmd]._actions if flag in a.option_strings)
+        assert tuple(action.choices) == enrichment.TESTS and action.default == "conditional"
 
 
 def test_complete_null_calibration_on_msprime_blocks(msprime_blocks):
@@ -292,6 +329,22 @@ def test_cli_enrich_conditional_and_marginal(tmp_path: Path, capsys):
     marg = pd.read_csv(tmp_path / "m" / "gene_enrichment.csv")
     assert set(marg["test"]) == {"marginal"} and marg.p_value[0] < 1e-3  # A tags B's causal variant
     assert cond.p_value[0] > 1e-3
+    # the optional single-variant part by name: the table's test column and run.json say which test it is
+    assert cli_main(["enrich", "--effects", str(shrunk), "--test", "conditional+single", "--out",
+                     str(tmp_path / "s"), *common]) == 0
+    single = pd.read_csv(tmp_path / "s" / "gene_enrichment.csv")
+    assert set(single["test"]) == {"conditional+single"} and single.p_value.idxmin() == 1
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["test"] == "conditional+single"
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["test"] == "conditional"
+    capsys.readouterr()
+    for cmd in (["enrich", "--effects", str(shrunk), "--test", "single", "--out", str(tmp_path / "y"), *common],
+                ["run", "--gwas", str(gwas), "--ld", str(block), "--genes", str(tmp_path / "genes.csv"),
+                 "--gene-test", "conditional-single", "--out", str(tmp_path / "y")]):
+        with pytest.raises(SystemExit) as bad:
+            cli_main(cmd)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert bad.value.code == 2 and len(err) == 1 and "conditional+single" in err[0], err
+        assert not (tmp_path / "y").exists()
     # a table with shrunk effects only cannot be tested conditionally: one line, exit 2, nothing written
     pd.read_csv(shrunk)[["SNP", "beta_shrunk"]].to_csv(tmp_path / "only.csv", index=False)
     capsys.readouterr()
