@@ -220,26 +220,31 @@ def gene_statistics(
                                   min_variance=min_variance, wald_min_variance=wald_min_variance)[0]
 
 
-def _unresolved_proxies(near: np.ndarray, abs_R: np.ndarray, abs_z: np.ndarray, loc: np.ndarray,
-                        chosen: np.ndarray, proxy_r: float, margin: float, lead_z: float) -> np.ndarray:
+def _unresolved_proxies(R: np.ndarray, loc: np.ndarray, chosen: np.ndarray, abs_z: np.ndarray, proxy_r: float,
+                        margin: float, lead_z: float) -> np.ndarray:
     """The proxy rule: outside strong proxies of the gene's variants whose signal the data do not place in the gene.
 
-    ``near``: the outside variants (block rows) with |r| >= ``proxy_r`` to some gene variant; ``abs_R``: |R| of the
-    gene's rows; ``abs_z``: the block's |z|; ``chosen``: which gene variants the shrinker selected. An outside
-    variant a is in question when one of its gene proxies (|r_ia| >= ``proxy_r``) is selected or when
-    |z_a| >= ``lead_z``; it is conditioned on unless a gene proxy i beats it clearly,
-    (|z_i| - |z_a|) / sqrt(2 (1 - |r_ia|)) > ``margin``. The denominator is the sd of z_i - z_a (sign-aligned);
-    if a is causal with effect lambda, the difference has mean -(1 - |r_ia|) |lambda| <= 0, so a gene proxy beats
-    it by the margin with probability at most P(N(0, 1) > margin) per proxy, and less the stronger the signal.
+    ``R``: the block; ``loc``: the gene's rows in it; ``chosen``: the gene's variants the shrinker selected;
+    ``abs_z``: the block's |z|. An outside variant a is in question when it is a strong proxy (|r_ia| >= ``proxy_r``)
+    of a selected gene variant i, or of any gene variant when |z_a| >= ``lead_z``; it is conditioned on unless a
+    gene proxy i beats it clearly, (|z_i| - |z_a|) / sqrt(2 (1 - |r_ia|)) > ``margin``. The denominator is the sd
+    of z_i - z_a (sign-aligned); if a is causal with effect lambda, the difference has mean
+    -(1 - |r_ia|) |lambda| <= 0, so a gene proxy beats it by the margin with probability at most
+    P(N(0, 1) > margin) per proxy, and less the stronger the signal. Only the rows of the selected variants and the
+    columns of the strong outside variants are read (most genes have neither).
     """
+    near = np.flatnonzero(np.abs(R[chosen]).max(axis=0) >= proxy_r) if chosen.size else chosen
+    big = np.flatnonzero(abs_z >= lead_z)
+    if big.size:
+        big = big[~_members(loc, big)]
+        near = np.union1d(near, big[(np.abs(R[np.ix_(loc, big)]) >= proxy_r).any(axis=0)])
+    near = near[~_members(loc, near)]
     if not near.size:
         return near
-    r_near = abs_R[:, near]
-    proxy = r_near >= proxy_r
-    asked = (proxy & chosen[:, None]).any(axis=0) | (abs_z[near] >= lead_z)
+    r_near = np.abs(R[np.ix_(loc, near)])
     sd = np.sqrt(np.maximum(2.0 * (1.0 - r_near), 1e-12))
-    lead = np.where(proxy, (abs_z[loc][:, None] - abs_z[near][None, :]) / sd, -np.inf).max(axis=0)
-    return near[asked & (lead <= margin)]
+    lead = np.where(r_near >= proxy_r, (abs_z[loc][:, None] - abs_z[near][None, :]) / sd, -np.inf).max(axis=0)
+    return near[lead <= margin]
 
 
 def _members(loc: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -336,19 +341,14 @@ def gene_statistics_traits(z: np.ndarray, zeta: np.ndarray | None, blocks: list[
         by_size: dict[int, list[tuple[int, int, np.ndarray, np.ndarray]]] = {}
         for g, loc in members:
             Rgg = R[np.ix_(loc, loc)]
-            # outside variants in strong LD with the gene (|r| >= proxy_r), shared by every trait
-            if zeta is not None and proxy_r < 1:
-                abs_R = np.abs(R[loc])
-                abs_R[:, loc] = 0.0
-                near = np.flatnonzero((abs_R >= proxy_r).any(axis=0))
             for t in range(n_traits):
                 sel = selected[t]
                 inside = _members(loc, sel)
                 A = sel[~inside]
                 if zeta is not None:
                     if proxy_r < 1:
-                        A = np.union1d(A, _unresolved_proxies(near, abs_R, abs_zb[t], loc, _members(sel, loc),
-                                                              proxy_r, proxy_margin, lead_z))
+                        A = np.union1d(A, _unresolved_proxies(R, loc, sel[inside], abs_zb[t], proxy_r, proxy_margin,
+                                                              lead_z))
                     # outside variants that could matter at all: |z| above the smaller of the two rules' cut-offs
                     lead_cut = max(float(abs_zb[t, loc].max()), lead_z)
                     cut = min(lead_cut, strong_z)
