@@ -101,7 +101,7 @@ def _fit_null_variance(beta: np.ndarray, seed: int, truncation: int) -> tuple[fl
 
 #: The gene tests by name (``method=``, ``bayesmages enrich --test``, ``bayesmages run --gene-test``, and the ``test``
 #: column of every gene table). ``"conditional+single"`` is the conditional test with its optional single-variant
-#: part in the combination (docs/genes.md: +0.01 average precision, +0.004-0.011 false share of BH calls).
+#: part in the combination (docs/genes.md: +0.004-0.015 average precision, +0.007-0.012 false share of BH calls).
 TESTS = ("conditional", "conditional+single", "marginal", "epsilon")
 #: The tests that condition on the shrinker's selection (they need ``beta_shrunk``, ``beta_hat`` and ``se``).
 CONDITIONAL_TESTS = ("conditional", "conditional+single")
@@ -139,8 +139,8 @@ def test(
     * ``"conditional+single"``: the same with a third part in the combination, the Cauchy combination of
       the gene's exact one-variant p-values of the residual (each variant's r_i against N(0, C_ii)). Also
       exact given the conditioning set; it ranks associated genes a little better (average precision
-      +0.01) but lets a little more spill-over through (false share of BH calls +0.004-0.011, at or above
-      0.05 in some benchmark settings; docs/genes.md), hence not the default.
+      +0.004-0.015) but lets a little more spill-over through (false share of BH calls +0.007-0.012, up to
+      0.052 in a tuning setting; docs/genes.md), hence not the default.
     * ``"marginal"``: the LD-aware test on raw effects (z_g'z_g against eig(R_g); fastBAT/MAGMA-style).
       Exact for "is the gene marginally associated", so it also calls genes that tag a causal neighbour.
     * ``"epsilon"``: the ML-MAGES paper's test, Q_g = sum of squared shrunk effects against
