@@ -10,8 +10,7 @@ Every replicate goes through the public API: ``bm.shrink.shrink`` (the pretraine
 its own one-trait dp_mixture fit, as ``bayesmages run --gene-test epsilon``) and ``marginal`` (the raw-effect
 LD-aware test, sum z^2 against eig(R_g): the fastBAT/MAGMA-style baseline). A fourth row,
 ``conditional+single``, is the conditional test with its optional single-variant part in the Cauchy combination
-(``genes.conditional.gene_statistics_traits`` and ``genes.units.conditional_pvalues(single=True)``), not a
-default: measured here against the default on the same data.
+(``method="conditional+single"``), not the default: measured here against the default on the same data.
 
 With signal, two reference rankings that are not tests (they know where the causal variants are) bound what
 a gene test can reach on these data: ``oracle`` ranks each associated gene by the chi2_1 p-value of its
@@ -33,8 +32,6 @@ from sklearn.metrics import average_precision_score
 
 import bayesmages as bm
 from bayesmages.genes import GeneMap
-from bayesmages.genes.conditional import gene_statistics_traits
-from bayesmages.genes.units import conditional_pvalues
 from bayesmages.stats.multitest import bh
 
 REAL_BLOCK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ld" / "chr22_block0.ld"
@@ -99,11 +96,7 @@ def gene_tests(z: np.ndarray, blocks: list[np.ndarray], gmap: GeneMap, seed: int
     res = {}
     for test in tests:
         t0 = time.perf_counter()
-        if test == "conditional+single":
-            st = gene_statistics_traits((b_hat / se)[None], (shrunk / se)[None], blocks, gmap)[0]
-            r = pd.DataFrame({"p_value": conditional_pvalues(st, single=True)[0]})
-            r["q_value"] = bh(r.p_value.to_numpy())
-        elif test == "epsilon":
+        if test == "epsilon":
             r = bm.genes.enrichment.test(shrunk, blocks, gmap, method="epsilon", seed=seed)
         else:
             r = bm.genes.enrichment.test(shrunk, blocks, gmap, beta_hat=b_hat, se=se, method=test)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,42 @@ def test_single_variant_part_finds_one_causal_variant_in_a_large_gene():
     assert np.mean(p3 < 0.05) > np.mean(p2 < 0.05) + 0.1, (np.mean(p3 < 0.05), np.mean(p2 < 0.05))
 
 
+def test_conditional_single_by_name_in_test_and_test_traits():
+    # method="conditional+single" is conditional_pvalues(..., single=True) of the same statistics, named in the
+    # gene table's test column; the default's p-values are unchanged, and local workers give the same table
+    R = ar1(60, 0.7)
+    gmap = tiled([20, 20, 20])
+    rng = np.random.default_rng(21)
+    lam = np.zeros(60)
+    lam[[5, 45]] = [6.0, -5.0]
+    se = np.full(60, 0.002)
+    z = [lam @ R + null_z(R, 1, rng)[0] for _ in range(2)]
+    zeta = [np.where(np.abs(zi) > 4, zi, 0.0) for zi in z]
+    res = enrichment.test(zeta[0] * se, R, gmap, beta_hat=z[0] * se, se=se, method="conditional+single")
+    st = gene_statistics(z[0], zeta[0], [R], gmap)
+    np.testing.assert_array_equal(res.p_value.to_numpy(), enrichment.conditional_pvalues(st, single=True)[0])
+    assert set(res["test"]) == {"conditional+single"} and res.attrs["test"] == "conditional+single"
+    default = enrichment.test(zeta[0] * se, R, gmap, beta_hat=z[0] * se, se=se)
+    np.testing.assert_array_equal(default.p_value.to_numpy(), enrichment.conditional_pvalues(st)[0])
+    assert not np.array_equal(default.p_value.to_numpy(), res.p_value.to_numpy())  # the part changes something
+    both = enrichment.test_traits({"T1": zeta[0] * se, "T2": zeta[1] * se}, R, gmap, beta_hat={
+        "T1": z[0] * se, "T2": z[1] * se}, se={"T1": se, "T2": se}, method="conditional+single", workers=2)
+    pd.testing.assert_frame_equal(both["T1"].drop(columns=[]), res, check_like=False)
+    assert set(both["T2"]["test"]) == {"conditional+single"}
+    with pytest.raises(InputError, match="conditional, conditional\\+single, marginal, epsilon; got 'single'"):
+        enrichment.test(zeta[0] * se, R, gmap, beta_hat=z[0] * se, se=se, method="single")
+
+
+def test_cli_test_choices_are_the_library_tests():
+    # the CLI spells the names out (its parser does not import numpy); they must stay the library's
+    from bayesmages.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.choices and "enrich" in a.choices).choices
+    for cmd, flag in (("enrich", "--test"), ("run", "--gene-test")):
+        action = next(a for a in sub[cmd]._actions if flag in a.option_strings)
+        assert tuple(action.choices) == enrichment.TESTS and action.default == "conditional"
+
+
 def test_complete_null_calibration_on_msprime_blocks(msprime_blocks):
     # beta_hat ~ N(0, R/n) with the shipped shrinker: valid (uniform or conservative) p-values.
     rng = np.random.default_rng(1)
@@ -167,7 +204,9 @@ def test_planted_gene_is_called_and_its_neighbour_is_not():
     zeta = np.where(np.arange(30) == 10, z[10], 0.0)  # a shrinker that found the causal variant
     cond = enrichment.test(zeta * se, R, gmap, beta_hat=z * se, se=se)
     marg = enrichment.test(zeta * se, R, gmap, beta_hat=z * se, se=se, method="marginal")
-    assert cond.p_value[1] < 1e-6 and cond.n_conditioned[1] == 0 and (cond.n_conditioned[[0, 2]] >= 1).all()
+    # the planted gene may condition on variant 20 (|z| >= 3, r = 0.9 with its last variant, which does not beat it
+    # clearly: the proxy rule), never on the causal variant's proxy 9, which z_10 beats by 1.6 sd here
+    assert cond.p_value[1] < 1e-6 and cond.n_conditioned[1] <= 1 and (cond.n_conditioned[[0, 2]] >= 1).all()
     assert cond.p_value[0] > 1e-3 and cond.p_value[2] > 1e-3
     assert marg.p_value[0] < 1e-6  # spill-over: the marginal test calls the left neighbour too
     assert set(cond["test"]) == {"conditional"} and set(marg["test"]) == {"marginal"}
@@ -292,6 +331,22 @@ def test_cli_enrich_conditional_and_marginal(tmp_path: Path, capsys):
     marg = pd.read_csv(tmp_path / "m" / "gene_enrichment.csv")
     assert set(marg["test"]) == {"marginal"} and marg.p_value[0] < 1e-3  # A tags B's causal variant
     assert cond.p_value[0] > 1e-3
+    # the optional single-variant part by name: the table's test column and run.json say which test it is
+    assert cli_main(["enrich", "--effects", str(shrunk), "--test", "conditional+single", "--out",
+                     str(tmp_path / "s"), *common]) == 0
+    single = pd.read_csv(tmp_path / "s" / "gene_enrichment.csv")
+    assert set(single["test"]) == {"conditional+single"} and single.p_value.idxmin() == 1
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["test"] == "conditional+single"
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["test"] == "conditional"
+    capsys.readouterr()
+    for cmd in (["enrich", "--effects", str(shrunk), "--test", "single", "--out", str(tmp_path / "y"), *common],
+                ["run", "--gwas", str(gwas), "--ld", str(block), "--genes", str(tmp_path / "genes.csv"),
+                 "--gene-test", "conditional-single", "--out", str(tmp_path / "y")]):
+        with pytest.raises(SystemExit) as bad:
+            cli_main(cmd)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert bad.value.code == 2 and len(err) == 1 and "conditional+single" in err[0], err
+        assert not (tmp_path / "y").exists()
     # a table with shrunk effects only cannot be tested conditionally: one line, exit 2, nothing written
     pd.read_csv(shrunk)[["SNP", "beta_shrunk"]].to_csv(tmp_path / "only.csv", index=False)
     capsys.readouterr()
@@ -302,19 +357,43 @@ def test_cli_enrich_conditional_and_marginal(tmp_path: Path, capsys):
 
 
 def test_signal_on_a_near_perfect_proxy_is_not_credited_to_the_gene():
-    # Variant 1 (in the gene) and variant 0 (outside) have r = 0.97: the data cannot say on which side of the gene
-    # boundary the signal lies, so the gene's selected variant brings its outside near-copy into the conditioning
-    # set and the gene is not called; with proxy_r = 1 (rule off) it is.
+    # Variant 1 (in the gene) and variant 0 (outside) have r = 0.97. When their |z| are close the data cannot say on
+    # which side of the gene boundary the signal lies, so the gene's selected variant brings its outside proxy into
+    # the conditioning set and the gene is not called; with proxy_r = 1 (rule off) it is. When the gene's variant
+    # beats the proxy by more than proxy_margin sd of z_1 - z_0 (sd = sqrt(2 (1 - 0.97)) = 0.245), the gene keeps it.
     R = np.array([[1.0, 0.97, 0.1], [0.97, 1.0, 0.1], [0.1, 0.1, 1.0]])
     gmap = GeneMap(pd.DataFrame({"GENE": ["g"], "CHR": "1", "n_variants": [2]}), [np.array([1, 2])])
-    z = np.array([11.6, 12.0, 1.2])
     zeta = np.array([0.0, 12.0, 0.0])  # the shrinker credited the inside variant
-    on = gene_statistics(z, zeta, [R], gmap)
-    off = gene_statistics(z, zeta, [R], gmap, proxy_r=1.0)
+    tie = np.array([11.9, 12.0, 1.2])  # 0.41 sd apart: within the margin 0.5
+    on = gene_statistics(tie, zeta, [R], gmap)
+    off = gene_statistics(tie, zeta, [R], gmap, proxy_r=1.0)
     assert on.n_conditioned.tolist() == [1] and off.n_conditioned.tolist() == [0]
-    p_on = pvals(on)[0]
-    p_off = pvals(off)[0]
-    assert p_off < 1e-20 and p_on > 1e-3
+    assert pvals(off)[0] < 1e-20 and pvals(on)[0] > 1e-3
+    clear = np.array([11.6, 12.0, 1.2])  # 1.63 sd apart: the data place the signal in the gene
+    kept = gene_statistics(clear, zeta, [R], gmap)
+    assert kept.n_conditioned.tolist() == [0] and pvals(kept)[0] < 1e-20
+    # an infinite margin never credits the gene with a strong proxy's signal (the rule before 2026-11-30)
+    never = gene_statistics(clear, zeta, [R], gmap, proxy_margin=np.inf)
+    assert never.n_conditioned.tolist() == [1] and pvals(never)[0] > 1e-3
+    # the rule also asks about a strong outside proxy of a variant the shrinker did not select (|z| >= lead_z)
+    unselected = gene_statistics(tie, np.zeros(3), [R], gmap)
+    assert unselected.n_conditioned.tolist() == [1]
+
+
+def test_proxy_rule_credits_the_gene_rarely_when_the_proxy_is_causal():
+    # The outside variant 0 is causal (z ~ 8) and the gene's variant 1 is its proxy at r = 0.95; the shrinker
+    # selects the gene's variant (worst case). The gene is credited only when z_1 beats z_0 by the margin: at most
+    # P(N(0,1) > 0.5) = 0.31 per proxy, and here P(N(0,1) > 0.5 + 8 sqrt(0.05 / 2)) = P(N > 1.76) = 0.039; over
+    # 2,000 replicates (binomial sd 0.0043) the share of replicates where the proxy is not conditioned on must be
+    # within 3 sd of 0.039.
+    R = np.array([[1.0, 0.95, 0.0], [0.95, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    gmap = GeneMap(pd.DataFrame({"GENE": ["g"], "CHR": "1", "n_variants": [2]}), [np.array([1, 2])])
+    lam = np.array([8.0, 0.0, 0.0])
+    z = lam @ R + null_z(R, 2000, np.random.default_rng(12))
+    zeta = np.array([0.0, 8.0, 0.0])
+    kept = np.mean([gene_statistics(zi, zeta, [R], gmap).n_conditioned[0] == 0 for zi in z])
+    expected = stats.norm.sf(0.5 + 8 * np.sqrt(0.05 / 2))
+    assert abs(kept - expected) < 3 * np.sqrt(expected * (1 - expected) / 2000), (kept, expected)
 
 
 def test_a_strong_signal_the_shrinker_missed_is_conditioned_on_as_a_lead():

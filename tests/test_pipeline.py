@@ -136,6 +136,16 @@ def test_resume_reuses_steps_and_invalidates_downstream(sim, tmp_path, cli_run):
     status = {r.name: r.reused for r in eps.steps}
     assert not status["enrich_T1"] and status["cluster_T1"]
     assert set(eps.enrichment["T1"]["test"]) == {"epsilon"} and eps.enrichment["T1"].attrs["null_variance"] > 0
+    # The conditional test with its single-variant part, by name: only the gene tests are recomputed, and the
+    # gene table, run.json and the report say which test produced the p-values.
+    sv = bm.pipeline.run([gwas[0]], ld, genes, out, traits=["T1"], figures=False, truncation=8, restarts=1,
+                         gene_test="conditional+single")
+    status = {r.name: r.reused for r in sv.steps}
+    assert not status["enrich_T1"] and status["cluster_T1"] and status["shrink_T1"]
+    table = pd.read_csv(out / "enrich_T1" / "gene_enrichment.csv")
+    assert set(table["test"]) == {"conditional+single"}
+    assert json.loads((out / "run.json").read_text())["arguments"]["gene_test"] == "conditional+single"
+    assert "single-variant part" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow  # a spawned process pool imports torch in each worker: about 25 s on two busy cores

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "--test conditional (default): each gene's z-scores (beta_hat/se) residualised on the outside "
             "variants the shrinker keeps (|beta_shrunk/se| > --threshold), against their exact null; p- and "
             "q-values are error rates. Needs the shrink output table (beta_hat, se, beta_shrunk). "
+            "--test conditional+single: the same with the gene's exact one-variant p-values added to the "
+            "combination (also error rates; ranks associated genes slightly better, lets slightly more "
+            "spill-over through: docs/genes.md). "
             "--test marginal: z_g'z_g against eig(R_g) on raw effects (needs beta_hat/BETA and se/SE). "
             "--test epsilon: the ML-MAGES paper's test, sum of squared shrunk effects against eig(epsilon R_g), "
             "epsilon from --null-variance or a one-trait dp_mixture fit; its p-values rank genes but are not "
@@ -47,10 +50,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--genes", type=Path, required=True, help="gene table (START/END or ML-MAGES index columns)")
     p.add_argument("--by", choices=("auto", "index", "positions"), default="auto",
                    help="map genes by index ranges or by positions (default: index when present)")
-    p.add_argument("--test", choices=("conditional", "marginal", "epsilon"), default="conditional",
-                   help="gene test (default: conditional)")
+    # the names of bayesmages.genes.enrichment.TESTS (spelt out: the CLI does not import numpy to build its parser)
+    p.add_argument("--test", choices=("conditional", "conditional+single", "marginal", "epsilon"),
+                   default="conditional", help="gene test (default: conditional)")
     p.add_argument("--threshold", type=float, default=0.5,
-                   help="conditional test: |beta_shrunk/se| above which an outside variant is conditioned on "
+                   help="conditional tests: |beta_shrunk/se| above which an outside variant is conditioned on "
                    "(default 0.5)")
     p.add_argument("--null-variance", type=float, default=None,
                    help="epsilon of --test epsilon (default: from a dp_mixture fit)")
@@ -97,8 +101,8 @@ def _raw_columns(df: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray]:
                 raise InputError(f"{path}: row {row + 2}: {b_col}/{s_col} must be finite with {s_col} > 0, "
                                  f"got {b[row]:g}/{s[row]:g}")
             return b, s
-    raise InputError(f"{path}: the conditional and marginal tests need beta_hat and se columns (the shrink output) "
-                     f"or BETA and SE; found {list(df.columns)}")
+    raise InputError(f"{path}: the conditional tests and the marginal test need beta_hat and se columns (the shrink "
+                     f"output) or BETA and SE; found {list(df.columns)}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,9 +75,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="variants of the multi-trait clustering: top --quantile of |beta_shrunk| in any trait "
                    "(default), |beta_shrunk| > 1.96 sd in any trait, or all")
     p.add_argument("--quantile", type=float, default=0.9, help="quantile of --select quantile (default 0.9)")
-    p.add_argument("--gene-test", choices=("conditional", "marginal", "epsilon"), default="conditional",
-                   help="single-trait gene test: calibrated LD-conditional (default), marginal LD-aware test on raw "
-                   "effects, or the paper's epsilon test (its p-values rank genes but are not error rates)")
+    # the names of bayesmages.genes.enrichment.TESTS (spelt out: the CLI does not import numpy to build its parser)
+    p.add_argument("--gene-test", choices=("conditional", "conditional+single", "marginal", "epsilon"),
+                   default="conditional",
+                   help="single-trait gene test: calibrated LD-conditional (default), the same with its single-variant "
+                   "part (conditional+single), marginal LD-aware test on raw effects, or the paper's epsilon test "
+                   "(its p-values rank genes but are not error rates)")
     p.add_argument("--shrink-method", choices=("nn", "enet", "susie"), default="nn",
                    help="shrinker: neural (default), the paper's elastic-net baseline, or susie_rss (sum of single "
                    "effects + infinitesimal background; uses the GWAS N column when present)")

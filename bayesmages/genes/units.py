@@ -161,7 +161,8 @@ def conditional_pvalues(st: GeneStatistics, single: bool = False) -> tuple[np.nd
     combination: the Cauchy combination of the gene's exact one-variant p-values P(chi2_1 > r_i^2 / C_ii)
     (``st.single`` holds the sum of their Cauchy terms, ``st.single_n`` how many), also exact given the
     conditioning set. It ranks associated genes slightly better but lets more spill-over through (docs/genes.md,
-    "what was tried"), so the default test does not use it. A part without a testable direction or variant is
+    "what was tried"), so the default test does not use it; ``enrichment.test(..., method="conditional+single")``
+    does. A part without a testable direction or variant is
     left out; genes with the Q_g part alone keep its p-value. Returns the p-values and how the Q_g part was
     computed (as :func:`form_pvalues`).
 
@@ -219,7 +220,7 @@ class GeneUnit:
     ld : object
         ``(LDRefs, block ids)`` read in the worker, or the list of the blocks themselves.
     method : str
-        ``"conditional"``, ``"marginal"`` or ``"epsilon"``.
+        ``"conditional"``, ``"conditional+single"``, ``"marginal"`` or ``"epsilon"``.
     traits : dict
         Per-trait arrays cut to the chunk: ``z`` (T, m_chunk) and ``zeta`` (T, m_chunk) or None; or for the
         epsilon test ``q_stat`` (T, G_chunk) and ``eps`` (T,). ``threshold`` for the conditional test.
@@ -266,8 +267,10 @@ def run_unit(unit: GeneUnit) -> dict[str, Any]:
                                    wald_df=np.concatenate([s.wald_df for s in sts if s.wald_df is not None]),
                                    single=np.concatenate([s.single for s in sts if s.single is not None]),
                                    single_n=np.concatenate([s.single_n for s in sts if s.single_n is not None]))
-            p, how = conditional_pvalues(joint) if unit.method == "conditional" else form_pvalues(joint.Q,
-                                                                                                   joint.weights)
+            if unit.method == "marginal":
+                p, how = form_pvalues(joint.Q, joint.weights)
+            else:
+                p, how = conditional_pvalues(joint, single=unit.method == "conditional+single")
             out = [(s.Q, p[t * n_genes:(t + 1) * n_genes], how[t * n_genes:(t + 1) * n_genes], s.n_conditioned)
                    for t, s in enumerate(sts)]
     # perf_counter is the system-wide monotonic clock on Linux: start and end are comparable across local processes

@@ -29,6 +29,10 @@ _FIGURE_TEXT = {
 _TEST_NOTES = {
     "conditional": "Test: LD-conditional (the gene's z-scores residualised on the outside signals the shrinker "
                    "keeps, against their exact null); p- and q-values are error rates (docs/genes.md).",
+    "conditional+single": "Test: LD-conditional with its single-variant part (the gene's z-scores residualised on "
+                          "the outside signals the shrinker keeps; their sum of squares, Wald form and one-variant "
+                          "tests combined, each against its exact null); p- and q-values are error rates "
+                          "(docs/genes.md).",
     "marginal": "Test: marginal LD-aware test on raw z-scores (z_g'z_g against eig(R_g)); it also calls genes "
                 "that only tag a causal neighbour.",
     "epsilon": "Test: the ML-MAGES paper's epsilon test on shrunk effects; its p-values rank genes but are not "

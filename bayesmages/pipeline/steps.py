@@ -555,7 +555,7 @@ def read_clusters(folder: Path, traits: Sequence[str]) -> ClusterOutput:
 # ----------------------------------------------------------------------------------------- enrich
 def gene_tests(inputs: PipelineInputs, rows: Mapping[str, pd.DataFrame], *, test: str = "conditional",
                workers: int, scheduler: Any = None, ld: Any = None) -> dict[str, pd.DataFrame]:
-    """The conditional or marginal gene test of several traits computed together (one map of work units).
+    """Any gene test but the epsilon test, of several traits computed together (one map of work units).
 
     :func:`bayesmages.genes.enrichment.test_traits` on each trait's shrinkage rows (``rows``: trait ->
     its rows, in data order): the genes are mapped once, and each unit is a chunk of genes x all traits;
