@@ -172,7 +172,7 @@ def test_run_adopts_old_leftovers_and_cleans_killed_figures(sim, tmp_path):
 
 
 def test_failed_first_run_leaves_nothing_but_keeps_finished_steps(sim, tmp_path, monkeypatch):
-    from bayesmages.pipeline import steps
+    from bayesmages.pipeline import gene_steps, steps
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure")
@@ -183,7 +183,7 @@ def test_failed_first_run_leaves_nothing_but_keeps_finished_steps(sim, tmp_path,
         bm.pipeline.run([sim / "gwas_T1.tsv"], sim / "ld", sim / "genes.tsv", tmp_path / "a", **kw)
     assert list(tmp_path.iterdir()) == []  # nothing had finished: no folder at all
     monkeypatch.undo()
-    monkeypatch.setattr(steps, "gene_summaries", boom)
+    monkeypatch.setattr(gene_steps, "gene_summaries", boom)
     with pytest.raises(RuntimeError):
         bm.pipeline.run([sim / "gwas_T1.tsv"], sim / "ld", sim / "genes.tsv", tmp_path / "a", **kw)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [MARKER, "cluster_T1", "enrich_T1", "shrink_T1"]

@@ -13,7 +13,7 @@ import bayesmages as bm
 from bayesmages.cli import main
 from bayesmages.errors import InputError
 from bayesmages.io.outdir import MARKER
-from bayesmages.pipeline import steps
+from bayesmages.pipeline import gene_steps, steps
 
 TINY = ["--blocks", "2", "--variants-per-block", "80", "--ref-samples", "300"]
 FAST = {"truncation": 8, "restarts": 2}  # small fits: the tests check plumbing, not clustering quality
@@ -66,7 +66,7 @@ def test_cli_run_on_simulate_output_writes_everything(cli_run):
     assert list(enrich.columns) == ["GENE", "CHR", "n_variants", "Q", "p_value", "q_value", "test", "p_method",
                                     "n_conditioned"]
     assert set(enrich["test"]) == {"conditional"} and set(enrich["p_method"]) <= {"exact", "none"}
-    for name in steps.GENE_TABLES:
+    for name in gene_steps.GENE_TABLES:
         assert (out / "genes" / f"{name}.csv").is_file()
 
     meta = json.loads((out / "run.json").read_text())
@@ -212,7 +212,7 @@ def test_failed_step_keeps_finished_steps_and_no_temporary_folder(sim, tmp_path,
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure in the gene step")
 
-    monkeypatch.setattr(steps, "gene_summaries", boom)
+    monkeypatch.setattr(gene_steps, "gene_summaries", boom)
     out = tmp_path / "fresh"
     with pytest.raises(RuntimeError, match="simulated failure"):
         bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
@@ -224,7 +224,7 @@ def test_failed_step_keeps_finished_steps_and_no_temporary_folder(sim, tmp_path,
     res = bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
     assert [r.reused for r in res.steps] == [True, True, True, False]
     shutil.rmtree(out / "genes")
-    monkeypatch.setattr(steps, "gene_summaries", boom)
+    monkeypatch.setattr(gene_steps, "gene_summaries", boom)
     with pytest.raises(RuntimeError):
         bm.pipeline.run(gwas[:1], ld, genes, out, traits=["T1"], figures=False, **FAST)
     assert (out / "cluster_T1" / "step.json").is_file() and not (out / "genes").exists()

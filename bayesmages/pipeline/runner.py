@@ -30,7 +30,7 @@ import pandas as pd
 
 from bayesmages.errors import InputError
 from bayesmages.io.outdir import MARKER
-from bayesmages.pipeline import steps
+from bayesmages.pipeline import gene_steps, steps
 from bayesmages.pipeline.inputs import PipelineInputs, load_inputs
 from bayesmages.pipeline.steps import ClusterOutput, StepRecord, run_step, step_seed
 
@@ -480,7 +480,7 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
     t0 = time.perf_counter()
     # the columns the gene tests read, per trait (not a copy of every column of every trait)
     tested = shrinkage[["beta_shrunk", "beta_hat", "se"]]
-    batched = steps.gene_tests(inputs, {t: tested.iloc[positions[t]] for t in inputs.traits if force or not
+    batched = gene_steps.gene_tests(inputs, {t: tested.iloc[positions[t]] for t in inputs.traits if force or not
                                         steps.is_finished(folder, f"enrich_{t}", enrich_spec(t, ""))},
                                test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"], ld=ld
                                ) if s["gene_test"] != "epsilon" else {}
@@ -496,13 +496,13 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
         rows = shrinkage.iloc[positions[t]]
         t0 = time.perf_counter()
         spec = enrich_spec(t, rec.key)
-        rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: steps.enrich_trait(  # type: ignore[misc]
+        rec = run_step(outdir, name, spec, lambda f, t=t, rows=rows: gene_steps.enrich_trait(  # type: ignore[misc]
             f, inputs, rows, clusters[t], test=s["gene_test"], workers=s["workers"], scheduler=s["scheduler"],
             ld=ld, result=batched.get(t)), force=force, on_start=lambda n=name: report.start(n),  # type: ignore[misc]
             extra_seconds=batch_wall / len(batched) if t in batched else 0.0)
         enrich_wall += time.perf_counter() - t0
         records.append(report.record(rec))
-        enrichment[t] = steps.read_enrichment(folder / name)
+        enrichment[t] = gene_steps.read_enrichment(folder / name)
         enrichment[t].attrs.update({k: rec.info.get(k) for k in ("test", "null_variance", "null_variance_rule")})
     s["walls"]["enrich"] = round(enrich_wall, 3)
 
@@ -518,10 +518,10 @@ def _execute(outdir: Any, out: Path, inputs: PipelineInputs, s: dict[str, Any], 
 
     spec = {"effects": [shrink_keys[t] for t in multi], "clusters": basis_key,
             "genes": inputs.hashes["genes"]}
-    rec = run_step(outdir, "genes", spec, lambda f: steps.gene_summaries(f, inputs, effects[multi], basis),
+    rec = run_step(outdir, "genes", spec, lambda f: gene_steps.gene_summaries(f, inputs, effects[multi], basis),
                    force=force, on_start=lambda: report.start("genes"))
     records.append(report.record(rec))
-    gene_tables = steps.read_gene_tables(folder / "genes")
+    gene_tables = gene_steps.read_gene_tables(folder / "genes")
 
     steps.remove_stale(outdir, [r.name for r in records])
     result = PipelineResult(out=out, traits=list(inputs.traits), shrinkage=shrinkage, clusters=clusters,
