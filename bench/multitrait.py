@@ -494,7 +494,8 @@ ALTERNATIVES = ("default", "noise se^2 (neither the shrinker's sd nor the PIP fl
                 "causal claim with PIP_any = max_t PIP_t",
                 "observations LD-deconvolved, noise se^2 x block misfit (types_from='deconvolved')",
                 "nn censored: PIP floor, PIP = P(abs(z) > 4) for z centred at the shrunk z",
-                "nn censored + marginal: also noise (1 - PIP) max(z_marginal^2 - 16, 0) se^2")
+                "nn censored + marginal: also noise (1 - PIP) max(z_marginal^2 - 16, 0) se^2",
+                "nn hybrid: shrunk effect where that PIP > 0.5, else the LD-deconvolved observation and its noise")
 
 
 def _detection_pip(X: np.ndarray, se: np.ndarray) -> np.ndarray:
@@ -583,6 +584,12 @@ def alternatives_case(n_rep: int, seeds: list[int], steps: int) -> dict:
                         obs, nv = deconvolved_observations(rep["beta_hat"], rep["se"], X, layout[0])
                     elif alt.startswith("noise se^2"):
                         nv = se2
+                    elif alt.startswith("nn hybrid"):
+                        xd, nd = deconvolved_observations(rep["beta_hat"], rep["se"], X, layout[0])
+                        swap = _detection_pip(X, rep["se"]) <= 0.5
+                        obs = np.where(swap, xd, X)
+                        nv0 = ty.variant_noise(X, sd=rep["sd"], se=rep["se"])
+                        nv = np.where(swap, np.broadcast_to(nd, X.shape), nv0)
                     elif alt.startswith("nn censored"):
                         det = _detection_pip(X, rep["se"])
                         nv = ty.variant_noise(X, sd=rep["sd"], se=rep["se"], pip=det)
