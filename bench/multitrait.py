@@ -492,7 +492,22 @@ def _demo_md(d: dict) -> list[str]:
 ALTERNATIVES = ("default", "noise se^2 (neither the shrinker's sd nor the PIP floor)",
                 "noise min(sd^2, se^2) (capped at se^2)", "shared components with unequal scales",
                 "causal claim with PIP_any = max_t PIP_t",
-                "observations LD-deconvolved, noise se^2 x block misfit (types_from='deconvolved')")
+                "observations LD-deconvolved, noise se^2 x block misfit (types_from='deconvolved')",
+                "nn censored: PIP floor, PIP = P(abs(z) > 4) for z centred at the shrunk z",
+                "nn censored + marginal: also noise (1 - PIP) max(z_marginal^2 - 16, 0) se^2",
+                "nn hybrid: shrunk effect where that PIP > 0.5, else the LD-deconvolved observation and its noise")
+
+
+def _detection_pip(X: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """A PIP for a shrinker without one (``nn``): the chance that a z-score centred at the shrunk effect's
+    ``|beta_shrunk| / se`` clears ``DETECTION_Z``, so an effect shrunk to about zero counts as censored
+    (``variant_noise``'s PIP floor)."""
+    from scipy.stats import norm
+
+    from bayesmages.cluster.types import DETECTION_Z
+
+    u = np.abs(X) / se
+    return norm.sf(DETECTION_Z - u) + norm.cdf(-DETECTION_Z - u)
 
 
 def _with_unequal_shared(lib, level: np.ndarray, grid: list[float]):
@@ -561,12 +576,26 @@ def alternatives_case(n_rep: int, seeds: list[int], steps: int) -> dict:
                 labels = np.full(X.shape[0], -1)
                 labels[mask] = model.labels_
                 for alt in ALTERNATIVES:
+                    if alt.startswith("nn") and method != "nn":
+                        continue
                     se2 = rep["se"] ** 2
                     obs, nulls = X, (0.0,)
                     if alt.startswith("observations"):
                         obs, nv = deconvolved_observations(rep["beta_hat"], rep["se"], X, layout[0])
                     elif alt.startswith("noise se^2"):
                         nv = se2
+                    elif alt.startswith("nn hybrid"):
+                        xd, nd = deconvolved_observations(rep["beta_hat"], rep["se"], X, layout[0])
+                        swap = _detection_pip(X, rep["se"]) <= 0.5
+                        obs = np.where(swap, xd, X)
+                        nv0 = ty.variant_noise(X, sd=rep["sd"], se=rep["se"])
+                        nv = np.where(swap, np.broadcast_to(nd, X.shape), nv0)
+                    elif alt.startswith("nn censored"):
+                        det = _detection_pip(X, rep["se"])
+                        nv = ty.variant_noise(X, sd=rep["sd"], se=rep["se"], pip=det)
+                        if "marginal" in alt:  # a strong marginal z the shrinker set to ~0: the signal may be here
+                            zm2 = (rep["beta_hat"] / rep["se"]) ** 2
+                            nv = np.maximum(nv, (1.0 - det) * np.maximum(zm2 - ty.DETECTION_Z**2, 0.0) * se2)
                     else:
                         nv = ty.variant_noise(X, sd=rep["sd"], se=rep["se"], pip=pip)
                         if alt.startswith("noise min"):
@@ -598,7 +627,7 @@ def alternatives_case(n_rep: int, seeds: list[int], steps: int) -> dict:
                         acc[alt][key].append(val)
                 print(json.dumps({"alternatives": method, "seed": seed, "rep": r}), flush=True)
             for alt in ALTERNATIVES:
-                if alt.startswith("causal claim") and method != "susie":
+                if (alt.startswith("causal claim") and method != "susie") or (alt.startswith("nn") and method != "nn"):
                     continue
                 a = acc[alt]
                 row = {"seed": seed, "shrinker": method, "alternative": alt, "n_replicates": n_rep,
