@@ -89,6 +89,12 @@ def _start_and_kill(argv, n_events, rng):
     if not killed:
         assert proc.returncode == 0, err
         return None
+    if sig == signal.SIGTERM and proc.returncode == 0:
+        # The signal came as the run was returning, after its last step had landed and while the CLI was
+        # putting back the previous handler (a pending Python-level handler that has just been replaced is
+        # dropped): the run finished, which the caller's rerun checks like any finished run. Seen at load ~8.
+        assert "Traceback" not in err, err
+        return None
     if sig == signal.SIGTERM:
         # Terminated in Python (exit 143, one line) unless the signal came before the handler was installed.
         assert proc.returncode in (143, -signal.SIGTERM), (proc.returncode, err)
